@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Structs shared by the BPF probes and their Python mirror (capture/events.py).
+ * Fixed-width fields only; keep both sides in step and bump docs/format.md. */
+#ifndef NETTRAIL_H
+#define NETTRAIL_H
+
+#define COMM_LEN 16
+#define HOST_LEN 256
+#define MAX_ADDRS 8
+#define MAX_PIDS 16
+
+/* Counters every probe keeps in its `stats` array map. */
+enum stat_index {
+	STAT_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: an event was dropped */
+	STAT_MAP_FULL = 1,     /* a hash map refused an insert: data was not tracked */
+	STAT_MAX = 2,
+};
+
+/* bandwidth: key and value of the per-interval connection maps. */
+struct conn_key {
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u32 pid;
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+	__u16 pad;
+};
+
+struct conn_val {
+	__u64 rx_bytes;
+	__u64 tx_bytes;
+	char comm[COMM_LEN];
+};
+
+/* sessions: one record per TCP session, from the ring buffer (closed) or
+ * from the tcp iterator at window end (still open). */
+enum session_state {
+	SESSION_CLOSED = 1,
+	SESSION_OPEN = 2,
+};
+
+struct session_event {
+	__u64 ts_ns;      /* close time, or iterator time for open sessions */
+	__u64 opened_ns;  /* 0: opened before the window */
+	__u64 tx_bytes;   /* payload sent: bytes_sent - bytes_retrans */
+	__u64 rx_bytes;   /* payload received: bytes_received less the FIN */
+	__u8 laddr[16];
+	__u8 raddr[16];
+	__u32 pid;        /* 0: no process touched the socket in the window */
+	__u16 lport;
+	__u16 rport;
+	__u16 family;
+	__u8 state;       /* enum session_state */
+	__u8 pad;
+	char comm[COMM_LEN];
+};
+
+/* dns: one record per libc lookup. */
+enum dns_function {
+	FN_GETADDRINFO = 1,
+	FN_GETHOSTBYNAME = 2,
+	FN_GETHOSTBYNAME2 = 3,
+	FN_GETHOSTBYNAME_R = 4,
+	FN_GETHOSTBYNAME2_R = 5,
+};
+
+struct dns_event {
+	__u64 start_ns;
+	__u64 end_ns;
+	__u32 pid;
+	__s32 ret;        /* getaddrinfo: 0 or EAI_*; _r: 0 or errno; else 0/1 for ptr */
+	__s32 h_errno;    /* gethostbyname*: h_errno of the lookup, 0 if none */
+	__u8 function;    /* enum dns_function */
+	__u8 naddrs;
+	__u16 pad;
+	__u16 families[MAX_ADDRS];
+	__u8 addrs[MAX_ADDRS][16];
+	char comm[COMM_LEN];
+	char host[HOST_LEN];
+};
+
+/* dns: a lookup in progress, keyed by thread id; user space reads what is
+ * left at window end as pending lookups. */
+struct dns_lookup {
+	__u64 start_ns;
+	__u64 result_pp;      /* struct addrinfo ** or struct hostent ** */
+	__u64 herrno_p;       /* int *h_errnop of a _r call */
+	__u64 inner_herrno_p; /* h_errnop of a lookup made inside this one */
+	__s32 inner_herrno;
+	__u32 depth;          /* nested lookups still running */
+	__u32 pid;
+	__u8 function;
+	__u8 pad[3];
+	char comm[COMM_LEN];
+	char host[HOST_LEN];
+};
+
+#endif /* NETTRAIL_H */

@@ -1,0 +1,1 @@
+"""nettrail capture: load the probes, run the window, write the logs, CLI."""

@@ -1,0 +1,67 @@
+"""`nettrail check`: what this machine offers each probe, each problem with its fix."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+from capture import libbpf
+from capture.libcs import find_libcs
+from capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
+from capture.window import PROBE_CLASSES
+from report.errors import NettrailError
+
+
+@dataclass
+class Finding:
+    what: str
+    value: str
+    ok: bool
+    fix: str = ""
+
+
+def _system() -> list[Finding]:
+    findings = [Finding("kernel", f"{platform.release()} ({platform.machine()})", True)]
+    btf = btf_problem()
+    findings.append(Finding("BTF", str(VMLINUX_BTF) if not btf else btf.problem, not btf,
+                            btf.fix if btf else ""))
+    priv = privilege_problem()
+    findings.append(Finding("privileges", "root" if not priv and os.geteuid() == 0 else
+                            (priv.problem if priv else "CAP_BPF+CAP_PERFMON"), not priv,
+                            priv.fix if priv else ""))
+    try:
+        lib = libbpf.lib()
+        findings.append(Finding("libbpf", f"libbpf.so.1 ({lib.libbpf_major_version()}."
+                                          f"{lib.libbpf_minor_version()})", True))
+    except NettrailError as exc:
+        findings.append(Finding("libbpf", exc.problem, False, exc.fix))
+    libcs = find_libcs()
+    findings.append(Finding("libcs", ", ".join(f"{c.path} (pid {c.pid})" for c in libcs)
+                            or "none found", bool(libcs),
+                            "" if libcs else "dns needs a process using libc"))
+    return findings
+
+
+def _probes() -> list[Finding]:
+    """Load and attach each probe for a moment to learn which hook it gets."""
+    findings = []
+    for name, cls in PROBE_CLASSES.items():
+        probe = cls()
+        probe.start()
+        probe.close()
+        status = probe.status
+        findings.append(Finding(name, status.hook or status.error or "", status.status == "ok",
+                                "" if status.status == "ok" else "run with --debug for "
+                                "libbpf's log"))
+    return findings
+
+
+def run_check() -> list[Finding]:
+    findings = _system()
+    if all(f.ok for f in findings[:4]):
+        findings += _probes()
+    else:
+        findings += [Finding(name, "not tried (fix the problems above)", False)
+                     for name in PROBE_CLASSES]
+    return findings

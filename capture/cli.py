@@ -1,0 +1,185 @@
+"""The nettrail command line. Every error ends here as one line on stderr;
+--debug adds the traceback and libbpf's log."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from report.errors import ExitStatus, NettrailError
+from report.logformat import PROBES
+
+EXAMPLES = """\
+examples:
+  sudo nettrail capture                  5 s x 12 (one minute), live view, report.html at the end
+  sudo nettrail capture 1 30 -p 1234     one process, 1 s intervals for 30 s
+  sudo nettrail capture -q 5 12 --probes sessions,dns -o /var/tmp/inc42 --title INC-42
+  sudo nettrail check                    what this kernel and machine support
+  nettrail report nettrail-20261124T101500Z --note "checkout slow since 10:05"
+  sudo nettrail schedule --cron "*/15 * * * *" --dir /var/lib/nettrail --keep 96
+  sudo nettrail trigger                  capture now, in the running schedule service
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"nettrail: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(ExitStatus.USAGE)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _probe_list(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROBES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown probe {', '.join(unknown) or '(none)'}: choose from {','.join(PROBES)}")
+    return names
+
+
+_positive_float.__name__ = "seconds"
+_positive_int.__name__ = "count"
+
+
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """INTERVAL COUNT -p --probes: shared by capture and schedule."""
+    p.add_argument("interval", nargs="?", type=_positive_float, default=5.0,
+                   metavar="INTERVAL", help="seconds per interval (default 5)")
+    p.add_argument("count", nargs="?", type=_positive_int, default=12, metavar="COUNT",
+                   help="number of intervals (default 12)")
+    p.add_argument("-p", "--pid", dest="pids", type=_positive_int, nargs="+", action="extend",
+                   default=[], metavar="PID", help="trace only these processes")
+    p.add_argument("--probes", type=_probe_list, default=PROBES,
+                   help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
+
+
+def add_debug(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's default must not undo `nettrail --debug CMD`
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on errors, show the traceback and libbpf's log")
+
+
+def _add_report_text(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--title", help="report title, e.g. the incident or ticket")
+    p.add_argument("--note", help="a note shown under the title")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="nettrail", formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Capture per-process TCP bandwidth, TCP sessions and DNS "
+                                "lookups with eBPF for a fixed window, and render one HTML "
+                                "report.", epilog=EXAMPLES)
+    parser.add_argument("--debug", action="store_true",
+                        help="on errors, show the traceback and libbpf's log")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    cap = sub.add_parser("capture", help="capture one window now",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                         description="Attach the probes for INTERVAL x COUNT seconds, write "
+                                     "raw logs (docs/format.md) and report.html into one "
+                                     "directory, and print that directory last on stdout. "
+                                     "Ctrl-C ends early and still leaves a complete capture.")
+    add_window_arguments(cap)
+    cap.add_argument("-o", "--output", type=Path, metavar="DIR",
+                     help="capture directory (default ./nettrail-<UTC time>)")
+    cap.add_argument("--no-report", action="store_true", help="write the logs only")
+    cap.add_argument("-q", "--quiet", action="store_true",
+                     help="print only the capture directory")
+    _add_report_text(cap)
+    add_debug(cap)
+    cap.set_defaults(run=cmd_capture)
+
+    chk = sub.add_parser("check", help="check kernel, privileges, hooks and libcs")
+    add_debug(chk)
+    chk.set_defaults(run=cmd_check)
+
+    rep = sub.add_parser("report", help="render report.html from a capture directory")
+    rep.add_argument("capture_dir", type=Path, metavar="CAPTURE_DIR")
+    rep.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="where to write (default CAPTURE_DIR/report.html)")
+    _add_report_text(rep)
+    add_debug(rep)
+    rep.set_defaults(run=cmd_report)
+    return parser
+
+
+def install_stop_handlers() -> threading.Event:
+    """Ctrl-C and SIGTERM end the window early; the capture is still finished."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def render_report(directory: Path, title: str | None = None, note: str | None = None,
+                  output: Path | None = None) -> Path:
+    from report.build import write_report
+    return write_report(directory, output=output, title=title, note=note)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from capture.live import LineView, LiveView, QuietView
+    from capture.window import Capture, CaptureOptions
+
+    opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
+                          pids=tuple(args.pids), probes=args.probes,
+                          report=not args.no_report, title=args.title, note=args.note)
+    view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
+    directory = Capture(opts, view, install_stop_handlers(), render_report).run()
+    print(directory, flush=True)
+    return ExitStatus.OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from capture.check import run_check
+    findings = run_check()
+    for f in findings:
+        mark = "ok" if f.ok else "PROBLEM"
+        print(f"{f.what:<11} {mark:<8} {f.value}" + (f"  -> {f.fix}" if f.fix else ""))
+    return ExitStatus.OK if all(f.ok for f in findings) else ExitStatus.UNSUPPORTED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(render_report(args.capture_dir, args.title, args.note, args.output))
+    return ExitStatus.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NettrailError as exc:
+        print(f"nettrail: {exc.one_line()}", file=sys.stderr)
+        status = int(exc.status)
+    except Exception as exc:  # a bug: still one line, details with --debug
+        print(f"nettrail: internal error: {type(exc).__name__}: {exc} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
+        status = int(ExitStatus.ERROR)
+    if args.debug:
+        traceback.print_exc()
+        from capture.libbpf import log
+        print("\n".join(["--- libbpf log ---", *log]), file=sys.stderr)
+    return status
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""A thin ctypes layer over the system libbpf.so.1: only the calls nettrail makes.
+
+libbpf does the work (ELF, CO-RE relocation, loading, attaching, ring buffers);
+this module declares its functions, turns its errors into ProbeError, and keeps
+its log for --debug.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32,
+                    c_uint64, c_void_p)
+
+from report.errors import ProbeError, UnsupportedSystem
+
+BTF_KIND_DATASEC = 15
+LOG_LINES = 2000
+
+# Everything libbpf said, for --debug.
+log: deque[str] = deque(maxlen=LOG_LINES)
+
+_PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+
+# name: (restype, argtypes)
+_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    "libbpf_set_print": (c_void_p, [_PRINT_FN]),
+    "libbpf_strerror": (c_int, [c_int, c_char_p, c_size_t]),
+    "libbpf_major_version": (c_uint32, []),
+    "libbpf_minor_version": (c_uint32, []),
+    "bpf_object__open_file": (c_void_p, [c_char_p, c_void_p]),
+    "bpf_object__load": (c_int, [c_void_p]),
+    "bpf_object__close": (None, [c_void_p]),
+    "bpf_object__btf": (c_void_p, [c_void_p]),
+    "bpf_object__next_program": (c_void_p, [c_void_p, c_void_p]),
+    "bpf_object__next_map": (c_void_p, [c_void_p, c_void_p]),
+    "bpf_object__find_program_by_name": (c_void_p, [c_void_p, c_char_p]),
+    "bpf_object__find_map_by_name": (c_void_p, [c_void_p, c_char_p]),
+    "bpf_program__name": (c_char_p, [c_void_p]),
+    "bpf_program__set_autoload": (c_int, [c_void_p, c_bool]),
+    "bpf_program__attach": (c_void_p, [c_void_p]),
+    "bpf_program__attach_iter": (c_void_p, [c_void_p, c_void_p]),
+    "bpf_program__attach_uprobe_opts": (c_void_p, [c_void_p, c_int, c_char_p, c_size_t,
+                                                   c_void_p]),
+    "bpf_link__fd": (c_int, [c_void_p]),
+    "bpf_link__destroy": (c_int, [c_void_p]),
+    "bpf_iter_create": (c_int, [c_int]),
+    "bpf_map__name": (c_char_p, [c_void_p]),
+    "bpf_map__fd": (c_int, [c_void_p]),
+    "bpf_map__initial_value": (c_void_p, [c_void_p, POINTER(c_size_t)]),
+    "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
+    "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
+    "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
+    "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
+    "bpf_map_lookup_batch": (c_int, [c_int, c_void_p, c_void_p, c_void_p, c_void_p,
+                                     POINTER(c_uint32), c_void_p]),
+    "bpf_map_lookup_and_delete_batch": (c_int, [c_int, c_void_p, c_void_p, c_void_p,
+                                                c_void_p, POINTER(c_uint32), c_void_p]),
+    "btf__find_by_name_kind": (c_int, [c_void_p, c_char_p, c_uint32]),
+    "btf__type_by_id": (c_void_p, [c_void_p, c_uint32]),
+    "btf__name_by_offset": (c_char_p, [c_void_p, c_uint32]),
+    "ring_buffer__new": (c_void_p, [c_int, SAMPLE_FN, c_void_p, c_void_p]),
+    "ring_buffer__add": (c_int, [c_void_p, c_int, SAMPLE_FN, c_void_p]),
+    "ring_buffer__poll": (c_int, [c_void_p, c_int]),
+    "ring_buffer__consume": (c_int, [c_void_p]),
+    "ring_buffer__free": (None, [c_void_p]),
+}
+
+
+class _UprobeOpts(ctypes.Structure):
+    """struct bpf_uprobe_opts as of libbpf 1.1 (sz tells libbpf how much we know)."""
+
+    _fields_ = [("sz", c_size_t), ("ref_ctr_offset", c_size_t), ("bpf_cookie", c_uint64),
+                ("retprobe", c_bool), ("func_name", c_char_p)]
+
+
+class _BtfType(ctypes.Structure):
+    _fields_ = [("name_off", c_uint32), ("info", c_uint32), ("size", c_uint32)]
+
+
+class _BtfVarSecinfo(ctypes.Structure):
+    _fields_ = [("type", c_uint32), ("offset", c_uint32), ("size", c_uint32)]
+
+
+_lib: ctypes.CDLL | None = None
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+
+
+@_PRINT_FN
+def _on_libbpf_print(level: int, fmt: bytes, args: int) -> int:
+    buf = ctypes.create_string_buffer(1024)
+    _libc.vsnprintf(buf, len(buf), fmt, args)
+    log.append(buf.value.decode(errors="replace").rstrip("\n"))
+    return 0
+
+
+def lib() -> ctypes.CDLL:
+    """libbpf.so.1, declared and with its log captured (loaded once)."""
+    global _lib
+    if _lib is None:
+        try:
+            loaded = ctypes.CDLL("libbpf.so.1", use_errno=True)
+        except OSError as exc:
+            raise UnsupportedSystem("libbpf.so.1 not found",
+                                    "install it: apt-get install libbpf1") from exc
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(loaded, name)
+            fn.restype, fn.argtypes = restype, argtypes
+        loaded.libbpf_set_print(_on_libbpf_print)
+        _lib = loaded
+    return _lib
+
+
+def strerror(err: int) -> str:
+    """libbpf's text for a (positive or negative) error number."""
+    buf = ctypes.create_string_buffer(256)
+    lib().libbpf_strerror(-abs(err), buf, len(buf))
+    return buf.value.decode() or os.strerror(abs(err))
+
+
+def _check_ptr(ptr: int | None, what: str) -> int:
+    if not ptr:
+        err = ctypes.get_errno() or errno.EINVAL
+        raise ProbeError(f"{what}: {strerror(err)}")
+    return ptr
+
+
+def _check_rc(rc: int, what: str) -> None:
+    if rc < 0:
+        raise ProbeError(f"{what}: {strerror(rc)}")
+
+
+class BpfObject:
+    """One opened BPF object file, its programs, maps and links."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._obj = _check_ptr(lib().bpf_object__open_file(path.encode(), None),
+                               f"open {os.path.basename(path)}")
+        self._links: list[int] = []
+
+    def program_names(self) -> list[str]:
+        names, prog = [], None
+        while prog := lib().bpf_object__next_program(self._obj, prog):
+            names.append(lib().bpf_program__name(prog).decode())
+        return names
+
+    def _program(self, name: str) -> int:
+        return _check_ptr(lib().bpf_object__find_program_by_name(self._obj, name.encode()),
+                          f"program {name}")
+
+    def _map(self, name: str) -> int:
+        return _check_ptr(lib().bpf_object__find_map_by_name(self._obj, name.encode()),
+                          f"map {name}")
+
+    def keep_only(self, programs: tuple[str, ...]) -> None:
+        """Load just these programs (one hook set)."""
+        for name in self.program_names():
+            lib().bpf_program__set_autoload(self._program(name), name in programs)
+
+    def set_rodata(self, values: dict[str, bytes]) -> None:
+        """Set `const volatile` globals before load, found by name through BTF."""
+        btf = _check_ptr(lib().bpf_object__btf(self._obj), "object BTF")
+        sec_id = lib().btf__find_by_name_kind(btf, b".rodata", BTF_KIND_DATASEC)
+        _check_rc(sec_id, ".rodata section")
+        sec = _BtfType.from_address(lib().btf__type_by_id(btf, sec_id))
+        infos = (_BtfVarSecinfo * (sec.info & 0xFFFF)).from_address(
+            lib().btf__type_by_id(btf, sec_id) + ctypes.sizeof(_BtfType))
+        offsets = {}
+        for info in infos:
+            var = _BtfType.from_address(lib().btf__type_by_id(btf, info.type))
+            offsets[lib().btf__name_by_offset(btf, var.name_off).decode()] = info
+        size = c_size_t()
+        data = _check_ptr(lib().bpf_map__initial_value(self._rodata_map(), ctypes.byref(size)),
+                          ".rodata data")
+        for name, value in values.items():
+            info = offsets[name]
+            if len(value) > info.size:
+                raise ProbeError(f"{name}: {len(value)} bytes do not fit in {info.size}")
+            ctypes.memmove(data + info.offset, value, len(value))
+
+    def _rodata_map(self) -> int:
+        m = None
+        while m := lib().bpf_object__next_map(self._obj, m):
+            if lib().bpf_map__name(m).decode().endswith(".rodata"):
+                return m
+        raise ProbeError(f"{os.path.basename(self.path)} has no .rodata")
+
+    def load(self) -> None:
+        _check_rc(lib().bpf_object__load(self._obj), f"load {os.path.basename(self.path)}")
+
+    def attach(self, program: str) -> None:
+        """Attach by the program's SEC() name (tracepoints, fentry, kprobes)."""
+        link = lib().bpf_program__attach(self._program(program))
+        self._links.append(_check_ptr(link, f"attach {program}"))
+
+    def attach_uprobe(self, program: str, binary: str, function: str, retprobe: bool) -> None:
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe,
+                           func_name=function.encode())
+        link = lib().bpf_program__attach_uprobe_opts(self._program(program), -1,
+                                                     binary.encode(), 0, ctypes.byref(opts))
+        self._links.append(_check_ptr(link, f"uprobe {function} in {binary}"))
+
+    def read_iter(self, program: str) -> bytes:
+        """Run a BPF iterator program once and return what it wrote."""
+        link = _check_ptr(lib().bpf_program__attach_iter(self._program(program), None),
+                          f"attach {program}")
+        try:
+            fd = lib().bpf_iter_create(lib().bpf_link__fd(link))
+            _check_rc(fd, f"run {program}")
+            with os.fdopen(fd, "rb") as f:
+                return f.read()
+        finally:
+            lib().bpf_link__destroy(link)
+
+    def map_fd(self, name: str) -> int:
+        return lib().bpf_map__fd(self._map(name))
+
+    def set_max_entries(self, name: str, entries: int) -> None:
+        _check_rc(lib().bpf_map__set_max_entries(self._map(name), entries),
+                  f"resize {name}")
+
+    def close(self) -> None:
+        for link in self._links:
+            lib().bpf_link__destroy(link)
+        self._links.clear()
+        if self._obj:
+            lib().bpf_object__close(self._obj)
+            self._obj = 0
+
+
+def map_update(fd: int, key: ctypes.Structure | ctypes._SimpleCData,
+               value: ctypes.Structure | ctypes._SimpleCData) -> None:
+    _check_rc(lib().bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0),
+              "map update")
+
+
+def map_lookup(fd: int, key: ctypes._SimpleCData, value: ctypes.Structure | ctypes._SimpleCData
+               ) -> bool:
+    return lib().bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value)) == 0
+
+
+def map_items(fd: int, key_type: type, value_type: type) -> Iterator[tuple[object, object]]:
+    """Every (key, value) of a map, walked key by key (entries may come and go)."""
+    key, next_key = key_type(), key_type()
+    prev = None
+    while lib().bpf_map_get_next_key(fd, prev, ctypes.byref(next_key)) == 0:
+        ctypes.memmove(ctypes.byref(key), ctypes.byref(next_key), ctypes.sizeof(key))
+        prev = ctypes.byref(key)
+        value = value_type()
+        if lib().bpf_map_lookup_elem(fd, prev, ctypes.byref(value)) == 0:
+            yield key_type.from_buffer_copy(key), value
+
+
+def map_batch(fd: int, key_type: type, value_type: type, capacity: int,
+              delete: bool) -> list[tuple[object, object]]:
+    """All entries of a hash map in batches; with delete, each entry is removed as
+    it is read (BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
+    call = lib().bpf_map_lookup_and_delete_batch if delete else lib().bpf_map_lookup_batch
+    keys, values = (key_type * capacity)(), (value_type * capacity)()
+    token_in, token_out = ctypes.create_string_buffer(64), ctypes.create_string_buffer(64)
+    items: list[tuple[object, object]] = []
+    first = True
+    while True:
+        count = c_uint32(capacity)
+        rc = call(fd, None if first else token_in, token_out, keys, values,
+                  ctypes.byref(count), None)
+        err = ctypes.get_errno() if rc < 0 else 0
+        # copy out of the arrays before the next batch reuses them
+        items.extend((key_type.from_buffer_copy(keys[i]), value_type.from_buffer_copy(values[i]))
+                     for i in range(count.value))
+        if rc < 0 and err != errno.ENOENT:
+            _check_rc(-err, "map batch read")
+        if rc < 0 or count.value == 0:
+            return items
+        ctypes.memmove(token_in, token_out, len(token_out))
+        first = False
+
+
+class RingBuffers:
+    """One libbpf ring_buffer manager polling several BPF ring buffers."""
+
+    def __init__(self) -> None:
+        self._rb = 0
+        self._callbacks: list[object] = []  # keep the C callbacks alive
+        self._error: BaseException | None = None
+
+    def add(self, map_fd: int, on_event: Callable[[bytes], None]) -> None:
+        @SAMPLE_FN
+        def sample(_ctx: int, data: int, size: int) -> int:
+            try:
+                on_event(ctypes.string_at(data, size))
+            except BaseException as exc:  # ctypes would print and drop it
+                self._error = exc
+                return -1
+            return 0
+
+        self._callbacks.append(sample)
+        if not self._rb:
+            self._rb = _check_ptr(lib().ring_buffer__new(map_fd, sample, None, None),
+                                  "ring buffer")
+        else:
+            _check_rc(lib().ring_buffer__add(self._rb, map_fd, sample, None), "ring buffer")
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def poll(self, timeout_ms: int) -> None:
+        if not self._rb:
+            return
+        rc = lib().ring_buffer__poll(self._rb, timeout_ms)
+        self._raise_pending()
+        if rc < 0 and -rc != errno.EINTR:
+            _check_rc(rc, "ring buffer poll")
+
+    def drain(self) -> None:
+        if self._rb:
+            lib().ring_buffer__consume(self._rb)
+            self._raise_pending()
+
+    def free(self) -> None:
+        if self._rb:
+            lib().ring_buffer__free(self._rb)
+            self._rb = 0

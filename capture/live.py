@@ -1,0 +1,91 @@
+"""What a capture shows while it runs: a live top-connections view on a
+terminal, one line at start and end otherwise (cron), nothing with -q."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from capture.events import address
+from capture.window import Capture
+from report.units import human_bytes, printable
+
+REFRESH_S = 1.0
+TOP = 10
+
+
+def _summary(capture: Capture) -> str:
+    t = capture.totals
+    state = (f"interrupted after {capture.intervals_done}/{capture.opts.count} intervals"
+             if capture.interrupted else f"{capture.opts.count} intervals")
+    lost = sum(t.lost.values())
+    failed = [f"{n} failed" for n, p in capture.probes.items() if p.status.status == "failed"]
+    parts = [f"nettrail: done ({state}): {human_bytes(t.rx_bytes)} in, "
+             f"{human_bytes(t.tx_bytes)} out, {t.sessions} sessions, {t.lookups} lookups "
+             f"({t.failed_lookups} failed), {lost} lost events", *failed]
+    if capture.report_path:
+        parts.append(f"report {capture.report_path}")
+    if capture.report_error:
+        parts.append(f"report not written: {capture.report_error}")
+    return "; ".join(parts)
+
+
+class QuietView:
+    def begin(self, capture: Capture) -> None:
+        pass
+
+    def tick(self, capture: Capture) -> None:
+        pass
+
+    def end(self, capture: Capture) -> None:
+        pass
+
+
+class LineView(QuietView):
+    """One line at start, one at end, no escape codes."""
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        self.out = out
+
+    def begin(self, capture: Capture) -> None:
+        probes = ", ".join(f"{n} {p.status.status}" for n, p in capture.probes.items())
+        print(f"nettrail: capturing {capture.opts.interval_s:g}s x {capture.opts.count} into "
+              f"{capture.directory} ({probes})", file=self.out, flush=True)
+
+    def end(self, capture: Capture) -> None:
+        print(_summary(capture), file=self.out, flush=True)
+
+
+class LiveView(LineView):
+    """Redraws the current interval's top connections once a second."""
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        super().__init__(out)
+        self._next = 0.0
+
+    def tick(self, capture: Capture) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + REFRESH_S
+        t = capture.totals
+        lines = [f"nettrail  interval {t.interval}/{capture.opts.count}  "
+                 f"{t.seconds_left:4.1f}s left  sessions {t.sessions}  lookups {t.lookups} "
+                 f"({t.failed_lookups} failed)  lost {sum(t.lost.values())}  Ctrl-C ends early",
+                 f"{'PID':>7} {'COMM':16} {'LOCAL':>28} {'REMOTE':>28} {'RX':>10} {'TX':>10}"]
+        bandwidth = capture._bandwidth()
+        rows = bandwidth.peek() if bandwidth else []
+        rows.sort(key=lambda kv: kv[1].rx_bytes + kv[1].tx_bytes, reverse=True)
+        for key, val in rows[:TOP]:
+            local = f"{address(key.family, key.laddr)}:{key.lport}"
+            remote = f"{address(key.family, key.raddr)}:{key.rport}"
+            comm = printable(val.comm.decode(errors="replace"))
+            lines.append(f"{key.pid:>7} {comm:16} {local:>28} {remote:>28} "
+                         f"{human_bytes(val.rx_bytes):>10} {human_bytes(val.tx_bytes):>10}")
+        self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+        self.out.flush()
+
+    def end(self, capture: Capture) -> None:
+        self.out.write("\x1b[H\x1b[J")
+        super().end(capture)

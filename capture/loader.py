@@ -1,0 +1,128 @@
+"""Load a probe's BPF object with the first hook set this kernel accepts.
+
+Each probe lists hook sets in order of preference; every one that fails is
+recorded with its reason, and the one that worked is named in meta.json."""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from capture.events import MAX_PIDS
+from capture.libbpf import BpfObject, map_lookup
+from report.errors import ProbeError, UnsupportedSystem
+
+OBJECT_DIR = Path(__file__).parent / "bpf_objects"
+
+
+@dataclass(frozen=True)
+class HookSet:
+    name: str                   # recorded as the probe's hook
+    attach: tuple[str, ...]     # programs attached for the whole window
+    on_demand: tuple[str, ...] = ()  # loaded too, run later (iterators)
+
+
+@dataclass
+class ProbeStatus:
+    status: str = "skipped"     # ok / failed / skipped
+    hook: str | None = None
+    error: str | None = None
+    detail: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"status": self.status, "hook": self.hook, "error": self.error, **self.detail}
+
+
+def object_path(probe: str) -> Path:
+    path = OBJECT_DIR / f"{probe}.bpf.o"
+    if not path.exists():
+        raise UnsupportedSystem(f"BPF object {path} is missing",
+                                "build it with `make bpf` or reinstall nettrail")
+    return path
+
+
+def pid_filter(pids: tuple[int, ...]) -> dict[str, bytes]:
+    """The targ_pids/targ_npids globals every probe shares."""
+    if len(pids) > MAX_PIDS:
+        raise ProbeError(f"at most {MAX_PIDS} -p PIDs are supported")
+    padded = list(pids) + [0] * (MAX_PIDS - len(pids))
+    return {"targ_pids": struct.pack(f"{MAX_PIDS}I", *padded),
+            "targ_npids": struct.pack("I", len(pids))}
+
+
+def attach_all(obj: BpfObject, hooks: HookSet) -> None:
+    for program in hooks.attach:
+        obj.attach(program)
+
+
+def load_first_working(probe: str, hook_sets: tuple[HookSet, ...], rodata: dict[str, bytes],
+                       attach: Callable[[BpfObject, HookSet], None] = attach_all
+                       ) -> tuple[BpfObject, HookSet]:
+    """Open, configure, load and attach the first hook set that works."""
+    path = str(object_path(probe))
+    failures = []
+    for hooks in hook_sets:
+        obj = BpfObject(path)
+        try:
+            obj.keep_only(hooks.attach + hooks.on_demand)
+            obj.set_rodata(rodata)
+            obj.load()
+            attach(obj, hooks)
+            return obj, hooks
+        except ProbeError as exc:
+            failures.append(f"{hooks.name}: {exc.problem}")
+            obj.close()
+    raise ProbeError("; ".join(failures))
+
+
+def read_stats(obj: BpfObject) -> int:
+    """Events this probe's kernel side dropped (ring buffer or map full)."""
+    fd, total = obj.map_fd("stats"), 0
+    for index in range(2):
+        value = ctypes.c_uint64()
+        if map_lookup(fd, ctypes.c_uint32(index), value):
+            total += value.value
+    return total
+
+
+class Probe:
+    """A probe's life: start (load, attach), read while running, close.
+    A probe that cannot start records why and stays out of the way."""
+
+    name = ""
+    hook_sets: tuple[HookSet, ...] = ()
+
+    def __init__(self, pids: tuple[int, ...] = ()) -> None:
+        self.pids = pids
+        self.status = ProbeStatus()
+        self.obj: BpfObject | None = None
+
+    def rodata(self) -> dict[str, bytes]:
+        return pid_filter(self.pids)
+
+    def attach(self, obj: BpfObject, hooks: HookSet) -> None:
+        attach_all(obj, hooks)
+
+    def start(self) -> None:
+        try:
+            self.obj, hooks = load_first_working(self.name, self.hook_sets, self.rodata(),
+                                                 self.attach)
+        except ProbeError as exc:
+            self.status = ProbeStatus("failed", error=exc.problem, detail=self.status.detail)
+            return
+        self.status = ProbeStatus("ok", hook=hooks.name, detail=self.status.detail)
+
+    @property
+    def running(self) -> bool:
+        return self.obj is not None
+
+    def lost_events(self) -> int:
+        return read_stats(self.obj) if self.obj else 0
+
+    def close(self) -> None:
+        if self.obj:
+            self.obj.close()
+            self.obj = None

@@ -1,0 +1,71 @@
+"""The capture directory: one JSON line per event, flushed every interval,
+files readable by their owner only (docs/format.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from report.errors import OutputError, UsageError
+from report.logformat import LOG_FILES, META
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}",
+                          "free disk space or capture elsewhere with -o DIR") from exc
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace a file atomically (temporary file, then rename), mode 0600."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with _writing(path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+class LogWriter:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        if directory.exists() and any(directory.iterdir()):
+            raise UsageError(f"{directory} is not empty", "choose a new directory with -o")
+        with _writing(directory):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        self._paths = {probe: directory / name for probe, name in LOG_FILES.items()}
+        self._files = {probe: self._open(path) for probe, path in self._paths.items()}
+        self.counts = dict.fromkeys(LOG_FILES, 0)
+
+    @staticmethod
+    def _open(path: Path) -> BinaryIO:
+        with _writing(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return os.fdopen(fd, "wb", buffering=1 << 16)
+
+    def write(self, probe: str, record: dict) -> None:
+        with _writing(self._paths[probe]):
+            self._files[probe].write(orjson.dumps(record) + b"\n")
+        self.counts[probe] += 1
+
+    def flush(self) -> None:
+        for probe, f in self._files.items():
+            with _writing(self._paths[probe]):
+                f.flush()
+
+    def write_meta(self, meta: dict) -> None:
+        write_private(self.directory / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+
+    def close(self) -> None:
+        for f in self._files.values():
+            with contextlib.suppress(OSError):
+                f.close()

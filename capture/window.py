@@ -1,0 +1,220 @@
+"""Run one capture window: start the probes, read them interval by interval,
+write the logs, and always leave a complete capture, even when stopped early."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import platform
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from capture.bandwidth import BandwidthProbe
+from capture.clock import Clock, boot_ns
+from capture.dns import DnsProbe
+from capture.events import bandwidth_record
+from capture.libbpf import RingBuffers
+from capture.loader import Probe
+from capture.logwriter import LogWriter
+from capture.preflight import require_capture_ok
+from capture.sessions import SessionsProbe
+from report.errors import NettrailError, ProbeError
+from report.logformat import FORMAT, PROBES
+from report.version import VERSION
+
+POLL_MS = 100
+PROBE_CLASSES: dict[str, type[Probe]] = {"bandwidth": BandwidthProbe,
+                                         "sessions": SessionsProbe, "dns": DnsProbe}
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    interval_s: float = 5.0
+    count: int = 12
+    out_dir: Path | None = None
+    pids: tuple[int, ...] = ()
+    probes: tuple[str, ...] = PROBES
+    report: bool = True
+    title: str | None = None
+    note: str | None = None
+    trigger: str = "manual"  # manual / scheduled / triggered
+
+
+@dataclass
+class Totals:
+    """Running numbers for the live view and the closing line."""
+
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    sessions: int = 0
+    lookups: int = 0
+    failed_lookups: int = 0
+    interval: int = 0
+    seconds_left: float = 0.0
+    lost: dict[str, int] = field(default_factory=dict)
+
+
+class View(Protocol):
+    def begin(self, capture: Capture) -> None: ...
+    def tick(self, capture: Capture) -> None: ...
+    def end(self, capture: Capture) -> None: ...
+
+
+def iso(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def default_dir(root: Path | None = None) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (root or Path.cwd()) / f"nettrail-{stamp}"
+
+
+class Capture:
+    def __init__(self, opts: CaptureOptions, view: View, stop: threading.Event,
+                 render: Callable[[Path], Path] | None = None) -> None:
+        self.opts = opts
+        self.view = view
+        self.stop = stop
+        self.render = render
+        self.totals = Totals()
+        self.probes: dict[str, Probe] = {}
+        self.directory = opts.out_dir or default_dir()
+        self.report_path: Path | None = None
+        self.report_error: str | None = None
+
+    # -- set-up -------------------------------------------------------------
+
+    def _meta(self) -> dict:
+        probes = {name: (self.probes[name].status.as_json() if name in self.probes
+                         else {"status": "skipped", "hook": None, "error": None})
+                  for name in PROBES}
+        return {"format": FORMAT, "version": VERSION, "host": socket.gethostname(),
+                "kernel": platform.release(), "started_at": self.started_at,
+                "ended_at": self.ended_at, "interval_s": self.opts.interval_s,
+                "count": self.opts.count, "intervals_done": self.intervals_done,
+                "interrupted": self.interrupted, "trigger": self.opts.trigger,
+                "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes)},
+                "probes": probes, "lost_events": dict(self.totals.lost),
+                "title": self.opts.title, "note": self.opts.note}
+
+    def _start_probes(self) -> None:
+        for name in self.opts.probes:
+            probe = PROBE_CLASSES[name](self.opts.pids)
+            probe.start()
+            self.probes[name] = probe
+        self.totals.lost = dict.fromkeys(PROBES, 0)
+
+    def _subscribe(self, rings: RingBuffers) -> None:
+        writer, totals = self.writer, self.totals
+
+        def on_session(record: dict) -> None:
+            writer.write("sessions", record)
+            totals.sessions += 1
+
+        def on_lookup(record: dict) -> None:
+            writer.write("dns", record)
+            totals.lookups += 1
+            totals.failed_lookups += not record["ok"]
+
+        for name, sink in (("sessions", on_session), ("dns", on_lookup)):
+            probe = self.probes.get(name)
+            if probe and probe.running:
+                probe.subscribe(rings, self.clock, sink)
+
+    # -- the window ---------------------------------------------------------
+
+    def run(self) -> Path:
+        require_capture_ok()
+        self.clock = Clock()
+        self.started_at = iso(dt.datetime.now(dt.timezone.utc))
+        self.ended_at = None
+        self.intervals_done = 0
+        self.interrupted = False
+        self.writer = LogWriter(self.directory)
+        rings = RingBuffers()
+        try:
+            self._start_probes()
+            self.writer.write_meta(self._meta())
+            if not any(p.running for p in self.probes.values()):
+                raise ProbeError("no probe could start: " + "; ".join(
+                    f"{n}: {p.status.error}" for n, p in self.probes.items()))
+            self._subscribe(rings)
+            self.view.begin(self)
+            self._intervals(rings)
+        finally:
+            self._finish(rings)
+        self.view.end(self)
+        return self.directory
+
+    def _bandwidth(self) -> BandwidthProbe | None:
+        probe = self.probes.get("bandwidth")
+        return probe if probe and probe.running else None
+
+    def _intervals(self, rings: RingBuffers) -> None:
+        start = boot_ns()
+        for interval in range(1, self.opts.count + 1):
+            self.totals.interval = interval
+            end = start + int(interval * self.opts.interval_s * 1e9)
+            while (left := end - boot_ns()) > 0 and not self.stop.is_set():
+                self.totals.seconds_left = left / 1e9
+                rings.poll(min(POLL_MS, math.ceil(left / 1e6)))
+                self.view.tick(self)
+            last = interval == self.opts.count or self.stop.is_set()
+            self._write_bandwidth(interval, last)
+            rings.drain()
+            self.intervals_done = interval - (self.stop.is_set() and left > 0)
+            self._checkpoint()
+            if self.stop.is_set():
+                break
+
+    def _write_bandwidth(self, interval: int, last: bool) -> None:
+        bandwidth = self._bandwidth()
+        if not bandwidth:
+            return
+        rows = bandwidth.take_final() if last else bandwidth.take_interval()
+        ts = self.clock.now()
+        for key, val in rows:
+            self.writer.write("bandwidth", bandwidth_record(key, val, ts, interval))
+            self.totals.rx_bytes += val.rx_bytes
+            self.totals.tx_bytes += val.tx_bytes
+
+    def _checkpoint(self) -> None:
+        """Make what was captured so far durable (a crash loses one interval)."""
+        for name, probe in self.probes.items():
+            self.totals.lost[name] = probe.lost_events()
+        self.writer.flush()
+        self.writer.write_meta(self._meta())
+
+    def _finish(self, rings: RingBuffers) -> None:
+        """Whatever happened, write what is known and release the probes."""
+        self.interrupted = self.stop.is_set()
+        try:
+            with contextlib.suppress(NettrailError):
+                rings.drain()
+            sessions, dns = self.probes.get("sessions"), self.probes.get("dns")
+            if sessions and sessions.running:
+                for record in sessions.open_sessions(self.clock):
+                    self.writer.write("sessions", record)
+                    self.totals.sessions += 1
+            if dns and dns.running:
+                for record in dns.pending(self.clock):
+                    self.writer.write("dns", record)
+                    self.totals.lookups += 1
+            self.ended_at = iso(dt.datetime.now(dt.timezone.utc))
+            self._checkpoint()
+        finally:
+            rings.free()
+            for probe in self.probes.values():
+                probe.close()
+            self.writer.close()
+        if self.opts.report and self.render:
+            try:
+                self.report_path = self.render(self.directory)
+            except NettrailError as exc:
+                self.report_error = exc.one_line()

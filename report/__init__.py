@@ -1,0 +1,1 @@
+"""nettrail report: read a capture directory, aggregate, chart, render HTML."""

@@ -1,0 +1,65 @@
+"""nettrail's exception tree and exit statuses.
+
+It lives in report/ because capture/ builds on report/ (never the reverse):
+both raise these, and the CLI turns any of them into one line.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NO_PRIVILEGE = 3
+    UNSUPPORTED = 4
+    BAD_CAPTURE = 5
+    NOT_RUNNING = 6
+
+
+class NettrailError(Exception):
+    """A problem the user can fix: `problem` says what, `fix` says how."""
+
+    status = ExitStatus.ERROR
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def one_line(self) -> str:
+        return f"{self.problem}: {self.fix}" if self.fix else self.problem
+
+
+class UsageError(NettrailError):
+    status = ExitStatus.USAGE
+
+
+class BadCapture(NettrailError):
+    """A capture directory report/ cannot read at all."""
+
+    status = ExitStatus.BAD_CAPTURE
+
+
+class PrivilegeError(NettrailError):
+    status = ExitStatus.NO_PRIVILEGE
+
+
+class UnsupportedSystem(NettrailError):
+    """The kernel or libraries cannot run the probes."""
+
+    status = ExitStatus.UNSUPPORTED
+
+
+class ProbeError(NettrailError):
+    """One probe could not load or attach; the others may still run."""
+
+
+class OutputError(NettrailError):
+    """Logs or report could not be written (disk full, permissions)."""
+
+
+class ServiceNotRunning(NettrailError):
+    status = ExitStatus.NOT_RUNNING
