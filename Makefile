@@ -1,4 +1,5 @@
-# Build the CO-RE BPF objects into capture/bpf_objects/ (shipped as package data).
+# nettrail: `sudo make capture` sets everything up and runs a real capture;
+# `sudo make test` sets up and runs the whole test suite (what .ci/run does).
 CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -8,8 +9,10 @@ OUT := capture/bpf_objects
 PROBES := bandwidth sessions dns
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
+VENV := .venv
+DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium
 
-.PHONY: all bpf test clean
+.PHONY: all bpf setup capture test bench clean
 all: bpf
 bpf: $(OBJECTS)
 
@@ -21,11 +24,30 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c bpf/nettrail.h bpf/common.bpf.h $(BUILD)/vmlinux.h
 	@mkdir -p $(OUT)
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 		-I$(BUILD) -Ibpf -c $< -o $@.tmp
-	llvm-strip -g $@.tmp 2>/dev/null || true
+	llvm-strip -g $@.tmp
 	mv $@.tmp $@
 
-test: bpf
-	$(PYTHON) -m pytest -q tests
+# Debian packages (only if missing), a virtualenv, nettrail installed into it
+# (a normal, non-editable install: it builds the probes as package data).
+setup:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check ".[test]"
+	$(MAKE) bpf
+
+capture: setup
+	$(VENV)/bin/nettrail check
+	$(VENV)/bin/nettrail capture 1 5
+
+test: setup
+	$(VENV)/bin/python -m pytest -q tests
+
+bench: setup
+	$(VENV)/bin/python -m bench.run
 
 clean:
-	rm -rf build $(OUT)
+	rm -rf build $(OUT) *.egg-info

@@ -1,0 +1,44 @@
+"""Shared fixtures: BPF readiness (fails in CI, skips elsewhere), a DNS server
+in its own network namespace, and running `nettrail capture` as a process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TOOLS, NetNs, require_bpf
+
+
+@pytest.fixture
+def bpf() -> None:
+    require_bpf()
+
+
+@pytest.fixture(scope="session")
+def dns_netns() -> NetNs:
+    """A network namespace whose resolver is tests/tools/dnsserver.py."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("the DNS tests need root and iproute2")
+        pytest.skip("the DNS tests need root and iproute2")
+    ns = NetNs(f"nt-test-{os.getpid()}")
+    ns.create(resolv="nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
+    server = subprocess.Popen(ns.exec_args(sys.executable, str(TOOLS / "dnsserver.py")),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        yield ns
+    finally:
+        server.kill()
+        server.wait()
+        ns.delete()
+
+
+@pytest.fixture
+def capture_dir(tmp_path: Path) -> Path:
+    return tmp_path / "capture"

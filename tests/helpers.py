@@ -1,0 +1,95 @@
+"""Test helpers: run nettrail as a process, read its logs, network namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from capture.preflight import btf_problem, privilege_problem
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(__file__).resolve().parent / "tools"
+START_TIMEOUT_S = 60
+
+
+def nettrail(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run the CLI to completion (from this source tree)."""
+    return subprocess.run([sys.executable, "-m", "capture", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class CaptureRun:
+    """`nettrail capture` running in the background; started() returns once
+    every probe is attached (its first line on stderr)."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.directory = directory
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "capture", "capture", *args, "-o", str(directory),
+             "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        self.first_line = self.proc.stderr.readline()
+        if "capturing" not in self.first_line:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"capture did not start: {self.first_line}{err}")
+        self.started = time.monotonic()
+
+    def interrupt(self, sig: int = signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, self.first_line + err
+
+    def meta(self) -> dict:
+        return json.loads((self.directory / "meta.json").read_text())
+
+    def records(self, name: str) -> list[dict]:
+        return read_jsonl(self.directory / name)
+
+
+class NetNs:
+    """A network namespace with loopback up and its own resolv.conf."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.etc = Path("/etc/netns") / name
+
+    def create(self, resolv: str) -> None:
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.etc / "resolv.conf").write_text(resolv)
+
+    def exec_args(self, *cmd: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def spawn(self, *cmd: str) -> subprocess.Popen:
+        return subprocess.Popen(self.exec_args(*cmd), stdout=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def require_bpf() -> None:
+    """BPF tests need root and BTF; in CI (CI=true) they fail instead of skipping."""
+    problem = privilege_problem() or btf_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"BPF cannot load in CI: {problem.one_line()}")
+        pytest.skip(problem.one_line())

@@ -1,0 +1,39 @@
+/* Prints the C layout of bpf/nettrail.h as JSON: offset and size of each
+ * field, and each struct's size. test_events_mirror.py compares it with the
+ * Python mirror in capture/events.py. */
+#include <stddef.h>
+#include <stdio.h>
+#include <linux/types.h>
+#include "nettrail.h"
+
+#define FIELD(s, f) printf("\"%s.%s\": [%zu, %zu],\n", #s, #f, offsetof(struct s, f), \
+			   sizeof(((struct s *)0)->f))
+#define SIZE(s) printf("\"%s\": [0, %zu],\n", #s, sizeof(struct s))
+
+int main(void)
+{
+	printf("{\n");
+	FIELD(conn_key, laddr); FIELD(conn_key, raddr); FIELD(conn_key, pid);
+	FIELD(conn_key, lport); FIELD(conn_key, rport); FIELD(conn_key, family);
+	SIZE(conn_key);
+	FIELD(conn_val, rx_bytes); FIELD(conn_val, tx_bytes); FIELD(conn_val, comm);
+	SIZE(conn_val);
+	FIELD(session_event, ts_ns); FIELD(session_event, opened_ns);
+	FIELD(session_event, tx_bytes); FIELD(session_event, rx_bytes);
+	FIELD(session_event, laddr); FIELD(session_event, raddr); FIELD(session_event, pid);
+	FIELD(session_event, lport); FIELD(session_event, rport); FIELD(session_event, family);
+	FIELD(session_event, state); FIELD(session_event, comm);
+	SIZE(session_event);
+	FIELD(dns_event, start_ns); FIELD(dns_event, end_ns); FIELD(dns_event, pid);
+	FIELD(dns_event, ret); FIELD(dns_event, h_errno); FIELD(dns_event, function);
+	FIELD(dns_event, naddrs); FIELD(dns_event, families); FIELD(dns_event, addrs);
+	FIELD(dns_event, comm); FIELD(dns_event, host);
+	SIZE(dns_event);
+	FIELD(dns_lookup, start_ns); FIELD(dns_lookup, result_pp); FIELD(dns_lookup, herrno_p);
+	FIELD(dns_lookup, inner_herrno_p); FIELD(dns_lookup, inner_herrno);
+	FIELD(dns_lookup, depth); FIELD(dns_lookup, pid); FIELD(dns_lookup, function);
+	FIELD(dns_lookup, comm); FIELD(dns_lookup, host);
+	SIZE(dns_lookup);
+	printf("\"end\": [0, 0]\n}\n");
+	return 0;
+}

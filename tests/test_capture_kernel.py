@@ -1,0 +1,263 @@
+"""The three probes against the real kernel: one capture around a scripted
+workload with known sizes, processes and delays; exact results asserted."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from report.logformat import (BANDWIDTH, BANDWIDTH_FIELDS, DNS, DNS_FIELDS, SESSION_FIELDS,
+                              SESSIONS)
+from tests.helpers import TOOLS, CaptureRun, NetNs, require_bpf
+
+INTERVAL_S, COUNT = 1, 6
+COMM = os.path.basename(sys.executable)[:15]
+PRE_BEFORE, PRE_DURING, OPEN_BYTES = 1_000, 2_000, 777
+
+
+@dataclass
+class Transfer:
+    family: int
+    client_to_server: int
+    server_to_client: int
+    server: subprocess.Popen
+    client: subprocess.Popen
+    port: int
+
+
+def start_transfer(family: int, c2s: int, s2c: int) -> Transfer:
+    peer = [sys.executable, str(TOOLS / "peer.py")]
+    server = subprocess.Popen([*peer, "server", "--family", str(family), "--send", str(s2c),
+                               "--expect", str(c2s)], stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline())
+    client = subprocess.Popen([*peer, "client", "--family", str(family), "--port", str(port),
+                               "--send", str(c2s), "--expect", str(s2c)])
+    return Transfer(family, c2s, s2c, server, client, port)
+
+
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback pair inside this process: (client, accepted)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    return client, accepted
+
+
+def recv_exactly(sock: socket.socket, n: int) -> None:
+    got = 0
+    while got < n:
+        got += len(sock.recv(n - got))
+
+
+def sleep_until(start: float, offset_s: float) -> None:
+    time.sleep(max(0.0, start + offset_s - time.monotonic()))
+
+
+@dataclass
+class Scenario:
+    run: CaptureRun
+    returncode: int
+    stderr: str
+    v4: Transfer
+    v6: Transfer
+    pre: tuple[int, int]       # local ports of the pre-window pair (client, accepted)
+    open_ports: tuple[int, int]
+    lookups_a: int             # pids of the two lookup processes
+    lookups_b: int
+    lookup_output: str
+
+
+def lookup_process(ns: NetNs, *lookups: str) -> subprocess.Popen:
+    return ns.spawn(sys.executable, str(TOOLS / "lookup.py"), *lookups)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, dns_netns: NetNs) -> Scenario:
+    require_bpf()
+    pre_client, pre_server = tcp_pair()
+    pre_client.sendall(b"p" * PRE_BEFORE)
+    recv_exactly(pre_server, PRE_BEFORE)
+
+    run = CaptureRun(tmp_path_factory.mktemp("scenario") / "capture", str(INTERVAL_S),
+                     str(COUNT))
+    t0 = run.started
+    sleep_until(t0, 0.3)
+    v4 = start_transfer(4, 100_000, 7_000)
+    v6 = start_transfer(6, 30_000, 2_000)
+    lookups_a = lookup_process(dns_netns, "getaddrinfo:fast.nettrail.test",
+                               "getaddrinfo:slow.nettrail.test",
+                               "gethostbyname:fast.nettrail.test")
+    lookups_b = lookup_process(dns_netns, "getaddrinfo:missing.nettrail.test",
+                               "gethostbyname:missing.nettrail.test",
+                               "gethostbyname_r:missing.nettrail.test",
+                               "getaddrinfo:hang.nettrail.test")
+    # the pre-window session carries traffic in the window, then closes
+    pre_client.sendall(b"p" * PRE_DURING)
+    recv_exactly(pre_server, PRE_DURING)
+    pre = (pre_client.getsockname()[1], pre_server.getsockname()[1])
+    pre_client.close()
+    pre_server.recv(1)
+    pre_server.close()
+    # a session that is still open when the window ends
+    open_client, open_server = tcp_pair()
+    open_client.sendall(b"o" * OPEN_BYTES)
+    recv_exactly(open_server, OPEN_BYTES)
+    # a lookup still unanswered at window end (resolver timeout 2 s)
+    sleep_until(t0, COUNT * INTERVAL_S - 1.0)
+    pending = lookup_process(dns_netns, "getaddrinfo:hang.nettrail.test")
+    outputs = []
+    for proc in (v4.server, v4.client, v6.server, v6.client, lookups_a, lookups_b):
+        out, _ = proc.communicate(timeout=30)
+        outputs.append(out or "")
+        assert proc.returncode == 0, f"workload process failed: {proc.args}"
+    returncode, _, stderr = run.finish()
+    pending.wait(timeout=30)
+    open_ports = (open_client.getsockname()[1], open_server.getsockname()[1])
+    open_client.close()
+    open_server.close()
+    return Scenario(run, returncode, stderr, v4, v6, pre, open_ports, lookups_a.pid,
+                    lookups_b.pid, "".join(outputs))
+
+
+def sessions_on(s: Scenario, port: int) -> list[dict]:
+    return [r for r in s.run.records(SESSIONS) if port in (r["lport"], r["rport"])]
+
+
+def bandwidth_sum(s: Scenario, pid: int, **match: object) -> tuple[int, int]:
+    rows = [r for r in s.run.records(BANDWIDTH)
+            if r["pid"] == pid and all(r[k] == v for k, v in match.items())]
+    return sum(r["rx_bytes"] for r in rows), sum(r["tx_bytes"] for r in rows)
+
+
+def test_capture_completes_with_all_probes(scenario: Scenario) -> None:
+    meta = scenario.run.meta()
+    assert scenario.returncode == 0, scenario.stderr
+    assert meta["intervals_done"] == COUNT and not meta["interrupted"]
+    assert meta["ended_at"] and meta["started_at"] < meta["ended_at"]
+    assert {n: p["status"] for n, p in meta["probes"].items()} == {
+        "bandwidth": "ok", "sessions": "ok", "dns": "ok"}
+    assert meta["probes"]["bandwidth"]["hook"].startswith("tp_btf/")
+    assert meta["lost_events"] == {"bandwidth": 0, "sessions": 0, "dns": 0}
+    for name in (BANDWIDTH, SESSIONS, DNS, "meta.json"):
+        assert (scenario.run.directory / name).stat().st_mode & 0o077 == 0
+
+
+def test_records_have_exactly_the_documented_fields(scenario: Scenario) -> None:
+    for name, fields in ((BANDWIDTH, BANDWIDTH_FIELDS), (SESSIONS, SESSION_FIELDS),
+                         (DNS, DNS_FIELDS)):
+        records = scenario.run.records(name)
+        assert records, name
+        assert {tuple(r) for r in records} == {fields}, name
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_bandwidth_exact_bytes_per_process(scenario: Scenario, family: int) -> None:
+    t = scenario.v4 if family == 4 else scenario.v6
+    client = bandwidth_sum(scenario, t.client.pid, rport=t.port)
+    server = bandwidth_sum(scenario, t.server.pid, lport=t.port)
+    assert client == (t.server_to_client, t.client_to_server)
+    assert server == (t.client_to_server, t.server_to_client)
+    rows = [r for r in scenario.run.records(BANDWIDTH) if r["pid"] == t.client.pid]
+    assert {r["family"] for r in rows} == {f"ipv{family}"}
+    assert {r["comm"] for r in rows} == {COMM}
+    assert all(1 <= r["interval"] <= COUNT for r in rows)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_sessions_exact_bytes_and_owners(scenario: Scenario, family: int) -> None:
+    t = scenario.v4 if family == 4 else scenario.v6
+    by_pid = {r["pid"]: r for r in sessions_on(scenario, t.port)}
+    assert set(by_pid) == {t.client.pid, t.server.pid}
+    client, server = by_pid[t.client.pid], by_pid[t.server.pid]
+    # the accepted connection belongs to the server, not the client that ran
+    # when its handshake completed
+    assert (server["lport"], server["comm"]) == (t.port, COMM)
+    assert (client["rport"], client["tx_bytes"], client["rx_bytes"]) == (
+        t.port, t.client_to_server, t.server_to_client)
+    assert (server["tx_bytes"], server["rx_bytes"]) == (t.server_to_client,
+                                                        t.client_to_server)
+    for r in (client, server):
+        assert r["state"] == "closed" and r["family"] == f"ipv{family}"
+        assert r["opened_at"] is not None and 0 < r["duration_ms"] < 30_000
+        assert r["ts"] >= r["opened_at"]
+    assert client["raddr"] == ("127.0.0.1" if family == 4 else "::1")
+
+
+def test_session_spanning_window_start(scenario: Scenario) -> None:
+    client_port, server_port = scenario.pre
+    records = [r for r in scenario.run.records(SESSIONS) if r["lport"] in scenario.pre]
+    assert len(records) == 2
+    for r in records:
+        assert r["opened_at"] is None and r["duration_ms"] is None
+        assert r["state"] == "closed" and r["pid"] == os.getpid()
+    client = next(r for r in records if r["lport"] == client_port)
+    # sessions report the socket's lifetime bytes; bandwidth only the window's
+    assert client["tx_bytes"] == PRE_BEFORE + PRE_DURING
+    assert bandwidth_sum(scenario, os.getpid(), lport=client_port) == (0, PRE_DURING)
+
+
+def test_session_open_at_window_end(scenario: Scenario) -> None:
+    records = [r for r in scenario.run.records(SESSIONS) if r["lport"] in scenario.open_ports]
+    assert len(records) == 2
+    client = next(r for r in records if r["lport"] == scenario.open_ports[0])
+    assert client["state"] == "open" and client["opened_at"] is not None
+    assert (client["tx_bytes"], client["rx_bytes"]) == (OPEN_BYTES, 0)
+
+
+def lookups(s: Scenario, host: str) -> list[dict]:
+    return [r for r in s.run.records(DNS) if r["host"] == host]
+
+
+def test_dns_fast_and_slow_lookup_latency(scenario: Scenario) -> None:
+    fast = [r for r in lookups(scenario, "fast.nettrail.test") if r["function"] == "getaddrinfo"]
+    slow = lookups(scenario, "slow.nettrail.test")
+    assert len(fast) == 1 and len(slow) == 1
+    assert fast[0]["ok"] and fast[0]["addresses"] == ["127.0.0.42"] and fast[0]["error"] is None
+    assert fast[0]["latency_ms"] < 250
+    assert slow[0]["ok"] and 300 <= slow[0]["latency_ms"] < 1500
+    assert {fast[0]["pid"], slow[0]["pid"]} == {scenario.lookups_a}
+    assert fast[0]["comm"] == COMM
+
+
+def test_dns_failures_named_and_attributed_to_second_process(scenario: Scenario) -> None:
+    missing = {r["function"]: r for r in lookups(scenario, "missing.nettrail.test")}
+    assert set(missing) == {"getaddrinfo", "gethostbyname", "gethostbyname_r"}
+    assert missing["getaddrinfo"]["error"] == "EAI_NONAME"
+    # gethostbyname runs gethostbyname_r inside glibc: one record, its h_errno
+    assert missing["gethostbyname"]["error"] == "HOST_NOT_FOUND"
+    assert missing["gethostbyname_r"]["error"] == "HOST_NOT_FOUND"
+    assert all(not r["ok"] and r["pid"] == scenario.lookups_b for r in missing.values())
+
+
+def test_dns_timeout_and_pending(scenario: Scenario) -> None:
+    hang = lookups(scenario, "hang.nettrail.test")
+    done = [r for r in hang if not r["pending"]]
+    pending = [r for r in hang if r["pending"]]
+    assert len(done) == 1 and done[0]["error"] == "EAI_AGAIN"
+    assert done[0]["latency_ms"] >= 2000
+    assert len(pending) == 1 and 0 < pending[0]["latency_ms"] < 2000
+    assert pending[0]["ok"] is False and pending[0]["addresses"] == []
+
+
+def test_gethostbyname_reports_addresses(scenario: Scenario) -> None:
+    ghbn = [r for r in lookups(scenario, "fast.nettrail.test")
+            if r["function"] == "gethostbyname"]
+    assert len(ghbn) == 1 and ghbn[0]["ok"] and ghbn[0]["addresses"] == ["127.0.0.42"]
+
+
+def test_timestamps_share_one_clock(scenario: Scenario) -> None:
+    meta = scenario.run.meta()
+    from datetime import datetime
+    start = datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00")).timestamp()
+    end = datetime.fromisoformat(meta["ended_at"].replace("Z", "+00:00")).timestamp()
+    for name in (BANDWIDTH, SESSIONS, DNS):
+        for r in scenario.run.records(name):
+            assert start - 1 <= r["ts"] <= end + 1, (name, r)

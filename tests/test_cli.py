@@ -1,0 +1,90 @@
+"""The command line: usage errors, privileges, help, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from report.errors import ExitStatus
+from tests.helpers import ROOT, CaptureRun, nettrail, read_jsonl
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["capture", "0"], "invalid seconds value"),
+    (["capture", "5", "-3"], "invalid count value"),
+    (["capture", "--probes", "bandwidth,tcpdump"], "unknown probe tcpdump"),
+    (["capture", "-p", "abc"], "invalid count value"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_are_one_line_exit_2(args: list[str], problem: str) -> None:
+    result = nettrail(*args)
+    assert result.returncode == ExitStatus.USAGE
+    assert result.stderr.count("\n") == 1 and problem in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_ends_with_examples() -> None:
+    for args in (["--help"], ["capture", "--help"]):
+        out = nettrail(*args).stdout
+        assert "examples:" in out and out.rstrip().splitlines()[-1].startswith("  ")
+
+
+def test_capture_as_non_root_is_one_clear_line(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    tmp_path.chmod(0o777)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+         "capture", "capture", "1", "1", "-o", str(tmp_path / "cap")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == ExitStatus.NO_PRIVILEGE
+    assert result.stderr.count("\n") == 1
+    assert "needs root or CAP_BPF+CAP_PERFMON" in result.stderr and "sudo" in result.stderr
+    assert not (tmp_path / "cap").exists()
+
+
+def test_capture_into_non_empty_directory_is_refused(tmp_path: Path, bpf: None) -> None:
+    (tmp_path / "old.txt").write_text("keep me")
+    result = nettrail("capture", "1", "1", "-o", str(tmp_path))
+    assert result.returncode == ExitStatus.USAGE and "is not empty" in result.stderr
+    assert (tmp_path / "old.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_window_leaves_valid_capture(capture_dir: Path, bpf: None,
+                                                sig: signal.Signals) -> None:
+    run = CaptureRun(capture_dir, "1", "30")
+    time.sleep(2.5)
+    run.interrupt(sig)
+    returncode, out, err = run.finish(timeout=30)
+    assert returncode == 0, err
+    assert out.strip().splitlines()[-1] == str(capture_dir)
+    meta = run.meta()
+    assert meta["interrupted"] is True and meta["ended_at"]
+    assert 2 <= meta["intervals_done"] < 30
+    for name in ("tcptop.jsonl", "tcplife.jsonl", "dns.jsonl"):
+        read_jsonl(capture_dir / name)  # every line is complete JSON
+    assert "interrupted after" in err
+
+
+def test_check_lists_hooks(bpf: None) -> None:
+    result = nettrail("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "tp_btf/sock_send_length" in lines["bandwidth"]
+    assert "libc.so.6" in lines["libcs"]
+
+
+def test_quiet_capture_prints_only_the_directory(capture_dir: Path, bpf: None) -> None:
+    result = nettrail("capture", "0.5", "2", "-q", "--no-report", "-o", str(capture_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{capture_dir}\n" and result.stderr == ""
+    meta = json.loads((capture_dir / "meta.json").read_text())
+    assert meta["intervals_done"] == 2 and meta["interval_s"] == 0.5
