@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
 
-from report.errors import OutputError, UsageError
+from report.errors import UsageError
+from report.files import write_private, writing
 from report.logformat import LOG_FILES, META
 
 
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}",
-                          "free disk space or capture elsewhere with -o DIR") from exc
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Replace a file atomically (temporary file, then rename), mode 0600."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with _writing(path):
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+def _writing(path: Path) -> contextlib.AbstractContextManager[None]:
+    return writing(path, "free disk space or capture elsewhere with -o DIR")
 
 
 class LogWriter:

@@ -1,4 +1,5 @@
-"""The raw log directory format (docs/format.md): names shared by writer and reader."""
+"""The raw log directory format (docs/format.md): names and field types shared
+by the writer (capture/) and the reader (report/)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,23 @@ REPORT = "report.html"
 LOG_FILES = {"bandwidth": BANDWIDTH, "sessions": SESSIONS, "dns": DNS}
 PROBES = tuple(LOG_FILES)
 
-BANDWIDTH_FIELDS = ("ts", "interval", "pid", "comm", "family", "laddr", "lport",
-                    "raddr", "rport", "rx_bytes", "tx_bytes")
-SESSION_FIELDS = ("ts", "pid", "comm", "family", "laddr", "lport", "raddr", "rport",
-                  "tx_bytes", "rx_bytes", "opened_at", "duration_ms", "state")
-DNS_FIELDS = ("ts", "pid", "comm", "host", "function", "latency_ms", "ok", "error",
-              "addresses", "pending")
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+
+# field: accepted JSON types, in the order the writer emits them
+SCHEMAS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "bandwidth": {"ts": _NUM, "interval": int, "pid": int, "comm": str, "family": str,
+                  "laddr": str, "lport": int, "raddr": str, "rport": int, "rx_bytes": int,
+                  "tx_bytes": int},
+    "sessions": {"ts": _NUM, "pid": (int, type(None)), "comm": str, "family": str,
+                 "laddr": str, "lport": int, "raddr": str, "rport": int, "tx_bytes": int,
+                 "rx_bytes": int, "opened_at": _OPT_NUM, "duration_ms": _OPT_NUM,
+                 "state": str},
+    "dns": {"ts": _NUM, "pid": int, "comm": str, "host": str, "function": str,
+            "latency_ms": _NUM, "ok": bool, "error": (str, type(None)), "addresses": list,
+            "pending": bool},
+}
+
+BANDWIDTH_FIELDS = tuple(SCHEMAS["bandwidth"])
+SESSION_FIELDS = tuple(SCHEMAS["sessions"])
+DNS_FIELDS = tuple(SCHEMAS["dns"])

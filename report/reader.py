@@ -1,0 +1,74 @@
+"""Read a capture directory (docs/format.md): meta.json strictly, the logs
+tolerantly. A corrupt or truncated line, or a missing log, becomes a warning
+naming the file and line; the report is still made from everything else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from report.errors import BadCapture
+from report.logformat import FORMAT, LOG_FILES, META, SCHEMAS
+
+MAX_WARNINGS_PER_FILE = 5
+
+
+def _valid(record: object, schema: dict) -> bool:
+    return isinstance(record, dict) and all(
+        isinstance(record.get(k, ...), types) for k, types in schema.items())
+
+
+@dataclass
+class CaptureDir:
+    path: Path
+    meta: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def records(self, probe: str) -> Iterator[dict]:
+        """The probe's records, in file order; bad lines are skipped and noted."""
+        name = LOG_FILES[probe]
+        path = self.path / name
+        if not path.exists():
+            if self.meta.get("probes", {}).get(probe, {}).get("status") != "skipped":
+                self.warnings.append(f"{name} is missing: no {probe} data")
+            return
+        schema = SCHEMAS[probe]
+        bad: list[int] = []
+        with path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    record = orjson.loads(line)
+                except ValueError:
+                    record = None
+                if not _valid(record, schema):
+                    bad.append(number)
+                    continue
+                yield record
+        if bad:
+            shown = ", ".join(map(str, bad[:MAX_WARNINGS_PER_FILE]))
+            more = f" and {len(bad) - MAX_WARNINGS_PER_FILE} more" if len(
+                bad) > MAX_WARNINGS_PER_FILE else ""
+            self.warnings.append(f"{name}: skipped {len(bad)} unreadable line(s): "
+                                 f"line {shown}{more}")
+
+
+def open_capture(path: Path) -> CaptureDir:
+    meta_path = path / META
+    if not path.is_dir():
+        raise BadCapture(f"{path} is not a directory", "pass a capture directory")
+    try:
+        meta = orjson.loads(meta_path.read_bytes())
+    except FileNotFoundError:
+        raise BadCapture(f"{path} is not a nettrail capture (no {META})",
+                         "pass the directory nettrail capture printed") from None
+    except (OSError, ValueError) as exc:
+        raise BadCapture(f"cannot read {meta_path}: {exc}",
+                         "the capture's meta.json is damaged") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise BadCapture(f"{meta_path} has format {found!r}, this nettrail reads {FORMAT!r}",
+                         "render it with the nettrail version that captured it")
+    return CaptureDir(path, meta)

@@ -1,0 +1,51 @@
+"""Stage 3 of the report: Jinja2 formats what aggregate computed; it decides
+nothing. Autoescaping is on for everything; the only raw inserts are our own
+CSS and script, which the Content-Security-Policy pins by hash."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from report.aggregate import ReportData
+from report.units import human_bytes, human_ms
+from report.version import VERSION
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _csp_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+def _when(iso: str) -> str:
+    return iso.replace("T", " ").replace("Z", " UTC")
+
+
+def _clock(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters.update(human_bytes=human_bytes, human_ms=human_ms, when=_when, clock=_clock,
+                       num=lambda n: f"{n:,}", seconds=lambda s: f"{s:g} s")
+    return env
+
+
+def render(data: ReportData, charts: dict[str, bytes], generated_at: str) -> str:
+    css = (TEMPLATES / "report.css").read_text()
+    js = (TEMPLATES / "sort.js").read_text()
+    csp = (f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; "
+           f"script-src {_csp_hash(js)}; base-uri 'none'; form-action 'none'")
+    return _environment().get_template("report.html.j2").render(
+        data=data, charts={k: base64.b64encode(v).decode() for k, v in charts.items()},
+        probes={p.name: p.status for p in data.header.probes}, css=Markup(css),
+        js=Markup(js), csp=csp, version=VERSION, generated_at=generated_at)
