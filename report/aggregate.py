@@ -7,6 +7,7 @@ the other logs can be shown with the hostnames that resolved to them."""
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -17,8 +18,8 @@ from report.units import human_bytes, human_ms
 
 TIMELINE_PROCESSES = 6
 TOP_PROCESSES = 20
-TOP_CONNECTIONS = 50
-TOP_SESSIONS = 200
+TOP_CONNECTIONS = 25
+TOP_SESSIONS = 100
 TOP_ENDPOINTS = 20
 TOP_HOSTS = 100
 TOP_FAILURES = 50
@@ -33,6 +34,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def process_label(pid: int | None, comm: str) -> str:
     return f"{comm or '?'} ({pid})" if pid is not None else "unknown process"
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # -- DNS ------------------------------------------------------------------------
@@ -98,7 +107,8 @@ def aggregate_dns(records: Iterable[dict]) -> tuple[Dns, dict[str, list[str]]]:
             row["errors"][r["error"] or "unknown"] += 1
         for address in r["addresses"]:
             row["addresses"][address] = None
-            resolved[address][host] = None
+            if not _is_address(host):  # a numeric "lookup" names nothing
+                resolved[address][host] = None
     dns.count = len(dns.lookups)
     dns.failed = sum(row["failures"] for row in rows.values())
     dns.pending = sum(row["pending"] for row in rows.values())
@@ -311,7 +321,7 @@ def aggregate_sessions(records: Iterable[dict], hostnames: dict[str, list[str]])
     ranked = sorted(endpoints.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_ENDPOINTS]
     s.endpoints = [Endpoint(a, p, hostnames.get(a, []), n, tx, rx)
                    for (a, p), (n, tx, rx) in ranked]
-    bursts = [Burst(proc, endpoint(a, p), hostnames.get(a, []), sum(c.values()),
+    bursts = [Burst(proc, f"{a} port {p}", hostnames.get(a, []), sum(c.values()),
                     max(c.values()))
               for (proc, a, p), c in short.items() if max(c.values()) >= BURST_PER_SECOND]
     s.bursts = sorted(bursts, key=lambda b: (-b.short_sessions, b.process))[:5]
@@ -428,7 +438,7 @@ def _highlights(data: ReportData) -> list[Highlight]:
     elif status.get("sessions") == "ok":
         out.append(Highlight("no TCP sessions seen"))
     for b in ss.bursts[:2]:
-        out.append(Highlight(f"burst of short sessions: {b.process} → {b.peer}: "
+        out.append(Highlight(f"burst of short sessions: {b.process} ↔ {b.peer}: "
                              f"{b.short_sessions} sessions under 1 s, up to "
                              f"{b.peak_per_second} in one second", "warn"))
     if ss.endpoints and ss.endpoints[0].sessions > 1:

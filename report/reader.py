@@ -37,7 +37,12 @@ class CaptureDir:
             return
         schema = SCHEMAS[probe]
         bad: list[int] = []
-        with path.open("rb") as f:
+        try:
+            f = path.open("rb")
+        except OSError as exc:
+            self.warnings.append(f"{name} cannot be read ({exc.strerror}): no {probe} data")
+            return
+        with f:
             for number, line in enumerate(f, 1):
                 try:
                     record = orjson.loads(line)

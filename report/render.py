@@ -48,4 +48,4 @@ def render(data: ReportData, charts: dict[str, bytes], generated_at: str) -> str
     return _environment().get_template("report.html.j2").render(
         data=data, charts={k: base64.b64encode(v).decode() for k, v in charts.items()},
         probes={p.name: p.status for p in data.header.probes}, css=Markup(css),
-        js=Markup(js), csp=csp, version=VERSION, generated_at=generated_at)
+        js=Markup(js), csp=Markup(csp), version=VERSION, generated_at=generated_at)
