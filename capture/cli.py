@@ -119,6 +119,31 @@ def build_parser() -> Parser:
     _add_report_text(rep)
     add_debug(rep)
     rep.set_defaults(run=cmd_report)
+
+    sch = sub.add_parser("schedule", help="capture at crontab times, with retention and an index",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                         description="Run as a service: a capture into ROOT/<UTC time>/ at every "
+                                     "crontab time and on `nettrail trigger` (SIGUSR1), then "
+                                     "prune by retention and rewrite ROOT/index.html. SIGTERM "
+                                     "finishes the capture in progress and exits 0.")
+    sch.add_argument("--cron", required=True, metavar="EXPR",
+                     help='5-field crontab expression, e.g. "*/15 * * * *"')
+    sch.add_argument("--dir", required=True, type=Path, metavar="ROOT",
+                     help="where snapshots and index.html go")
+    add_window_arguments(sch)
+    sch.add_argument("--keep", type=_positive_int, metavar="N", help="keep the newest N snapshots")
+    sch.add_argument("--max-age", type=_positive_float, metavar="DAYS",
+                     help="remove snapshots older than this")
+    sch.add_argument("--max-disk", type=_positive_float, metavar="MB",
+                     help="remove the oldest snapshots while ROOT holds more than this")
+    sch.add_argument("--utc", action="store_true", help="read --cron in UTC, not local time")
+    sch.add_argument("--cron-seconds", help=argparse.SUPPRESS)  # tests: seconds field
+    add_debug(sch)
+    sch.set_defaults(run=cmd_schedule)
+
+    trg = sub.add_parser("trigger", help="make the running schedule service capture now")
+    add_debug(trg)
+    trg.set_defaults(run=cmd_trigger)
     return parser
 
 
@@ -160,6 +185,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     print(render_report(args.capture_dir, args.title, args.note, args.output))
+    return ExitStatus.OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from capture.crontab import crontab_trigger
+    from capture.preflight import require_capture_ok
+    from capture.service import Retention, ScheduleService
+    from capture.window import CaptureOptions
+
+    trigger = crontab_trigger(args.cron, args.utc, args.cron_seconds)  # usage errors first
+    require_capture_ok()
+    opts = CaptureOptions(interval_s=args.interval, count=args.count, pids=tuple(args.pids),
+                          probes=args.probes)
+    retention = Retention(args.keep, args.max_age, args.max_disk)
+    return ScheduleService(args.dir, opts, retention, trigger, render_report).run()
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    import os
+
+    from capture.hostlock import service_pid
+    pid = service_pid()
+    os.kill(pid, signal.SIGUSR1)
+    print(f"nettrail: asked the schedule service (pid {pid}) for a capture now")
     return ExitStatus.OK
 
 

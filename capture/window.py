@@ -18,6 +18,7 @@ from capture.bandwidth import BandwidthProbe
 from capture.clock import Clock, boot_ns
 from capture.dns import DnsProbe
 from capture.events import bandwidth_record
+from capture.hostlock import capture_lock
 from capture.libbpf import RingBuffers
 from capture.loader import Probe
 from capture.logwriter import LogWriter
@@ -131,6 +132,10 @@ class Capture:
 
     def run(self) -> Path:
         require_capture_ok()
+        with capture_lock():
+            return self._run()
+
+    def _run(self) -> Path:
         self.clock = Clock()
         self.started_at = iso(dt.datetime.now(dt.timezone.utc))
         self.ended_at = None

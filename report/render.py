@@ -40,12 +40,23 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render(data: ReportData, charts: dict[str, bytes], generated_at: str) -> str:
+def _page(template: str, **context: object) -> str:
+    """Render a page with our CSS and script inline, pinned by the CSP."""
     css = (TEMPLATES / "report.css").read_text()
     js = (TEMPLATES / "sort.js").read_text()
     csp = (f"default-src 'none'; img-src data:; style-src {_csp_hash(css)}; "
            f"script-src {_csp_hash(js)}; base-uri 'none'; form-action 'none'")
-    return _environment().get_template("report.html.j2").render(
-        data=data, charts={k: base64.b64encode(v).decode() for k, v in charts.items()},
-        probes={p.name: p.status for p in data.header.probes}, css=Markup(css),
-        js=Markup(js), csp=Markup(csp), version=VERSION, generated_at=generated_at)
+    return _environment().get_template(template).render(
+        css=Markup(css), js=Markup(js), csp=Markup(csp), version=VERSION, **context)
+
+
+def render(data: ReportData, charts: dict[str, bytes], generated_at: str) -> str:
+    return _page("report.html.j2", data=data,
+                 charts={k: base64.b64encode(v).decode() for k, v in charts.items()},
+                 probes={p.name: p.status for p in data.header.probes},
+                 generated_at=generated_at)
+
+
+def render_index(headlines: list, root: str, generated_at: str) -> str:
+    """The snapshot index page (report/snapshots.py)."""
+    return _page("index.html.j2", headlines=headlines, root=root, generated_at=generated_at)

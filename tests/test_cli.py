@@ -82,9 +82,12 @@ def test_check_lists_hooks(bpf: None) -> None:
     assert "libc.so.6" in lines["libcs"]
 
 
-def test_quiet_capture_prints_only_the_directory(capture_dir: Path, bpf: None) -> None:
-    result = nettrail("capture", "0.5", "2", "-q", "--no-report", "-o", str(capture_dir))
+def test_quiet_capture_prints_only_the_directory_and_renders(capture_dir: Path,
+                                                             bpf: None) -> None:
+    result = nettrail("capture", "0.5", "2", "-q", "-o", str(capture_dir), "--title", "INC-7")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{capture_dir}\n" and result.stderr == ""
     meta = json.loads((capture_dir / "meta.json").read_text())
     assert meta["intervals_done"] == 2 and meta["interval_s"] == 0.5
+    report = (capture_dir / "report.html").read_text()
+    assert "<title>INC-7</title>" in report

@@ -1,0 +1,96 @@
+"""The index of a snapshot root (nettrail schedule --dir ROOT): one line of
+headline numbers per capture, newest first, each linking its report.
+
+Headlines are cached in ROOT/index.json; a capture missing from it (or a
+damaged cache) is read again from its logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from report.aggregate import aggregate
+from report.errors import BadCapture
+from report.files import write_private
+from report.reader import open_capture
+from report.render import render_index
+from report.units import human_ms
+
+SNAPSHOT_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+CACHE = "index.json"
+INDEX = "index.html"
+
+
+@dataclass
+class Headline:
+    name: str
+    started_at: str
+    trigger: str
+    interrupted: bool
+    rx_bytes: int
+    tx_bytes: int
+    sessions: int
+    lookups: int
+    failed_lookups: int
+    slowest: str | None
+    lost_events: int
+    failed_probes: list[str]
+    has_report: bool
+
+
+def snapshot_dirs(root: Path) -> list[Path]:
+    """Snapshot directories under root, newest first."""
+    return sorted((p for p in root.iterdir() if p.is_dir() and SNAPSHOT_NAME.match(p.name)),
+                  key=lambda p: p.name, reverse=True)
+
+
+def snapshot_name(root: Path, when: dt.datetime) -> Path:
+    """A new, unused directory name for a snapshot started at `when`."""
+    base = when.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path, n = root / base, 0
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{n}"
+    return path
+
+
+def headline(directory: Path) -> Headline:
+    data = aggregate(open_capture(directory))
+    h, dns = data.header, data.dns
+    slowest = next((f"{x.host} p95 {human_ms(x.p95_ms)}" for x in dns.hosts
+                    if x.p95_ms is not None), None)
+    return Headline(directory.name, h.started_at, h.trigger, h.interrupted,
+                    data.bandwidth.rx_bytes, data.bandwidth.tx_bytes, data.sessions.count,
+                    dns.count, dns.failed, slowest, sum(p.lost_events for p in h.probes),
+                    [p.name for p in h.probes if p.status == "failed"],
+                    (directory / "report.html").exists())
+
+
+def _cached(root: Path) -> dict[str, Headline]:
+    try:
+        rows = orjson.loads((root / CACHE).read_bytes())
+        return {row["name"]: Headline(**row) for row in rows}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def update_index(root: Path) -> list[Headline]:
+    """Rewrite ROOT/index.json and ROOT/index.html for the snapshots present."""
+    cache = _cached(root)
+    headlines = []
+    for directory in snapshot_dirs(root):
+        if directory.name not in cache or not cache[directory.name].has_report:
+            try:
+                cache[directory.name] = headline(directory)
+            except BadCapture:
+                continue
+        headlines.append(cache[directory.name])
+    write_private(root / CACHE, orjson.dumps([dataclasses.asdict(h) for h in headlines]))
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    write_private(root / INDEX, render_index(headlines, str(root), now).encode())
+    return headlines
