@@ -33,6 +33,13 @@ struct conn_val {
 	char comm[COMM_LEN];
 };
 
+/* bandwidth: one connection's counts as the per-socket iterator writes them. */
+struct conn_row {
+	struct conn_key key;
+	__u32 pad;
+	struct conn_val val;
+};
+
 /* sessions: one record per TCP session, from the ring buffer (closed) or
  * from the tcp iterator at window end (still open). */
 enum session_state {

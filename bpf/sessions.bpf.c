@@ -5,7 +5,7 @@
  * claim it. Sessions still open at window end come from the tcp iterator. */
 #include "common.bpf.h"
 
-#define MAX_SESSIONS 65536
+#define MAX_SESSIONS 262144 /* allocated as used (BPF_F_NO_PREALLOC) */
 
 struct owner {
 	__u64 opened_ns; /* 0: opened before the window */
@@ -16,9 +16,19 @@ struct owner {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_SESSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64); /* struct sock * */
 	__type(value, struct owner);
 } sessions SEC(".maps");
+
+/* Typed hooks: sockets whose owner is known, so their I/O can be skipped
+ * without a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} claimed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -68,13 +78,14 @@ static __always_inline void read_bytes(const struct sock *sk, __u64 *tx_bytes,
 		*rx_bytes -= 1;
 }
 
+/* Rare paths (state changes, the iterator) read with probe reads everywhere. */
 static __always_inline void fill_event(struct session_event *e, const struct sock *sk,
 				       const struct owner *o, __u8 state)
 {
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->opened_ns = o->opened_ns;
 	read_bytes(sk, &e->tx_bytes, &e->rx_bytes);
-	read_endpoints(sk, &e->family, e->laddr, e->raddr, &e->lport, &e->rport);
+	read_endpoints(sk, false, &e->family, e->laddr, e->raddr, &e->lport, &e->rport);
 	e->pid = o->pid;
 	__builtin_memcpy(e->comm, o->comm, COMM_LEN);
 	e->state = state;
@@ -92,7 +103,8 @@ static __always_inline void emit_closed(const struct sock *sk, const struct owne
 		return;
 	}
 	fill_event(e, sk, o, SESSION_CLOSED);
-	bpf_ringbuf_submit(e, 0);
+	// no wakeup: user space drains on a timer, sparing the traced task the cost
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int state_change(const struct sock *sk, int oldstate, int newstate)
@@ -102,7 +114,7 @@ static __always_inline int state_change(const struct sock *sk, int oldstate, int
 
 	// listening sockets are not sessions; their children start LISTEN->SYN_RECV
 	if (newstate == BPF_TCP_LISTEN || (oldstate == BPF_TCP_LISTEN && newstate == BPF_TCP_CLOSE) ||
-	    !is_inet_tcp(sk))
+	    !is_inet_tcp(sk, false))
 		return 0;
 	o = bpf_map_lookup_elem(&sessions, &key);
 	if (!o && newstate != BPF_TCP_CLOSE)
@@ -122,15 +134,21 @@ static __always_inline int state_change(const struct sock *sk, int oldstate, int
 
 /* I/O on a socket: the caller owns it; a session older than the window
  * becomes known here. */
-static __always_inline int saw_io(struct sock *sk, int ret)
+static __always_inline int saw_io(struct sock *sk, int ret, bool typed)
 {
 	struct owner *o;
 
-	if (ret <= 0 || !is_inet_tcp(sk))
+	if (ret <= 0 || !is_inet_tcp(sk, typed))
+		return 0;
+	// owner already known: nothing to do (socket storage needs a typed pointer)
+	if (typed && bpf_sk_storage_get(&claimed, sk, 0, 0))
 		return 0;
 	o = track(sk, false);
-	if (o)
-		claim(o);
+	if (!o)
+		return 0;
+	claim(o);
+	if (typed)
+		bpf_sk_storage_get(&claimed, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	return 0;
 }
 
@@ -144,13 +162,13 @@ int BPF_PROG(tp_state, const struct sock *sk, const int oldstate, const int news
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tp_send, struct sock *sk, int ret, int flags)
 {
-	return saw_io(sk, ret);
+	return saw_io(sk, ret, true);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_recv, struct sock *sk, int ret, int flags)
 {
-	return saw_io(sk, ret);
+	return saw_io(sk, ret, true);
 }
 
 /* Fallback: untyped raw tracepoints (no BTF trampoline needed). */
@@ -163,13 +181,13 @@ int BPF_PROG(raw_state, const struct sock *sk, int oldstate, int newstate)
 SEC("raw_tp/sock_send_length")
 int BPF_PROG(raw_send, struct sock *sk, int ret, int flags)
 {
-	return saw_io(sk, ret);
+	return saw_io(sk, ret, false);
 }
 
 SEC("raw_tp/sock_recv_length")
 int BPF_PROG(raw_recv, struct sock *sk, int ret, int flags)
 {
-	return saw_io(sk, ret);
+	return saw_io(sk, ret, false);
 }
 
 /* At window end: every tracked session still open, with bytes so far. */

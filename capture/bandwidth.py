@@ -6,12 +6,11 @@ import ctypes
 import platform
 import re
 
-from capture.events import ConnKey, ConnVal
+from capture.events import CONN_KEY, CONN_VAL, Conn, conns_from_maps, conns_from_rows
 from capture.libbpf import map_batch, map_update
 from capture.loader import HookSet, Probe
 
-MAX_CONNS = 16384  # bandwidth.bpf.c
-Rows = list[tuple[ConnKey, ConnVal]]
+BATCH = 4096  # entries read per batch call
 
 
 def kernel_before(major: int, minor: int) -> bool:
@@ -19,23 +18,23 @@ def kernel_before(major: int, minor: int) -> bool:
     return bool(m) and (int(m[1]), int(m[2])) < (major, minor)
 
 
-def _merge(rows: Rows) -> Rows:
-    """Sum entries of the same connection (found in both maps)."""
-    merged: dict[bytes, tuple[ConnKey, ConnVal]] = {}
-    for key, val in rows:
-        seen = merged.get(bytes(key))
-        if seen:
-            seen[1].rx_bytes += val.rx_bytes
-            seen[1].tx_bytes += val.tx_bytes
-        else:
-            merged[bytes(key)] = (key, val)
+def _merge(conns: list[Conn]) -> list[Conn]:
+    """Sum entries of the same connection (found in both maps, or in a map
+    and a socket's storage)."""
+    merged: dict[tuple, Conn] = {}
+    for c in conns:
+        key = (c.pid, c.family, c.laddr, c.lport, c.raddr, c.rport)
+        seen = merged.get(key)
+        merged[key] = c if seen is None else seen._replace(
+            rx_bytes=seen.rx_bytes + c.rx_bytes, tx_bytes=seen.tx_bytes + c.tx_bytes)
     return list(merged.values())
 
 
 class BandwidthProbe(Probe):
     name = "bandwidth"
     hook_sets = (
-        HookSet("tp_btf/sock_send_length+sock_recv_length", ("tp_send", "tp_recv")),
+        HookSet("tp_btf/sock_send_length+sock_recv_length (socket storage)",
+                ("tp_send", "tp_recv", "tp_close"), ("dump_conns", "peek_conns")),
         HookSet("fexit/tcp_sendmsg+tcp_recvmsg", ("fexit_send", "fexit_recv")),
         HookSet("kprobe/tcp_sendmsg+tcp_recvmsg",
                 ("kp_send", "krp_send", "kp_recv", "krp_recv")),
@@ -49,22 +48,30 @@ class BandwidthProbe(Probe):
     def rodata(self) -> dict[str, bytes]:
         return {**super().rodata(), "recv_flags_arg5": bytes([kernel_before(5, 19)])}
 
-    def _drain(self, slot: int) -> Rows:
-        return map_batch(self.obj.map_fd(self._maps[slot]), ConnKey, ConnVal, MAX_CONNS,
-                         delete=True)
+    def _read_map(self, slot: int, delete: bool) -> list[Conn]:
+        keys, values = map_batch(self.obj.map_fd(self._maps[slot]), CONN_KEY.size,
+                                 CONN_VAL.size, BATCH, delete)
+        return conns_from_maps(keys, values)
 
-    def take_interval(self) -> Rows:
-        """Switch the probes to the other map, then empty the one they left.
-        Counts added late to the old map stay there for its next drain."""
+    def _sockets(self, program: str) -> list[Conn]:
+        """Counts kept in socket storage (typed hooks only), read by an iterator."""
+        if "dump_conns" not in self.hooks.on_demand:
+            return []
+        return conns_from_rows(self.obj.read_iter(program, over_map="sock_counts"))
+
+    def take_interval(self) -> list[Conn]:
+        """Switch the slow path to the other map, empty the one it left, and
+        take the socket counters. Counts added late stay for the next drain."""
         old, self._slot = self._slot, self._slot ^ 1
         map_update(self.obj.map_fd("bw_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
-        return _merge(self._drain(old))
+        return _merge(self._read_map(old, delete=True) + self._sockets("dump_conns"))
 
-    def take_final(self) -> Rows:
-        """The last interval: everything left in both maps."""
-        return _merge(self._drain(self._slot) + self._drain(self._slot ^ 1))
+    def take_final(self) -> list[Conn]:
+        """The last interval: everything left."""
+        return _merge(self._read_map(self._slot, delete=True)
+                      + self._read_map(self._slot ^ 1, delete=True)
+                      + self._sockets("dump_conns"))
 
-    def peek(self) -> Rows:
+    def peek(self) -> list[Conn]:
         """The current interval so far, without clearing it (live view)."""
-        return map_batch(self.obj.map_fd(self._maps[self._slot]), ConnKey, ConnVal, MAX_CONNS,
-                         delete=False)
+        return _merge(self._read_map(self._slot, delete=False) + self._sockets("peek_conns"))

@@ -24,7 +24,7 @@ class Clock:
 
     def unix(self, boot: int) -> float:
         """Unix seconds for a CLOCK_BOOTTIME nanosecond reading."""
-        return round((boot + self.offset_ns) / 1e9, 6)
+        return (boot + self.offset_ns) // 1000 / 1e6
 
     def now(self) -> float:
         return self.unix(boot_ns())

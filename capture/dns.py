@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 
 from capture.clock import Clock, boot_ns
-from capture.events import DnsEvent, DnsLookup, dns_record, pending_record
-from capture.libbpf import BpfObject, RingBuffers, map_items
+from capture.events import DnsLookup, pending_record
+from capture.libbpf import BpfObject, map_items
 from capture.libcs import find_libcs
 from capture.loader import HookSet, Probe
 from report.errors import ProbeError
@@ -44,10 +43,6 @@ class DnsProbe(Probe):
         if not any(c["functions"] for c in covered):
             raise ProbeError("no libc with getaddrinfo found in running processes"
                              if not libcs else "no lookup function could be probed")
-
-    def subscribe(self, rings: RingBuffers, clock: Clock, sink: Callable[[dict], None]) -> None:
-        rings.add(self.obj.map_fd("events"),
-                  lambda raw: sink(dns_record(DnsEvent.from_buffer_copy(raw), clock)))
 
     def pending(self, clock: Clock) -> list[dict]:
         """Lookups started in the window and still unanswered."""

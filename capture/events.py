@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import socket
+import struct
 from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
+from typing import NamedTuple
 
 from capture.clock import Clock
 
+CACHE_SIZE = 65536
 COMM_LEN = 16
 HOST_LEN = 256
 MAX_ADDRS = 8
@@ -32,6 +36,10 @@ class ConnKey(ctypes.Structure):
 
 class ConnVal(ctypes.Structure):
     _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("comm", c_char * COMM_LEN)]
+
+
+class ConnRow(ctypes.Structure):
+    _fields_ = [("key", ConnKey), ("pad", c_uint32), ("val", ConnVal)]
 
 
 class SessionEvent(ctypes.Structure):
@@ -57,39 +65,111 @@ class DnsLookup(ctypes.Structure):
                 ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
 
-MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "session_event": SessionEvent,
-           "dns_event": DnsEvent, "dns_lookup": DnsLookup}
+MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
+           "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup}
+
+_SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 
 
+def _layout(ctype: type[ctypes.Structure]) -> str:
+    """A struct-module format with exactly a mirror's layout (so the mirror
+    stays the one description of each C struct): bytes for byte arrays,
+    explicit padding where C aligns."""
+    fmt, pos = "", 0
+    for name, ftype in ctype._fields_:
+        offset = getattr(ctype, name).offset
+        fmt += f"{offset - pos}x" if offset > pos else ""
+        if issubclass(ftype, ctypes.Structure):
+            fmt += _layout(ftype)
+        elif issubclass(ftype, ctypes.Array):
+            scalar = _SCALARS.get(ftype._type_)
+            fmt += f"{ftype._length_}{scalar}" if scalar and scalar != "B" else \
+                f"{ctypes.sizeof(ftype)}s"
+        else:
+            fmt += _SCALARS[ftype]
+        pos = offset + ctypes.sizeof(ftype)
+    return fmt + (f"{ctypes.sizeof(ctype) - pos}x" if ctypes.sizeof(ctype) > pos else "")
+
+
+CONN_KEY = struct.Struct("<" + _layout(ConnKey))
+CONN_VAL = struct.Struct("<" + _layout(ConnVal))
+CONN_ROW = struct.Struct("<" + _layout(ConnRow))
+SESSION = struct.Struct("<" + _layout(SessionEvent))
+DNS = struct.Struct("<" + _layout(DnsEvent))
+
+
+class Conn(NamedTuple):
+    """One connection's bytes in an interval (bandwidth)."""
+
+    pid: int
+    comm: str
+    family: int
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    rx_bytes: int
+    tx_bytes: int
+
+
+# Names and addresses repeat from event to event: convert each once.
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def text(raw: bytes) -> str:
-    """A kernel or user string as text; undecodable bytes become U+FFFD."""
-    return raw.decode("utf-8", "replace")
+    """A kernel or user C string as text; undecodable bytes become U+FFFD."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def address(family: int, raw: ctypes.Array) -> str:
-    return socket.inet_ntop(family, bytes(raw)[:4 if family == socket.AF_INET else 16])
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def address(family: int, raw: bytes) -> str:
+    return socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw[:16])
 
 
-def family_name(family: int) -> str:
-    return "ipv4" if family == socket.AF_INET else "ipv6"
+FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 
 
-def bandwidth_record(key: ConnKey, val: ConnVal, ts: float, interval: int) -> dict:
-    return {"ts": ts, "interval": interval, "pid": key.pid, "comm": text(val.comm),
-            "family": family_name(key.family), "laddr": address(key.family, key.laddr),
-            "lport": key.lport, "raddr": address(key.family, key.raddr), "rport": key.rport,
-            "rx_bytes": val.rx_bytes, "tx_bytes": val.tx_bytes}
+def _ms(ns: int) -> float:
+    """Nanoseconds as milliseconds with microsecond resolution."""
+    return ns // 1000 / 1000
 
 
-def session_record(e: SessionEvent, clock: Clock) -> dict:
-    opened = e.opened_ns or None
-    return {"ts": clock.unix(e.ts_ns), "pid": e.pid or None, "comm": text(e.comm),
-            "family": family_name(e.family), "laddr": address(e.family, e.laddr),
-            "lport": e.lport, "raddr": address(e.family, e.raddr), "rport": e.rport,
-            "tx_bytes": e.tx_bytes, "rx_bytes": e.rx_bytes,
-            "opened_at": clock.unix(opened) if opened else None,
-            "duration_ms": round((e.ts_ns - opened) / 1e6, 3) if opened else None,
-            "state": "closed" if e.state == SESSION_CLOSED else "open"}
+def _conn(laddr: bytes, raddr: bytes, pid: int, lport: int, rport: int, family: int,
+          rx: int, tx: int, comm: bytes) -> Conn:
+    return Conn(pid, text(comm), family, address(family, laddr), lport,
+                address(family, raddr), rport, rx, tx)
+
+
+def conns_from_maps(keys: bytes, values: bytes) -> list[Conn]:
+    """Connections from a hash map's batch of keys and values."""
+    return [_conn(la, ra, pid, lp, rp, fam, rx, tx, comm)
+            for (la, ra, pid, lp, rp, fam, _), (rx, tx, comm)
+            in zip(CONN_KEY.iter_unpack(keys), CONN_VAL.iter_unpack(values))]
+
+
+def conns_from_rows(rows: bytes) -> list[Conn]:
+    """Connections as the socket-storage iterator writes them (struct conn_row)."""
+    return [_conn(la, ra, pid, lp, rp, fam, rx, tx, comm)
+            for la, ra, pid, lp, rp, fam, _, _, rx, tx, comm in CONN_ROW.iter_unpack(rows)]
+
+
+def bandwidth_record(c: Conn, ts: float, interval: int) -> dict:
+    return {"ts": ts, "interval": interval, "pid": c.pid, "comm": c.comm,
+            "family": FAMILIES[c.family], "laddr": c.laddr, "lport": c.lport,
+            "raddr": c.raddr, "rport": c.rport, "rx_bytes": c.rx_bytes, "tx_bytes": c.tx_bytes}
+
+
+def session_records(blob: bytes, clock: Clock) -> list[dict]:
+    """Records from struct session_event bytes (ring buffer or iterator)."""
+    out, unix = [], clock.unix
+    for (ts, opened, tx, rx, laddr, raddr, pid, lport, rport, family, state, _pad,
+         comm) in SESSION.iter_unpack(blob):
+        out.append({"ts": unix(ts), "pid": pid or None, "comm": text(comm),
+                    "family": FAMILIES[family], "laddr": address(family, laddr),
+                    "lport": lport, "raddr": address(family, raddr), "rport": rport,
+                    "tx_bytes": tx, "rx_bytes": rx,
+                    "opened_at": unix(opened) if opened else None,
+                    "duration_ms": _ms(ts - opened) if opened else None,
+                    "state": "closed" if state == SESSION_CLOSED else "open"})
+    return out
 
 
 def dns_error(function: int, ret: int, h_errno: int) -> str | None:
@@ -103,22 +183,27 @@ def dns_error(function: int, ret: int, h_errno: int) -> str | None:
     return errno.errorcode.get(ret, "UNKNOWN") if ret > 0 else "UNKNOWN"
 
 
-def dns_record(e: DnsEvent, clock: Clock) -> dict:
-    addresses = []
-    for i in range(min(e.naddrs, MAX_ADDRS)):
-        addr = address(e.families[i], e.addrs[i])
-        if addr not in addresses:
-            addresses.append(addr)
-    return {"ts": clock.unix(e.start_ns), "pid": e.pid, "comm": text(e.comm),
-            "host": text(e.host), "function": FUNCTIONS.get(e.function, "?"),
-            "latency_ms": round((e.end_ns - e.start_ns) / 1e6, 3), "ok": e.ret == 0,
-            "error": dns_error(e.function, e.ret, e.h_errno), "addresses": addresses,
-            "pending": False}
+def dns_records(blob: bytes, clock: Clock) -> list[dict]:
+    """Records from struct dns_event bytes."""
+    out = []
+    for start, end, pid, ret, h_errno, function, naddrs, _pad, *rest in DNS.iter_unpack(blob):
+        families, (addrs, comm, host) = rest[:MAX_ADDRS], rest[MAX_ADDRS:]
+        addresses: list[str] = []
+        for i in range(min(naddrs, MAX_ADDRS)):
+            addr = address(families[i], addrs[16 * i:16 * i + 16])
+            if addr not in addresses:
+                addresses.append(addr)
+        out.append({"ts": clock.unix(start), "pid": pid, "comm": text(comm),
+                    "host": text(host), "function": FUNCTIONS.get(function, "?"),
+                    "latency_ms": _ms(end - start), "ok": ret == 0,
+                    "error": dns_error(function, ret, h_errno), "addresses": addresses,
+                    "pending": False})
+    return out
 
 
 def pending_record(lookup: DnsLookup, clock: Clock, now_ns: int) -> dict:
     """A lookup still unanswered at window end; latency_ms is its age."""
     return {"ts": clock.unix(lookup.start_ns), "pid": lookup.pid, "comm": text(lookup.comm),
             "host": text(lookup.host), "function": FUNCTIONS.get(lookup.function, "?"),
-            "latency_ms": round((now_ns - lookup.start_ns) / 1e6, 3), "ok": False,
+            "latency_ms": _ms(now_ns - lookup.start_ns), "ok": False,
             "error": None, "addresses": [], "pending": True}

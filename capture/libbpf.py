@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32,
@@ -65,7 +66,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "btf__name_by_offset": (c_char_p, [c_void_p, c_uint32]),
     "ring_buffer__new": (c_void_p, [c_int, SAMPLE_FN, c_void_p, c_void_p]),
     "ring_buffer__add": (c_int, [c_void_p, c_int, SAMPLE_FN, c_void_p]),
-    "ring_buffer__poll": (c_int, [c_void_p, c_int]),
     "ring_buffer__consume": (c_int, [c_void_p]),
     "ring_buffer__free": (None, [c_void_p]),
 }
@@ -76,6 +76,12 @@ class _UprobeOpts(ctypes.Structure):
 
     _fields_ = [("sz", c_size_t), ("ref_ctr_offset", c_size_t), ("bpf_cookie", c_uint64),
                 ("retprobe", c_bool), ("func_name", c_char_p)]
+
+
+class _IterAttachOpts(ctypes.Structure):
+    """struct bpf_iter_attach_opts (libbpf 1.1)."""
+
+    _fields_ = [("sz", c_size_t), ("link_info", c_void_p), ("link_info_len", c_uint32)]
 
 
 class _BtfType(ctypes.Structure):
@@ -206,9 +212,16 @@ class BpfObject:
                                                      binary.encode(), 0, ctypes.byref(opts))
         self._links.append(_check_ptr(link, f"uprobe {function} in {binary}"))
 
-    def read_iter(self, program: str) -> bytes:
-        """Run a BPF iterator program once and return what it wrote."""
-        link = _check_ptr(lib().bpf_program__attach_iter(self._program(program), None),
+    def read_iter(self, program: str, over_map: str | None = None) -> bytes:
+        """Run a BPF iterator program once and return what it wrote; `over_map`
+        names the map a map-element iterator walks."""
+        opts = None
+        if over_map:
+            link_info = (c_uint32 * 4)(self.map_fd(over_map))  # union bpf_iter_link_info
+            opts = ctypes.byref(_IterAttachOpts(ctypes.sizeof(_IterAttachOpts),
+                                                ctypes.addressof(link_info),
+                                                ctypes.sizeof(link_info)))
+        link = _check_ptr(lib().bpf_program__attach_iter(self._program(program), opts),
                           f"attach {program}")
         try:
             fd = lib().bpf_iter_create(lib().bpf_link__fd(link))
@@ -257,73 +270,69 @@ def map_items(fd: int, key_type: type, value_type: type) -> Iterator[tuple[objec
             yield key_type.from_buffer_copy(key), value
 
 
-def map_batch(fd: int, key_type: type, value_type: type, capacity: int,
-              delete: bool) -> list[tuple[object, object]]:
-    """All entries of a hash map in batches; with delete, each entry is removed as
-    it is read (BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
+def map_batch(fd: int, key_size: int, value_size: int, capacity: int,
+              delete: bool) -> tuple[bytes, bytes]:
+    """All keys and values of a hash map, as two byte strings, read in batches;
+    with delete, each entry is removed as it is read (LOOKUP_AND_DELETE_BATCH)."""
     call = lib().bpf_map_lookup_and_delete_batch if delete else lib().bpf_map_lookup_batch
-    keys, values = (key_type * capacity)(), (value_type * capacity)()
+    keys = ctypes.create_string_buffer(key_size * capacity)
+    values = ctypes.create_string_buffer(value_size * capacity)
     token_in, token_out = ctypes.create_string_buffer(64), ctypes.create_string_buffer(64)
-    items: list[tuple[object, object]] = []
+    key_parts, value_parts = [], []
     first = True
     while True:
         count = c_uint32(capacity)
         rc = call(fd, None if first else token_in, token_out, keys, values,
                   ctypes.byref(count), None)
         err = ctypes.get_errno() if rc < 0 else 0
-        # copy out of the arrays before the next batch reuses them
-        items.extend((key_type.from_buffer_copy(keys[i]), value_type.from_buffer_copy(values[i]))
-                     for i in range(count.value))
+        key_parts.append(keys.raw[:count.value * key_size])
+        value_parts.append(values.raw[:count.value * value_size])
         if rc < 0 and err != errno.ENOENT:
             _check_rc(-err, "map batch read")
         if rc < 0 or count.value == 0:
-            return items
+            return b"".join(key_parts), b"".join(value_parts)
         ctypes.memmove(token_in, token_out, len(token_out))
         first = False
 
 
 class RingBuffers:
-    """One libbpf ring_buffer manager polling several BPF ring buffers."""
+    """One libbpf ring_buffer manager over several BPF ring buffers. The
+    probes submit without wakeups; user space drains on its own timer and
+    hands each ring buffer's events over as one batch of bytes."""
 
     def __init__(self) -> None:
         self._rb = 0
-        self._callbacks: list[object] = []  # keep the C callbacks alive
-        self._error: BaseException | None = None
+        self._consumers: list[tuple[list[bytes], Callable[[bytes], None], object]] = []
 
-    def add(self, map_fd: int, on_event: Callable[[bytes], None]) -> None:
+    def add(self, map_fd: int, on_batch: Callable[[bytes], None]) -> None:
+        pending: list[bytes] = []
+        keep, copy = pending.append, ctypes.string_at
+
         @SAMPLE_FN
         def sample(_ctx: int, data: int, size: int) -> int:
-            try:
-                on_event(ctypes.string_at(data, size))
-            except BaseException as exc:  # ctypes would print and drop it
-                self._error = exc
-                return -1
+            keep(copy(data, size))
             return 0
 
-        self._callbacks.append(sample)
+        self._consumers.append((pending, on_batch, sample))  # keep the C callback alive
         if not self._rb:
             self._rb = _check_ptr(lib().ring_buffer__new(map_fd, sample, None, None),
                                   "ring buffer")
         else:
             _check_rc(lib().ring_buffer__add(self._rb, map_fd, sample, None), "ring buffer")
 
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def poll(self, timeout_ms: int) -> None:
-        if not self._rb:
-            return
-        rc = lib().ring_buffer__poll(self._rb, timeout_ms)
-        self._raise_pending()
-        if rc < 0 and -rc != errno.EINTR:
-            _check_rc(rc, "ring buffer poll")
+    def wait(self, timeout_ms: int) -> None:
+        """Sleep, then hand over what arrived meanwhile."""
+        time.sleep(timeout_ms / 1000)
+        self.drain()
 
     def drain(self) -> None:
         if self._rb:
-            lib().ring_buffer__consume(self._rb)
-            self._raise_pending()
+            _check_rc(lib().ring_buffer__consume(self._rb), "ring buffer read")
+        for pending, on_batch, _ in self._consumers:
+            if pending:
+                blob = b"".join(pending)
+                pending.clear()
+                on_batch(blob)
 
     def free(self) -> None:
         if self._rb:

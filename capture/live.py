@@ -7,7 +7,6 @@ import sys
 import time
 from typing import TextIO
 
-from capture.events import address
 from capture.window import Capture
 from report.units import human_bytes, printable
 
@@ -75,14 +74,12 @@ class LiveView(LineView):
                  f"({t.failed_lookups} failed)  lost {sum(t.lost.values())}  Ctrl-C ends early",
                  f"{'PID':>7} {'COMM':16} {'LOCAL':>28} {'REMOTE':>28} {'RX':>10} {'TX':>10}"]
         bandwidth = capture._bandwidth()
-        rows = bandwidth.peek() if bandwidth else []
-        rows.sort(key=lambda kv: kv[1].rx_bytes + kv[1].tx_bytes, reverse=True)
-        for key, val in rows[:TOP]:
-            local = f"{address(key.family, key.laddr)}:{key.lport}"
-            remote = f"{address(key.family, key.raddr)}:{key.rport}"
-            comm = printable(val.comm.decode(errors="replace"))
-            lines.append(f"{key.pid:>7} {comm:16} {local:>28} {remote:>28} "
-                         f"{human_bytes(val.rx_bytes):>10} {human_bytes(val.tx_bytes):>10}")
+        conns = bandwidth.peek() if bandwidth else []
+        conns.sort(key=lambda c: c.rx_bytes + c.tx_bytes, reverse=True)
+        for c in conns[:TOP]:
+            lines.append(f"{c.pid:>7} {printable(c.comm):16} {f'{c.laddr}:{c.lport}':>28} "
+                         f"{f'{c.raddr}:{c.rport}':>28} {human_bytes(c.rx_bytes):>10} "
+                         f"{human_bytes(c.tx_bytes):>10}")
         self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
         self.out.flush()
 

@@ -99,6 +99,7 @@ class Probe:
         self.pids = pids
         self.status = ProbeStatus()
         self.obj: BpfObject | None = None
+        self.hooks: HookSet | None = None
 
     def rodata(self) -> dict[str, bytes]:
         return pid_filter(self.pids)
@@ -113,6 +114,7 @@ class Probe:
         except ProbeError as exc:
             self.status = ProbeStatus("failed", error=exc.problem, detail=self.status.detail)
             return
+        self.hooks = hooks
         self.status = ProbeStatus("ok", hook=hooks.name, detail=self.status.detail)
 
     @property

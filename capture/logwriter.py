@@ -37,10 +37,15 @@ class LogWriter:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             return os.fdopen(fd, "wb", buffering=1 << 16)
 
-    def write(self, probe: str, record: dict) -> None:
+    def write(self, probe: str, records: list[dict]) -> None:
+        """Append records to the probe's log, one JSON line each."""
+        if not records:
+            return
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        data = b"".join([dumps(r, option=newline) for r in records])
         with _writing(self._paths[probe]):
-            self._files[probe].write(orjson.dumps(record) + b"\n")
-        self.counts[probe] += 1
+            self._files[probe].write(data)
+        self.counts[probe] += len(records)
 
     def flush(self) -> None:
         for probe, f in self._files.items():

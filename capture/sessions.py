@@ -3,12 +3,8 @@ end of the window."""
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Callable
-
 from capture.clock import Clock
-from capture.events import SessionEvent, session_record
-from capture.libbpf import RingBuffers
+from capture.events import session_records
 from capture.loader import HookSet, Probe
 from report.errors import ProbeError
 
@@ -26,10 +22,6 @@ class SessionsProbe(Probe):
         HookSet("raw_tp/inet_sock_set_state", ("raw_state",), ("dump_open",)),
     )
 
-    def subscribe(self, rings: RingBuffers, clock: Clock, sink: Callable[[dict], None]) -> None:
-        rings.add(self.obj.map_fd("events"),
-                  lambda raw: sink(session_record(SessionEvent.from_buffer_copy(raw), clock)))
-
     def open_sessions(self, clock: Clock) -> list[dict]:
         """Tracked sessions still open now, with their bytes so far."""
         try:
@@ -37,6 +29,4 @@ class SessionsProbe(Probe):
         except ProbeError as exc:
             self.status.error = f"open sessions not written: {exc.problem}"
             return []
-        size = ctypes.sizeof(SessionEvent)
-        return [session_record(SessionEvent.from_buffer_copy(raw, off), clock)
-                for off in range(0, len(raw) - size + 1, size)]
+        return session_records(raw, clock)

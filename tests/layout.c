@@ -18,6 +18,8 @@ int main(void)
 	SIZE(conn_key);
 	FIELD(conn_val, rx_bytes); FIELD(conn_val, tx_bytes); FIELD(conn_val, comm);
 	SIZE(conn_val);
+	FIELD(conn_row, key); FIELD(conn_row, val);
+	SIZE(conn_row);
 	FIELD(session_event, ts_ns); FIELD(session_event, opened_ns);
 	FIELD(session_event, tx_bytes); FIELD(session_event, rx_bytes);
 	FIELD(session_event, laddr); FIELD(session_event, raddr); FIELD(session_event, pid);

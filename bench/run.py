@@ -1,0 +1,313 @@
+"""nettrail benchmarks (results and method in docs/benchmarks.md).
+
+    sudo .venv/bin/python -m bench.run [throughput|sessions|lookups|overhead|report ...]
+
+Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
+(without, then with a capture) and report medians."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNSTORM = Path(tempfile.gettempdir()) / "nettrail-connstorm"
+PYTHON = sys.executable
+
+
+def build_connstorm() -> str:
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(CONNSTORM),
+                    str(ROOT / "bench" / "connstorm.c")], check=True)
+    return str(CONNSTORM)
+
+
+class Background:
+    """`nettrail capture` in the background, measured by wait4 (CPU, peak RSS)."""
+
+    def __init__(self, directory: Path, interval: str, count: str, *extra: str) -> None:
+        self.directory = directory
+        self.proc = subprocess.Popen([PYTHON, "-m", "capture", "capture", interval, count,
+                                      "--no-report", "-o", str(directory), *extra],
+                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        assert "capturing" in self.proc.stderr.readline()
+        self.started = time.monotonic()
+
+    def stop(self) -> dict:
+        """End the window early (SIGINT) and measure; Popen.send_signal would reap
+        an exited capture before wait4 could read its usage."""
+        if self.proc.returncode is None:
+            os.kill(self.proc.pid, 2)
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - self.started
+        return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
+                "meta": json.loads((self.directory / "meta.json").read_text())}
+
+
+@contextmanager
+def capture(*args: str) -> Iterator[Background]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Background(Path(tmp) / "capture", *args)
+
+
+def lines(path: Path) -> Iterator[dict]:
+    with path.open() as f:
+        for line in f:
+            yield json.loads(line)
+
+
+# -- throughput -------------------------------------------------------------------
+
+def iperf(length: str, nodelay: bool, seconds: int) -> float:
+    """Loopback TCP throughput in Gbit/s (iperf3, one stream)."""
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", "5299"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    cmd = ["iperf3", "-c", "127.0.0.1", "-p", "5299", "-t", str(seconds), "-l", length, "-J"]
+    out = subprocess.run(cmd + (["-N"] if nodelay else []), capture_output=True, text=True,
+                         check=True).stdout
+    server.wait(timeout=10)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def bench_throughput(pairs: int, seconds: int) -> None:
+    print("| writes | without capture (Gbit/s, median) | with capture | loss | pairs |")
+    print("|---|---|---|---|---|")
+    for label, length, nodelay in (("64 KiB", "64K", False), ("64 B, TCP_NODELAY", "64", True)):
+        without, with_ = [], []
+        for _ in range(pairs):
+            without.append(iperf(length, nodelay, seconds))
+            with capture("1", str(seconds + 30)) as cap:
+                with_.append(iperf(length, nodelay, seconds))
+                cap.stop()
+        a, b = statistics.median(without), statistics.median(with_)
+        print(f"| {label} | {a:.2f} | {b:.2f} | {100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+# -- sessions ---------------------------------------------------------------------
+
+def tally(ends: list[tuple[int, int, int]], port: int) -> tuple[int, int]:
+    """(records, accepted-side records owned by a client pid) from (pid, lport, rport)."""
+    ends = [e for e in ends if port in (e[1], e[2])]
+    clients = {pid for pid, _, rport in ends if rport == port}
+    return len(ends), sum(1 for pid, lport, _ in ends if lport == port and pid in clients)
+
+
+def our_sessions(path: Path, port: int) -> tuple[int, int]:
+    return tally([(r["pid"], r["lport"], r["rport"]) for r in lines(path)], port)
+
+
+def tcplife_sessions(output: str, port: int) -> tuple[int, int]:
+    """Parse libbpf-tools tcplife: PID COMM LADDR LPORT RADDR RPORT TX_KB RX_KB MS."""
+    ends = []
+    for line in output.splitlines():
+        f = line.split()
+        if len(f) >= 9 and f[0].isdigit() and f[3].isdigit() and f[5].isdigit():
+            ends.append((int(f[0]), int(f[3]), int(f[5])))
+    return tally(ends, port)
+
+
+@contextmanager
+def tracefs() -> Iterator[None]:
+    """libbpf-tools' tcplife attaches through tracefs (nettrail does not need it)."""
+    mounted = Path("/sys/kernel/tracing/events").exists()
+    if not mounted:
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=True)
+    try:
+        yield
+    finally:
+        if not mounted:
+            subprocess.run(["umount", "/sys/kernel/tracing"], check=True)
+
+
+def bench_sessions(rate: int, seconds: int) -> None:
+    storm = build_connstorm()
+    tcplife = shutil.which("tcplife")
+    with tracefs(), capture("1", str(seconds + 60)) as cap, \
+            tempfile.TemporaryFile("w+") as peer_out:
+        peer = subprocess.Popen([tcplife], stdout=peer_out, stderr=subprocess.DEVNULL) \
+            if tcplife else None
+        time.sleep(2)
+        done, port = map(int, subprocess.run([storm, str(rate), str(seconds)], capture_output=True,
+                                             text=True, check=True).stdout.split())
+        time.sleep(2)
+        result = cap.stop()
+        ours, ours_wrong = our_sessions(cap.directory / "tcplife.jsonl", port)
+        if peer:
+            peer.send_signal(2)
+            peer.wait(timeout=10)
+            peer_out.seek(0)
+            theirs, theirs_wrong = tcplife_sessions(peer_out.read(), port)
+    expected = 2 * done
+    print("| tool | sessions made | records expected (both ends) | records logged | missing | "
+          "accepted sessions given the client's pid | lost events |")
+    print("|---|---|---|---|---|---|---|")
+    lost = sum(result["meta"]["lost_events"].values())
+    print(f"| nettrail | {done} | {expected} | {ours} | "
+          f"{100 * (expected - ours) / expected:.2f} % | {ours_wrong} | {lost} |")
+    if peer:
+        print(f"| libbpf-tools tcplife (same run) | {done} | {expected} | {theirs} | "
+              f"{100 * (expected - theirs) / expected:.2f} % | {theirs_wrong} | – |")
+    print(f"\nrate {rate}/s for {seconds} s; capture process: {result['cpu_s']:.1f} s CPU "
+          f"over {result['wall_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+# -- lookups ----------------------------------------------------------------------
+
+LOOKER = """
+import socket, sys, time
+rate, seconds = int(sys.argv[1]), int(sys.argv[2])
+start = time.monotonic()
+for i in range(rate * seconds):
+    time.sleep(max(0.0, start + i / rate - time.monotonic()))
+    socket.getaddrinfo("localhost", None)
+"""
+
+
+def bench_lookups(rate: int, seconds: int) -> None:
+    with capture("1", str(seconds + 60)) as cap:
+        time.sleep(1)
+        looker = subprocess.Popen([PYTHON, "-c", LOOKER, str(rate), str(seconds)])
+        looker.wait()
+        time.sleep(1)
+        result = cap.stop()
+        logged = sum(1 for r in lines(cap.directory / "dns.jsonl")
+                     if r["pid"] == looker.pid and r["host"] == "localhost")
+    print("| lookups made | logged | lost events |")
+    print("|---|---|---|")
+    print(f"| {rate * seconds} ({rate}/s for {seconds} s) | {logged} | "
+          f"{result['meta']['lost_events']['dns']} |")
+
+
+# -- capture process cost ---------------------------------------------------------
+
+def bench_overhead(connections_per_s: list[int], seconds: int, runs: int) -> None:
+    """CPU and peak RSS of the capture process under short-connection load.
+    Each connection is two session records (one per end) and, per interval,
+    two bandwidth rows."""
+    storm = build_connstorm()
+    print("| load | records written/s | capture CPU (% of one core, median) | "
+          "peak RSS (MB, median) | runs |")
+    print("|---|---|---|---|---|")
+    for rate in connections_per_s:
+        cpu, rss, records = [], [], []
+        for _ in range(runs):
+            with capture("1", str(seconds + 60)) as cap:
+                time.sleep(1)
+                subprocess.run([storm, str(rate), str(seconds)], check=True,
+                               capture_output=True)
+                result = cap.stop()
+                cpu.append(100 * result["cpu_s"] / result["wall_s"])
+                rss.append(result["peak_rss_mb"])
+                records.append(sum(sum(1 for _ in (cap.directory / n).open())
+                                   for n in ("tcplife.jsonl", "tcptop.jsonl")))
+        print(f"| {rate:,} connections/s = {2 * rate:,} session events/s | "
+              f"{statistics.median(records) / seconds:,.0f} | {statistics.median(cpu):.1f} % | "
+              f"{statistics.median(rss):.0f} | {runs} |")
+
+
+# -- report rendering -------------------------------------------------------------
+
+def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: int) -> None:
+    """A capture of the given size (60 intervals, 400 processes, 200 hostnames)."""
+    directory.mkdir(parents=True)
+    start = 1_767_323_045.0
+    meta = {"format": "nettrail-capture/1", "version": "bench", "host": "bench",
+            "kernel": "bench", "started_at": "2026-01-02T03:04:05.000Z",
+            "ended_at": "2026-01-02T03:09:05.000Z", "interval_s": 5.0, "count": 60,
+            "intervals_done": 60, "interrupted": False, "trigger": "manual",
+            "filters": {"pids": [], "probes": ["bandwidth", "sessions", "dns"]},
+            "probes": {p: {"status": "ok", "hook": "bench", "error": None}
+                       for p in ("bandwidth", "sessions", "dns")},
+            "lost_events": {"bandwidth": 0, "sessions": 0, "dns": 0}, "title": None,
+            "note": None}
+    (directory / "meta.json").write_text(json.dumps(meta))
+    with (directory / "tcptop.jsonl").open("w") as f:
+        for i in range(bandwidth):
+            pid = 1000 + i % 400
+            f.write(json.dumps({"ts": start + (i % 60) * 5, "interval": 1 + i % 60, "pid": pid,
+                                "comm": f"proc{pid}", "family": "ipv4", "laddr": "10.0.0.1",
+                                "lport": 30000 + i % 20000, "raddr": f"10.1.{i % 250}.{i % 200}",
+                                "rport": 443, "rx_bytes": i * 7 % 100000,
+                                "tx_bytes": i * 13 % 50000}) + "\n")
+    with (directory / "tcplife.jsonl").open("w") as f:
+        for i in range(sessions):
+            f.write(json.dumps({"ts": start + i * 0.003, "pid": 2000 + i % 50,
+                                "comm": "client", "family": "ipv4", "laddr": "10.0.0.1",
+                                "lport": 30000 + i % 30000, "raddr": f"10.2.0.{i % 100}",
+                                "rport": 80, "tx_bytes": i % 5000, "rx_bytes": i % 90000,
+                                "opened_at": start + i * 0.003 - 0.05,
+                                "duration_ms": 50.0 + i % 900, "state": "closed"}) + "\n")
+    with (directory / "dns.jsonl").open("w") as f:
+        for i in range(lookups):
+            f.write(json.dumps({"ts": start + i * 0.015, "pid": 3000 + i % 30, "comm": "resolver",
+                                "host": f"host{i % 200}.example", "function": "getaddrinfo",
+                                "latency_ms": 0.5 + (i * 37 % 3000) / 10, "ok": i % 50 != 0,
+                                "error": None if i % 50 else "EAI_AGAIN",
+                                "addresses": [f"10.1.{i % 250}.{i % 200}"],
+                                "pending": False}) + "\n")
+
+
+def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "big"
+        synthetic_capture(directory, bandwidth, sessions, lookups)
+        times, rss = [], []
+        for _ in range(runs):
+            started = time.monotonic()
+            proc = subprocess.Popen([PYTHON, "-m", "capture", "report", str(directory)],
+                                    cwd=ROOT, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            times.append(time.monotonic() - started)
+            rss.append(usage.ru_maxrss / 1024)
+        size = (directory / "report.html").stat().st_size / 1e6
+        logs = sum((directory / n).stat().st_size for n in
+                   ("tcptop.jsonl", "tcplife.jsonl", "dns.jsonl")) / 1e6
+    print("| capture (rows: bandwidth / sessions / lookups) | logs | render time (median) | "
+          "peak RSS (median) | report size | runs |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {bandwidth:,} / {sessions:,} / {lookups:,} | {logs:.0f} MB | "
+          f"{statistics.median(times):.1f} s | {statistics.median(rss):.0f} MB | "
+          f"{size:.2f} MB | {runs} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("which", nargs="*", default=["throughput", "sessions", "lookups",
+                                                "overhead", "report"])
+    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    socket.setdefaulttimeout(30)
+    for which in args.which:
+        print(f"\n### {which}\n")
+        if which == "throughput":
+            bench_throughput(args.pairs, seconds=5)
+        elif which == "sessions":
+            bench_sessions(rate=20_000, seconds=10)
+        elif which == "lookups":
+            bench_lookups(rate=2_000, seconds=10)
+        elif which == "overhead":
+            bench_overhead([2_500, 5_000], seconds=10, runs=args.runs)
+        elif which == "report":
+            bench_report(args.runs, 1_000_000, 100_000, 20_000)
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
