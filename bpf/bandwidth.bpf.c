@@ -8,6 +8,7 @@
  * one of two hash maps; user space flips `bw_slot` each interval and drains
  * the map no longer written to. */
 #include "common.bpf.h"
+#include "sock_counts.bpf.h"
 
 #define MSG_PEEK 2
 #define MAX_CONNS 262144 /* allocated as used (BPF_F_NO_PREALLOC) */
@@ -30,20 +31,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } bw_slot SEC(".maps");
-
-struct sock_counts {
-	__u64 rx_bytes;
-	__u64 tx_bytes;
-	__u32 pid; /* the process these counts belong to */
-	char comm[COMM_LEN];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sock_counts);
-} sock_counts SEC(".maps");
 
 static __always_inline void add_to(void *conns, const struct conn_key *key, const char *comm,
 				   __u64 rx_bytes, __u64 tx_bytes)

@@ -4,6 +4,12 @@
  * transitions made in softirq (the handshake of an accepted connection) never
  * claim it. Sessions still open at window end come from the tcp iterator. */
 #include "common.bpf.h"
+#include "sock_counts.bpf.h"
+
+/* Set before load: the bandwidth probe runs and shares sock_counts (the map
+ * is reused by fd), so the owner is its first I/O process and this probe
+ * needs no I/O hooks of its own. */
+const volatile bool shared_counts = false;
 
 #define MAX_SESSIONS 262144 /* allocated as used (BPF_F_NO_PREALLOC) */
 
@@ -52,6 +58,20 @@ static __always_inline struct owner *track(const struct sock *sk, bool opening)
 	if (!o)
 		stat_inc(STAT_MAP_FULL);
 	return o;
+}
+
+/* The owner from the bandwidth probe's per-socket counters, if unknown yet. */
+static __always_inline void owner_from_counts(struct sock *sk, struct owner *o)
+{
+	struct sock_counts *c;
+
+	if (o->pid || !shared_counts)
+		return;
+	c = bpf_sk_storage_get(&sock_counts, sk, 0, 0);
+	if (c && c->pid) {
+		o->pid = c->pid;
+		__builtin_memcpy(o->comm, c->comm, COMM_LEN);
+	}
 }
 
 /* The task running now owns the socket, unless someone already does. */
@@ -107,7 +127,8 @@ static __always_inline void emit_closed(const struct sock *sk, const struct owne
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline int state_change(const struct sock *sk, int oldstate, int newstate)
+static __always_inline int state_change(struct sock *sk, int oldstate, int newstate,
+					bool typed)
 {
 	__u64 key = (__u64)sk;
 	struct owner unknown = {}, *o;
@@ -126,8 +147,12 @@ static __always_inline int state_change(const struct sock *sk, int oldstate, int
 		claim(o);
 	if (newstate != BPF_TCP_CLOSE)
 		return 0;
-	// closed: report it (untracked means opened before the window, idle since)
-	emit_closed(sk, o ? o : &unknown);
+	// closed: report it (untracked: opened before the window)
+	if (!o)
+		o = &unknown;
+	if (typed)
+		owner_from_counts(sk, o);
+	emit_closed(sk, o);
 	bpf_map_delete_elem(&sessions, &key);
 	return 0;
 }
@@ -154,9 +179,9 @@ static __always_inline int saw_io(struct sock *sk, int ret, bool typed)
 
 /* Preferred hooks: BTF-typed tracepoints. */
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(tp_state, const struct sock *sk, const int oldstate, const int newstate)
+int BPF_PROG(tp_state, struct sock *sk, const int oldstate, const int newstate)
 {
-	return state_change(sk, oldstate, newstate);
+	return state_change(sk, oldstate, newstate, true);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -173,9 +198,9 @@ int BPF_PROG(tp_recv, struct sock *sk, int ret, int flags)
 
 /* Fallback: untyped raw tracepoints (no BTF trampoline needed). */
 SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(raw_state, const struct sock *sk, int oldstate, int newstate)
+int BPF_PROG(raw_state, struct sock *sk, int oldstate, int newstate)
 {
-	return state_change(sk, oldstate, newstate);
+	return state_change(sk, oldstate, newstate, false);
 }
 
 SEC("raw_tp/sock_send_length")
@@ -196,21 +221,26 @@ int dump_open(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
 	struct session_event e = {};
+	struct owner found = {}, *o;
 	struct tcp_sock *tp;
-	struct owner *o;
 	__u64 key;
 
 	if (!skc)
-		return 0;
-	key = (__u64)skc;
-	o = bpf_map_lookup_elem(&sessions, &key);
-	if (!o || !pid_wanted(o->pid))
 		return 0;
 	// time-wait and request sockets are not full sockets: skip them
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
-	fill_event(&e, (const struct sock *)tp, o, SESSION_OPEN);
+	key = (__u64)skc;
+	o = bpf_map_lookup_elem(&sessions, &key);
+	if (o)
+		__builtin_memcpy(&found, o, sizeof(found));
+	// untracked but with traffic in the window: opened before it
+	else if (shared_counts)
+		owner_from_counts((struct sock *)tp, &found);
+	if ((!o && !found.pid) || !pid_wanted(found.pid))
+		return 0;
+	fill_event(&e, (const struct sock *)tp, &found, SESSION_OPEN);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;
 }

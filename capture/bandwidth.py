@@ -45,8 +45,15 @@ class BandwidthProbe(Probe):
         super().__init__(pids)
         self._slot = 0
 
-    def rodata(self) -> dict[str, bytes]:
-        return {**super().rodata(), "recv_flags_arg5": bytes([kernel_before(5, 19)])}
+    def rodata(self, hooks: HookSet) -> dict[str, bytes]:
+        return {**super().rodata(hooks), "recv_flags_arg5": bytes([kernel_before(5, 19)])}
+
+    def _counts_in_sockets(self) -> bool:
+        return self.hooks is not None and "dump_conns" in self.hooks.on_demand
+
+    def shared_counts_fd(self) -> int | None:
+        """The per-socket counters the sessions probe may read owners from."""
+        return self.obj.map_fd("sock_counts") if self._counts_in_sockets() else None
 
     def _read_map(self, slot: int, delete: bool) -> list[Conn]:
         keys, values = map_batch(self.obj.map_fd(self._maps[slot]), CONN_KEY.size,
@@ -55,7 +62,7 @@ class BandwidthProbe(Probe):
 
     def _sockets(self, program: str) -> list[Conn]:
         """Counts kept in socket storage (typed hooks only), read by an iterator."""
-        if "dump_conns" not in self.hooks.on_demand:
+        if not self._counts_in_sockets():
             return []
         return conns_from_rows(self.obj.read_iter(program, over_map="sock_counts"))
 

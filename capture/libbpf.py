@@ -54,6 +54,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__fd": (c_int, [c_void_p]),
     "bpf_map__initial_value": (c_void_p, [c_void_p, POINTER(c_size_t)]),
     "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
+    "bpf_map__reuse_fd": (c_int, [c_void_p, c_int]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
     "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
@@ -234,9 +235,9 @@ class BpfObject:
     def map_fd(self, name: str) -> int:
         return lib().bpf_map__fd(self._map(name))
 
-    def set_max_entries(self, name: str, entries: int) -> None:
-        _check_rc(lib().bpf_map__set_max_entries(self._map(name), entries),
-                  f"resize {name}")
+    def reuse_map(self, name: str, fd: int) -> None:
+        """Before load: use another object's map (by fd) for this one's `name`."""
+        _check_rc(lib().bpf_map__reuse_fd(self._map(name), fd), f"share map {name}")
 
     def close(self) -> None:
         for link in self._links:

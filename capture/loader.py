@@ -58,8 +58,9 @@ def attach_all(obj: BpfObject, hooks: HookSet) -> None:
         obj.attach(program)
 
 
-def load_first_working(probe: str, hook_sets: tuple[HookSet, ...], rodata: dict[str, bytes],
-                       attach: Callable[[BpfObject, HookSet], None] = attach_all
+def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
+                       configure: Callable[[BpfObject, HookSet], None],
+                       attach: Callable[[BpfObject, HookSet], None]
                        ) -> tuple[BpfObject, HookSet]:
     """Open, configure, load and attach the first hook set that works."""
     path = str(object_path(probe))
@@ -68,7 +69,7 @@ def load_first_working(probe: str, hook_sets: tuple[HookSet, ...], rodata: dict[
         obj = BpfObject(path)
         try:
             obj.keep_only(hooks.attach + hooks.on_demand)
-            obj.set_rodata(rodata)
+            configure(obj, hooks)
             obj.load()
             attach(obj, hooks)
             return obj, hooks
@@ -101,15 +102,19 @@ class Probe:
         self.obj: BpfObject | None = None
         self.hooks: HookSet | None = None
 
-    def rodata(self) -> dict[str, bytes]:
+    def rodata(self, hooks: HookSet) -> dict[str, bytes]:
         return pid_filter(self.pids)
+
+    def configure(self, obj: BpfObject, hooks: HookSet) -> None:
+        """Before load: the `const volatile` settings for this hook set."""
+        obj.set_rodata(self.rodata(hooks))
 
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
         attach_all(obj, hooks)
 
     def start(self) -> None:
         try:
-            self.obj, hooks = load_first_working(self.name, self.hook_sets, self.rodata(),
+            self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,
                                                  self.attach)
         except ProbeError as exc:
             self.status = ProbeStatus("failed", error=exc.problem, detail=self.status.detail)

@@ -120,8 +120,10 @@ class Capture:
                 "title": self.opts.title, "note": self.opts.note}
 
     def _start_probes(self) -> None:
-        for name in self.opts.probes:
-            probe = PROBE_CLASSES[name](self.opts.pids)
+        # bandwidth first: sessions can read socket owners from its counters
+        for name in sorted(self.opts.probes, key=PROBES.index):
+            probe = (SessionsProbe(self.opts.pids, self._shared_counts_fd())
+                     if name == "sessions" else PROBE_CLASSES[name](self.opts.pids))
             probe.start()
             self.probes[name] = probe
         self.totals.lost = dict.fromkeys(PROBES, 0)
@@ -173,6 +175,10 @@ class Capture:
             self._finish(rings)
         self.view.end(self)
         return self.directory
+
+    def _shared_counts_fd(self) -> int | None:
+        bandwidth = self._bandwidth()
+        return bandwidth.shared_counts_fd() if bandwidth else None
 
     def _bandwidth(self) -> BandwidthProbe | None:
         probe = self.probes.get("bandwidth")

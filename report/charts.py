@@ -24,6 +24,7 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17
           "#bcbd22", "#7f7f7f"]
 FAILED = "#d62728"
 LABEL_CHARS = 40
+RASTER_DPI = 150
 TOP_HOSTS_CHART = 15
 TOP_HOSTS_COLORED = 8
 
@@ -33,8 +34,11 @@ def _short(label: str) -> str:
 
 
 def _svg(fig: plt.Figure) -> bytes:
+    """SVG bytes; point clouds are rasterized inside it (RASTER_DPI) so 20,000
+    lookups stay small, axes and text stay vector."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None},
+                dpi=RASTER_DPI)
     plt.close(fig)
     return buf.getvalue()
 
@@ -111,7 +115,7 @@ def dns_latency_by_host(dns: Dns) -> bytes:
                       if lk.host in row and lk.ok == ok]
             if points:
                 ax.scatter(*zip(*points), marker=marker, color=color, s=18, alpha=0.7,
-                           label=label)
+                           label=label, rasterized=True)
         for h in dns.hosts[:TOP_HOSTS_CHART]:
             if h.p95_ms is not None:
                 ax.plot([max(h.p95_ms, 0.001)] * 2, [row[h.host] - 0.35, row[h.host] + 0.35],
@@ -133,13 +137,13 @@ def dns_over_time(dns: Dns, start_ts: float) -> bytes:
             points = [(lk.ts - start_ts, max(lk.latency_ms, 0.001)) for lk in dns.lookups
                       if (lk.host == host if host else lk.host not in top)]
             if points:
-                ax.scatter(*zip(*points), s=14, color=color, alpha=0.8,
+                ax.scatter(*zip(*points), s=14, color=color, alpha=0.8, rasterized=True,
                            label=_short(host) if host else "other hostnames")
         failed = [(lk.ts - start_ts, max(lk.latency_ms, 0.001)) for lk in dns.lookups
                   if not lk.ok]
         if failed:
             ax.scatter(*zip(*failed), s=40, facecolors="none", edgecolors=FAILED,
-                       label="failed or pending")
+                       label="failed or pending", rasterized=True)
         ax.set_yscale("log")
         _log(ax.yaxis)
         ax.set_xlabel("seconds since the window started")

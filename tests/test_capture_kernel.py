@@ -261,3 +261,32 @@ def test_timestamps_share_one_clock(scenario: Scenario) -> None:
     for name in (BANDWIDTH, SESSIONS, DNS):
         for r in scenario.run.records(name):
             assert start - 1 <= r["ts"] <= end + 1, (name, r)
+
+
+def test_sessions_alone_use_their_own_io_hooks(tmp_path, bpf: None) -> None:
+    """Without the bandwidth probe, sessions learns owners from its own I/O hooks."""
+    pre_client, pre_server = tcp_pair()
+    pre_client.sendall(b"p" * PRE_BEFORE)
+    recv_exactly(pre_server, PRE_BEFORE)
+    pre_ports = (pre_client.getsockname()[1], pre_server.getsockname()[1])
+    run = CaptureRun(tmp_path / "capture", "1", "3", "--probes", "sessions")
+    t = start_transfer(4, 5_000, 300)
+    pre_client.sendall(b"p" * PRE_DURING)
+    recv_exactly(pre_server, PRE_DURING)
+    for proc in (t.server, t.client):
+        proc.communicate(timeout=30)
+    returncode, _, stderr = run.finish()
+    pre_client.close()
+    pre_server.close()
+    assert returncode == 0, stderr
+    hook = run.meta()["probes"]["sessions"]["hook"]
+    assert hook.startswith("tp_btf/inet_sock_set_state+sock_send_length"), hook
+    by_pid = {r["pid"]: r for r in run.records(SESSIONS) if t.port in (r["lport"], r["rport"])}
+    assert by_pid[t.server.pid]["lport"] == t.port
+    assert (by_pid[t.client.pid]["tx_bytes"], by_pid[t.client.pid]["rx_bytes"]) == (5_000, 300)
+    # the pre-window session carried traffic: known, still open, owner known
+    pre = [r for r in run.records(SESSIONS) if r["lport"] in pre_ports]
+    assert len(pre) == 2
+    assert all(r["state"] == "open" and r["opened_at"] is None and r["pid"] == os.getpid()
+               for r in pre)
+    assert {r["tx_bytes"] for r in pre} == {PRE_BEFORE + PRE_DURING, 0}
