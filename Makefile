@@ -47,6 +47,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -q tests
 
 bench: setup
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 libbpf-tools time >/dev/null
 	$(VENV)/bin/python -m bench.run
 
 clean:

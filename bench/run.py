@@ -32,29 +32,48 @@ def build_connstorm() -> str:
     return str(CONNSTORM)
 
 
-class Background:
-    """`nettrail capture` in the background, measured by wait4 (CPU, peak RSS)."""
+class Measured:
+    """A command run under GNU time, which reports its CPU and peak RSS. (wait4's
+    ru_maxrss would not do: at exec Linux keeps the forking parent's peak, and
+    this benchmark process grows large.)"""
+
+    def __init__(self, *cmd: str, **popen) -> None:
+        self._usage = tempfile.NamedTemporaryFile("r")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(["/usr/bin/time", "-f", "%U %S %M", "-o",
+                                      self._usage.name, *cmd], cwd=ROOT, **popen)
+
+    def signal(self, sig: int) -> None:
+        """Signal the measured command (time's child), not time itself."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        for pid in children.read_text().split():
+            os.kill(int(pid), sig)
+
+    def wait(self) -> dict:
+        self.proc.wait()
+        user, system, rss_kb = self._usage.read().split()[-3:]
+        return {"cpu_s": float(user) + float(system), "wall_s": time.monotonic() - self.started,
+                "peak_rss_mb": int(rss_kb) / 1024, "returncode": self.proc.returncode}
+
+
+class Background(Measured):
+    """`nettrail capture` in the background; stop() ends it early (SIGINT) and
+    returns its CPU time, wall time and peak RSS."""
 
     def __init__(self, directory: Path, interval: str, count: str, *extra: str) -> None:
         self.directory = directory
-        self.proc = subprocess.Popen([PYTHON, "-m", "capture", "capture", interval, count,
-                                      "--no-report", "-o", str(directory), *extra],
-                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+        super().__init__(PYTHON, "-m", "capture", "capture", interval, count, "--no-report",
+                         "-o", str(directory), *extra, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
         assert "capturing" in self.proc.stderr.readline()
         self.started = time.monotonic()
 
     def stop(self) -> dict:
-        """End the window early (SIGINT) and measure; Popen.send_signal would reap
-        an exited capture before wait4 could read its usage."""
-        if self.proc.returncode is None:
-            os.kill(self.proc.pid, 2)
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - self.started
-        return {"cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": wall,
-                "peak_rss_mb": usage.ru_maxrss / 1024,
-                "meta": json.loads((self.directory / "meta.json").read_text())}
+        if self.proc.poll() is None:
+            self.signal(2)
+        result = self.wait()
+        result["meta"] = json.loads((self.directory / "meta.json").read_text())
+        return result
 
 
 @contextmanager
@@ -267,13 +286,11 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int) -> None
         synthetic_capture(directory, bandwidth, sessions, lookups)
         times, rss = [], []
         for _ in range(runs):
-            started = time.monotonic()
-            proc = subprocess.Popen([PYTHON, "-m", "capture", "report", str(directory)],
-                                    cwd=ROOT, stdout=subprocess.DEVNULL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
-            times.append(time.monotonic() - started)
-            rss.append(usage.ru_maxrss / 1024)
+            result = Measured(PYTHON, "-m", "capture", "report", str(directory),
+                              stdout=subprocess.DEVNULL).wait()
+            assert result["returncode"] == 0
+            times.append(result["wall_s"])
+            rss.append(result["peak_rss_mb"])
         size = (directory / "report.html").stat().st_size / 1e6
         logs = sum((directory / n).stat().st_size for n in
                    ("tcptop.jsonl", "tcplife.jsonl", "dns.jsonl")) / 1e6
