@@ -102,18 +102,49 @@ def iperf(length: str, nodelay: bool, seconds: int) -> float:
     return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+@contextmanager
+def empty_programs() -> Iterator[None]:
+    """bench/floor.bpf.c attached: the cost of running any program per call."""
+    from capture.libbpf import BpfObject
+    obj_path = Path(tempfile.gettempdir()) / "nettrail-floor.bpf.o"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", str(ROOT / "build" / "bpf"),
+                    "-c", str(ROOT / "bench" / "floor.bpf.c"), "-o", str(obj_path)], check=True)
+    obj = BpfObject(str(obj_path))
+    obj.load()
+    obj.attach("empty_send")
+    obj.attach("empty_recv")
+    try:
+        yield
+    finally:
+        obj.close()
+
+
 def bench_throughput(pairs: int, seconds: int) -> None:
-    print("| writes | without capture (Gbit/s, median) | with capture | loss | pairs |")
+    print("| writes | without capture: Gbit/s median (min–max) | with capture | "
+          "loss of the medians | pairs |")
     print("|---|---|---|---|---|")
-    for label, length, nodelay in (("64 KiB", "64K", False), ("64 B, TCP_NODELAY", "64", True)):
+    for label, length, nodelay, under in (
+            ("64 KiB, full capture", "64K", False, "capture"),
+            ("64 B, TCP_NODELAY, full capture", "64", True, "capture"),
+            ("64 B, TCP_NODELAY, floor: one empty program per send and per recv", "64", True,
+             "floor")):
         without, with_ = [], []
         for _ in range(pairs):
             without.append(iperf(length, nodelay, seconds))
+            if under == "floor":
+                with empty_programs():
+                    with_.append(iperf(length, nodelay, seconds))
+                continue
             with capture("1", str(seconds + 30)) as cap:
                 with_.append(iperf(length, nodelay, seconds))
                 cap.stop()
         a, b = statistics.median(without), statistics.median(with_)
-        print(f"| {label} | {a:.2f} | {b:.2f} | {100 * (1 - b / a):.1f} % | {pairs} |")
+        print(f"| {label} | {_spread(without)} | {_spread(with_)} | "
+              f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
 # -- sessions ---------------------------------------------------------------------
@@ -307,14 +338,14 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="*", default=["throughput", "sessions", "lookups",
                                                 "overhead", "report"])
-    p.add_argument("--pairs", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
     socket.setdefaulttimeout(30)
     for which in args.which:
         print(f"\n### {which}\n")
         if which == "throughput":
-            bench_throughput(args.pairs, seconds=5)
+            bench_throughput(args.pairs, seconds=3)
         elif which == "sessions":
             bench_sessions(rate=20_000, seconds=10)
         elif which == "lookups":

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from capture import libbpf
 from capture.libcs import find_libcs
 from capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
-from capture.window import PROBE_CLASSES
+from capture.window import start_probes
 from report.errors import NettrailError
+from report.logformat import PROBES
 
 
 @dataclass
@@ -44,17 +45,13 @@ def _system() -> list[Finding]:
 
 
 def _probes() -> list[Finding]:
-    """Load and attach each probe for a moment to learn which hook it gets."""
-    findings = []
-    for name, cls in PROBE_CLASSES.items():
-        probe = cls()
-        probe.start()
+    """Start the probes for a moment, as a capture would, to learn their hooks."""
+    probes = start_probes(PROBES, ())
+    for probe in probes.values():
         probe.close()
-        status = probe.status
-        findings.append(Finding(name, status.hook or status.error or "", status.status == "ok",
-                                "" if status.status == "ok" else "run with --debug for "
-                                "libbpf's log"))
-    return findings
+    return [Finding(name, p.status.hook or p.status.error or "", p.status.status == "ok",
+                    "" if p.status.status == "ok" else "run with --debug for libbpf's log")
+            for name, p in probes.items()]
 
 
 def run_check() -> list[Finding]:
@@ -63,5 +60,5 @@ def run_check() -> list[Finding]:
         findings += _probes()
     else:
         findings += [Finding(name, "not tried (fix the problems above)", False)
-                     for name in PROBE_CLASSES]
+                     for name in PROBES]
     return findings

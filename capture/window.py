@@ -30,8 +30,26 @@ from report.logformat import FORMAT, PROBES
 from report.version import VERSION
 
 POLL_MS = 100
-PROBE_CLASSES: dict[str, type[Probe]] = {"bandwidth": BandwidthProbe,
-                                         "sessions": SessionsProbe, "dns": DnsProbe}
+WRITE_CHUNK = 4096
+
+
+def start_probes(names: tuple[str, ...], pids: tuple[int, ...]) -> dict[str, Probe]:
+    """Load and attach the probes asked for, each on its best working hook.
+    Bandwidth goes first: sessions can read socket owners from its counters.
+    A probe that cannot start records why; the others still run."""
+    probes: dict[str, Probe] = {}
+    for name in sorted(names, key=PROBES.index):
+        if name == "bandwidth":
+            probe: Probe = BandwidthProbe(pids)
+        elif name == "sessions":
+            bandwidth = probes.get("bandwidth")
+            shared = bandwidth.shared_counts_fd() if bandwidth and bandwidth.running else None
+            probe = SessionsProbe(pids, shared)
+        else:
+            probe = DnsProbe(pids)
+        probe.start()
+        probes[name] = probe
+    return probes
 
 
 @dataclass(frozen=True)
@@ -68,7 +86,7 @@ class View(Protocol):
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt()
-KEEP_BYTES = 256 << 20
+KEEP_BYTES = 64 << 20
 
 
 def keep_freed_memory() -> None:
@@ -120,12 +138,7 @@ class Capture:
                 "title": self.opts.title, "note": self.opts.note}
 
     def _start_probes(self) -> None:
-        # bandwidth first: sessions can read socket owners from its counters
-        for name in sorted(self.opts.probes, key=PROBES.index):
-            probe = (SessionsProbe(self.opts.pids, self._shared_counts_fd())
-                     if name == "sessions" else PROBE_CLASSES[name](self.opts.pids))
-            probe.start()
-            self.probes[name] = probe
+        self.probes = start_probes(self.opts.probes, self.opts.pids)
         self.totals.lost = dict.fromkeys(PROBES, 0)
 
     def _write_sessions(self, records: list[dict]) -> None:
@@ -176,10 +189,6 @@ class Capture:
         self.view.end(self)
         return self.directory
 
-    def _shared_counts_fd(self) -> int | None:
-        bandwidth = self._bandwidth()
-        return bandwidth.shared_counts_fd() if bandwidth else None
-
     def _bandwidth(self) -> BandwidthProbe | None:
         probe = self.probes.get("bandwidth")
         return probe if probe and probe.running else None
@@ -207,7 +216,10 @@ class Capture:
             return
         conns = bandwidth.take_final() if last else bandwidth.take_interval()
         ts = self.clock.now()
-        self.writer.write("bandwidth", [bandwidth_record(c, ts, interval) for c in conns])
+        # in chunks: a busy interval has tens of thousands of rows
+        for start in range(0, len(conns), WRITE_CHUNK):
+            chunk = conns[start:start + WRITE_CHUNK]
+            self.writer.write("bandwidth", [bandwidth_record(c, ts, interval) for c in chunk])
         self.totals.rx_bytes += sum(c.rx_bytes for c in conns)
         self.totals.tx_bytes += sum(c.tx_bytes for c in conns)
 
