@@ -14,6 +14,7 @@ import pytest
 
 from report.errors import ExitStatus
 from tests.helpers import ROOT, CaptureRun, nettrail, read_jsonl
+from tests.test_capture_kernel import tcp_pair
 
 
 @pytest.mark.parametrize("args, problem", [
@@ -91,3 +92,25 @@ def test_quiet_capture_prints_only_the_directory_and_renders(capture_dir: Path,
     assert meta["intervals_done"] == 2 and meta["interval_s"] == 0.5
     report = (capture_dir / "report.html").read_text()
     assert "<title>INC-7</title>" in report
+
+
+def test_disk_full_is_one_line_and_keeps_what_was_written(tmp_path: Path, bpf: None) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        run = CaptureRun(small / "capture", "0.3", "40", "--probes", "sessions")
+        for _ in range(1500):  # ~270 bytes of log each: far more than 64 KiB
+            client, accepted = tcp_pair()
+            client.close()
+            accepted.close()
+        returncode, _, err = run.finish(timeout=60)
+        assert returncode == ExitStatus.ERROR, err
+        last = err.strip().splitlines()[-1]
+        assert "No space left on device" in last and "capture elsewhere with -o" in last
+        lines = (small / "capture" / "tcplife.jsonl").read_text().splitlines()
+        assert len(lines) > 100
+        for line in lines[:-1]:  # all but a possibly cut last line are whole
+            json.loads(line)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
