@@ -20,7 +20,7 @@ MAX_ADDRS = 8
 MAX_PIDS = 16
 
 STAT_RINGBUF_FULL, STAT_MAP_FULL = 0, 1
-SESSION_CLOSED, SESSION_OPEN = 1, 2
+SESSION_CLOSED = 1  # enum session_state; anything else is open
 FUNCTIONS = {1: "getaddrinfo", 2: "gethostbyname", 3: "gethostbyname2",
              4: "gethostbyname_r", 5: "gethostbyname2_r"}
 FN_GETADDRINFO = 1

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capture.events import MAX_PIDS
+from capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL
 from capture.libbpf import BpfObject, map_lookup
 from report.errors import ProbeError, UnsupportedSystem
 
@@ -82,7 +82,7 @@ def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
 def read_stats(obj: BpfObject) -> int:
     """Events this probe's kernel side dropped (ring buffer or map full)."""
     fd, total = obj.map_fd("stats"), 0
-    for index in range(2):
+    for index in (STAT_RINGBUF_FULL, STAT_MAP_FULL):
         value = ctypes.c_uint64()
         if map_lookup(fd, ctypes.c_uint32(index), value):
             total += value.value
