@@ -4,14 +4,17 @@ workload with known sizes, processes and delays; exact results asserted."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from capture.libcs import find_libcs
 from report.logformat import (BANDWIDTH, BANDWIDTH_FIELDS, DNS, DNS_FIELDS, SESSION_FIELDS,
                               SESSIONS)
 from tests.helpers import TOOLS, CaptureRun, NetNs, require_bpf
@@ -290,3 +293,32 @@ def test_sessions_alone_use_their_own_io_hooks(tmp_path, bpf: None) -> None:
     assert all(r["state"] == "open" and r["opened_at"] is None and r["pid"] == os.getpid()
                for r in pre)
     assert {r["tx_bytes"] for r in pre} == {PRE_BEFORE + PRE_DURING, 0}
+
+
+WAIT_THEN_LOOKUP = "import socket, sys; sys.stdin.readline(); socket.getaddrinfo('localhost', None)"
+
+
+def test_dns_covers_a_second_libc(tmp_path, bpf: None) -> None:
+    """A process on another libc file (as in a container) is found and probed."""
+    libc_dir = tmp_path / "otherlibc"
+    libc_dir.mkdir()
+    system_libc = next(c.open_path for c in find_libcs([os.getpid()]))
+    shutil.copy(system_libc, libc_dir / "libc.so.6")
+    other = subprocess.Popen([sys.executable, "-c", WAIT_THEN_LOOKUP], stdin=subprocess.PIPE,
+                             text=True, env={**os.environ, "LD_LIBRARY_PATH": str(libc_dir)})
+    try:
+        maps = Path(f"/proc/{other.pid}/maps")
+        deadline = time.monotonic() + 10
+        while str(libc_dir) not in maps.read_text():
+            assert time.monotonic() < deadline, "the copied libc was not loaded"
+            time.sleep(0.05)
+        run = CaptureRun(tmp_path / "capture", "1", "2", "--probes", "dns")
+        other.communicate("go\n", timeout=30)
+        returncode, _, stderr = run.finish()
+    finally:
+        other.kill()
+    assert returncode == 0, stderr
+    libcs = run.meta()["probes"]["dns"]["libcs"]
+    copied = [c for c in libcs if c["path"] == str(libc_dir / "libc.so.6")]
+    assert len(copied) == 1 and "getaddrinfo" in copied[0]["functions"]
+    assert [r["host"] for r in run.records(DNS) if r["pid"] == other.pid] == ["localhost"]

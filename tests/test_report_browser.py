@@ -78,3 +78,13 @@ def test_hostile_names_show_as_text_and_never_run(browser, tmp_path: Path) -> No
     assert "</title><script>alert(3)</script>" in page.locator(".note").inner_text()
     assert page.locator("img[src=x]").count() == 0
     page.close()
+
+
+def test_report_fits_a_phone_width(browser, tmp_path: Path) -> None:
+    report = write_report(copy_capture(tmp_path))
+    page = browser.new_page()
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(report.as_uri(), wait_until="load")
+    # wide tables scroll inside their own box; the page itself does not
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
