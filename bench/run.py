@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -341,7 +340,6 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
-    socket.setdefaulttimeout(30)
     for which in args.which:
         print(f"\n### {which}\n")
         if which == "throughput":

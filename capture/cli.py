@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from capture.events import MAX_PIDS
 from report.errors import ExitStatus, NettrailError
 from report.logformat import PROBES
 
@@ -203,8 +205,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    import os
-
     from capture.hostlock import service_pid
     pid = service_pid()
     os.kill(pid, signal.SIGUSR1)
@@ -213,7 +213,10 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(getattr(args, "pids", ())) > MAX_PIDS:
+        parser.error(f"at most {MAX_PIDS} -p PIDs")
     try:
         return int(args.run(args))
     except NettrailError as exc:

@@ -53,7 +53,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__name": (c_char_p, [c_void_p]),
     "bpf_map__fd": (c_int, [c_void_p]),
     "bpf_map__initial_value": (c_void_p, [c_void_p, POINTER(c_size_t)]),
-    "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
     "bpf_map__reuse_fd": (c_int, [c_void_p, c_int]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
@@ -175,9 +174,10 @@ class BpfObject:
         btf = _check_ptr(lib().bpf_object__btf(self._obj), "object BTF")
         sec_id = lib().btf__find_by_name_kind(btf, b".rodata", BTF_KIND_DATASEC)
         _check_rc(sec_id, ".rodata section")
-        sec = _BtfType.from_address(lib().btf__type_by_id(btf, sec_id))
+        sec_addr = lib().btf__type_by_id(btf, sec_id)
+        sec = _BtfType.from_address(sec_addr)
         infos = (_BtfVarSecinfo * (sec.info & 0xFFFF)).from_address(
-            lib().btf__type_by_id(btf, sec_id) + ctypes.sizeof(_BtfType))
+            sec_addr + ctypes.sizeof(_BtfType))
         offsets = {}
         for info in infos:
             var = _BtfType.from_address(lib().btf__type_by_id(btf, info.type))

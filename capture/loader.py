@@ -45,17 +45,11 @@ def object_path(probe: str) -> Path:
 
 
 def pid_filter(pids: tuple[int, ...]) -> dict[str, bytes]:
-    """The targ_pids/targ_npids globals every probe shares."""
-    if len(pids) > MAX_PIDS:
-        raise ProbeError(f"at most {MAX_PIDS} -p PIDs are supported")
+    """The targ_pids/targ_npids globals every probe shares (the CLI allows at
+    most MAX_PIDS)."""
     padded = list(pids) + [0] * (MAX_PIDS - len(pids))
     return {"targ_pids": struct.pack(f"{MAX_PIDS}I", *padded),
             "targ_npids": struct.pack("I", len(pids))}
-
-
-def attach_all(obj: BpfObject, hooks: HookSet) -> None:
-    for program in hooks.attach:
-        obj.attach(program)
 
 
 def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
@@ -110,7 +104,8 @@ class Probe:
         obj.set_rodata(self.rodata(hooks))
 
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
-        attach_all(obj, hooks)
+        for program in hooks.attach:
+            obj.attach(program)
 
     def start(self) -> None:
         try:

@@ -29,7 +29,6 @@ class LogWriter:
             directory.chmod(0o700)
         self._paths = {probe: directory / name for probe, name in LOG_FILES.items()}
         self._files = {probe: self._open(path) for probe, path in self._paths.items()}
-        self.counts = dict.fromkeys(LOG_FILES, 0)
 
     @staticmethod
     def _open(path: Path) -> BinaryIO:
@@ -45,7 +44,6 @@ class LogWriter:
         data = b"".join([dumps(r, option=newline) for r in records])
         with _writing(self._paths[probe]):
             self._files[probe].write(data)
-        self.counts[probe] += len(records)
 
     def flush(self) -> None:
         for probe, f in self._files.items():

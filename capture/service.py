@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +28,8 @@ from capture.hostlock import CaptureBusy, service_pid_file
 from capture.live import QuietView
 from capture.window import Capture, CaptureOptions
 from report.errors import NettrailError
-from report.snapshots import headline, snapshot_dirs, snapshot_name, update_index
+from report.snapshots import (Headline, headline, snapshot_dirs, snapshot_name,
+                              update_index)
 from report.units import human_bytes
 
 WATCHED = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
@@ -73,7 +75,8 @@ def prune(root: Path, retention: Retention, current: Path | None) -> list[Path]:
 
 class ScheduleService:
     def __init__(self, root: Path, options: CaptureOptions, retention: Retention,
-                 trigger: CronTrigger, render, log: TextIO = sys.stderr) -> None:
+                 trigger: CronTrigger, render: Callable[[Path], Path],
+                 log: TextIO = sys.stderr) -> None:
         self.root = root
         self.options = options
         self.retention = retention
@@ -90,6 +93,7 @@ class ScheduleService:
         directory = snapshot_name(self.root, dt.datetime.now(dt.timezone.utc))
         opts = dataclasses.replace(self.options, out_dir=directory, trigger=trigger)
         self.log(f"started {trigger} capture into {directory}")
+        written: Headline | None = None
         try:
             Capture(opts, QuietView(), self.stop, self.render).run()
         except CaptureBusy as exc:
@@ -101,22 +105,22 @@ class ScheduleService:
             self.log(f"failed {trigger} capture into {directory}: internal error: "
                      f"{type(exc).__name__}: {exc}")
         else:
-            self.log(f"written {directory}: {self._numbers(directory)}")
-        self._tidy(directory)
+            written = headline(directory)
+            self.log(f"written {directory}: {self._numbers(written)}")
+        self._tidy(directory, written)
 
     @staticmethod
-    def _numbers(directory: Path) -> str:
-        h = headline(directory)
+    def _numbers(h: Headline) -> str:
         return (f"in {human_bytes(h.rx_bytes)}, out {human_bytes(h.tx_bytes)}, "
                 f"{h.sessions} sessions, {h.lookups} lookups ({h.failed_lookups} failed), "
                 f"slowest {h.slowest or '-'}, {h.lost_events} lost events"
                 + ("" if not h.interrupted else ", interrupted"))
 
-    def _tidy(self, current: Path) -> None:
+    def _tidy(self, current: Path, written: Headline | None = None) -> None:
         try:
             for path in prune(self.root, self.retention, current):
                 self.log(f"pruned {path}")
-            update_index(self.root)
+            update_index(self.root, written)
         except (OSError, NettrailError) as exc:
             self.log(f"index not updated: {exc}")
 

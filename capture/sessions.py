@@ -27,7 +27,7 @@ class SessionsProbe(Probe):
                 ("dump_open",)),
         HookSet(f"raw_tp/inet_sock_set_state+{_IO}", ("raw_state", "raw_send", "raw_recv"),
                 ("dump_open",)),
-        # kernels before 6.4: owners only from connect and close, as tcplife
+        # kernels before 6.4: owners only from connect and close
         HookSet("raw_tp/inet_sock_set_state", ("raw_state",), ("dump_open",)),
     )
 

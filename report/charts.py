@@ -9,6 +9,7 @@ import io
 import math
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -77,7 +78,7 @@ def session_durations(durations_ms: list[float]) -> bytes:
         fig, ax = plt.subplots(figsize=(6, 3))
         low = max(min(durations_ms), 0.01)
         high = max(max(durations_ms), low * 10)
-        bins = [10 ** x for x in _frange(math.log10(low), math.log10(high), 30)]
+        bins = np.geomspace(low, high, 31)
         ax.hist([max(d, low) for d in durations_ms], bins=bins, color=COLORS[0])
         ax.set_xscale("log")
         _log(ax.xaxis)
@@ -85,10 +86,6 @@ def session_durations(durations_ms: list[float]) -> bytes:
         ax.set_xlabel("session duration (ms, log scale)")
         ax.set_ylabel("sessions")
         return _svg(fig)
-
-
-def _frange(start: float, stop: float, steps: int) -> list[float]:
-    return [start + (stop - start) * i / steps for i in range(steps + 1)]
 
 
 def sessions_per_endpoint(endpoints: list[Endpoint]) -> bytes:

@@ -79,9 +79,12 @@ def _cached(root: Path) -> dict[str, Headline]:
         return {}
 
 
-def update_index(root: Path) -> list[Headline]:
-    """Rewrite ROOT/index.json and ROOT/index.html for the snapshots present."""
+def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
+    """Rewrite ROOT/index.json and ROOT/index.html for the snapshots present;
+    `fresh` is a headline the caller already computed."""
     cache = _cached(root)
+    if fresh:
+        cache[fresh.name] = fresh
     headlines = []
     for directory in snapshot_dirs(root):
         if directory.name not in cache or not cache[directory.name].has_report:

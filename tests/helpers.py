@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import os
 import shutil
 import signal
@@ -40,7 +41,9 @@ class CaptureRun:
             [sys.executable, "-m", "capture", "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
-        self.first_line = self.proc.stderr.readline()
+        # the first line says every probe is attached; do not wait forever for it
+        ready, _, _ = select.select([self.proc.stderr], [], [], START_TIMEOUT_S)
+        self.first_line = self.proc.stderr.readline() if ready else "(no output in time)\n"
         if "capturing" not in self.first_line:
             self.proc.kill()
             out, err = self.proc.communicate()

@@ -23,6 +23,7 @@ from tests.test_capture_kernel import tcp_pair
     (["capture", "--probes", "bandwidth,tcpdump"], "unknown probe tcpdump"),
     (["capture", "-p", "abc"], "invalid count value"),
     (["frobnicate"], "invalid choice"),
+    (["capture", "-p", *map(str, range(1, 18))], "at most 16 -p PIDs"),
 ])
 def test_usage_errors_are_one_line_exit_2(args: list[str], problem: str) -> None:
     result = nettrail(*args)
