@@ -1,11 +1,13 @@
 # nettrail: `sudo make capture` sets everything up and runs a real capture;
 # `sudo make test` sets up and runs the whole test suite (what .ci/run does).
 CLANG ?= clang
+# llvm-strip drops DWARF and keeps BTF; without it the objects are only larger
+STRIP ?= $(shell command -v llvm-strip || echo true)
 BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 BUILD := build/bpf
-OUT := capture/bpf_objects
+OUT ?= build/bpf-objects
 PROBES := bandwidth sessions dns
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
@@ -24,31 +26,38 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
 	@mkdir -p $(OUT)
 	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
 		-I$(BUILD) -Ibpf -c $< -o $@.tmp
-	llvm-strip -g $@.tmp
+	$(STRIP) -g $@.tmp
 	mv $@.tmp $@
 
-# Debian packages (only if missing), a virtualenv, nettrail installed into it
-# (a normal, non-editable install: it builds the probes as package data).
+# Debian packages (only if missing), a virtualenv, and nettrail installed into
+# it the way it ships: `python -m build` makes the sdist, then the wheel from
+# that sdist (so the sdist is proven complete), and the wheel is installed.
 setup:
+	@mkdir -p build
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check ".[test]"
-	$(MAKE) bpf
+	$(VENV)/bin/pip install -q --disable-pip-version-check build
+	rm -rf dist && $(VENV)/bin/python -m build -o dist . >build/python-build.log 2>&1 \
+		|| { tail -30 build/python-build.log; exit 1; }
+	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/*.whl
+	$(VENV)/bin/pip install -q --disable-pip-version-check "$$(ls dist/*.whl)[test]"
 
 capture: setup
 	$(VENV)/bin/nettrail check
 	$(VENV)/bin/nettrail capture 1 5
 
+# The suite imports the installed nettrail: `pytest` (not `python -m pytest`)
+# keeps this source tree off sys.path.
 test: setup
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/pytest -q tests
 
 bench: setup
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 libbpf-tools time >/dev/null
 	$(VENV)/bin/python -m bench.run
 
 clean:
-	rm -rf build $(OUT) *.egg-info
+	rm -rf build dist *.egg-info

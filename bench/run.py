@@ -61,7 +61,7 @@ class Background(Measured):
 
     def __init__(self, directory: Path, interval: str, count: str, *extra: str) -> None:
         self.directory = directory
-        super().__init__(PYTHON, "-m", "capture", "capture", interval, count, "--no-report",
+        super().__init__(PYTHON, "-P", "-m", "nettrail", "capture", interval, count, "--no-report",
                          "-o", str(directory), *extra, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
         assert "capturing" in self.proc.stderr.readline()
@@ -108,7 +108,7 @@ def _spread(values: list[float]) -> str:
 @contextmanager
 def empty_programs() -> Iterator[None]:
     """bench/floor.bpf.c attached: the cost of running any program per call."""
-    from capture.libbpf import BpfObject
+    from nettrail.capture.libbpf import BpfObject
     obj_path = Path(tempfile.gettempdir()) / "nettrail-floor.bpf.o"
     subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", str(ROOT / "build" / "bpf"),
                     "-c", str(ROOT / "bench" / "floor.bpf.c"), "-o", str(obj_path)], check=True)
@@ -316,7 +316,7 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int) -> None
         synthetic_capture(directory, bandwidth, sessions, lookups)
         times, rss = [], []
         for _ in range(runs):
-            result = Measured(PYTHON, "-m", "capture", "report", str(directory),
+            result = Measured(PYTHON, "-P", "-m", "nettrail", "report", str(directory),
                               stdout=subprocess.DEVNULL).wait()
             assert result["returncode"] == 0
             times.append(result["wall_s"])

@@ -6,12 +6,12 @@ import os
 import platform
 from dataclasses import dataclass
 
-from capture import libbpf
-from capture.libcs import find_libcs
-from capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
-from capture.window import start_probes
-from report.errors import NettrailError
-from report.logformat import PROBES
+from nettrail.capture import libbpf
+from nettrail.capture.libcs import find_libcs
+from nettrail.capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
+from nettrail.capture.window import start_probes
+from nettrail.errors import NettrailError
+from nettrail.logformat import PROBES
 
 
 @dataclass

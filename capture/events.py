@@ -11,7 +11,7 @@ import struct
 from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 from typing import NamedTuple
 
-from capture.clock import Clock
+from nettrail.capture.clock import Clock
 
 CACHE_SIZE = 65536
 COMM_LEN = 16

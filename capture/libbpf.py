@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32,
                     c_uint64, c_void_p)
 
-from report.errors import ProbeError, UnsupportedSystem
+from nettrail.errors import ProbeError, UnsupportedSystem
 
 BTF_KIND_DATASEC = 15
 LOG_LINES = 2000

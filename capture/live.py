@@ -7,8 +7,8 @@ import sys
 import time
 from typing import TextIO
 
-from capture.window import Capture
-from report.units import human_bytes, printable
+from nettrail.capture.window import Capture
+from nettrail.units import human_bytes, printable
 
 REFRESH_S = 1.0
 TOP = 10

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from importlib import resources
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL
-from capture.libbpf import BpfObject, map_lookup
-from report.errors import ProbeError, UnsupportedSystem
+from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL
+from nettrail.capture.libbpf import BpfObject, map_lookup
+from nettrail.errors import ProbeError, UnsupportedSystem
 
-OBJECT_DIR = Path(__file__).parent / "bpf_objects"
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class ProbeStatus:
 
 
 def object_path(probe: str) -> Path:
-    path = OBJECT_DIR / f"{probe}.bpf.o"
-    if not path.exists():
+    """The probe's compiled object, package data of the installed wheel."""
+    path = Path(str(resources.files("nettrail.capture") / "bpf_objects" / f"{probe}.bpf.o"))
+    if not path.is_file():
         raise UnsupportedSystem(f"BPF object {path} is missing",
                                 "build it with `make bpf` or reinstall nettrail")
     return path

@@ -8,11 +8,10 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
-
-from report.errors import UsageError
-from report.files import write_private, writing
-from report.logformat import LOG_FILES, META
+from nettrail.errors import UsageError
+from nettrail import jsonio
+from nettrail.files import write_private, writing
+from nettrail.logformat import LOG_FILES, META
 
 
 def _writing(path: Path) -> contextlib.AbstractContextManager[None]:
@@ -40,8 +39,7 @@ class LogWriter:
         """Append records to the probe's log, one JSON line each."""
         if not records:
             return
-        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-        data = b"".join([dumps(r, option=newline) for r in records])
+        data = jsonio.dump_lines(records)
         with _writing(self._paths[probe]):
             self._files[probe].write(data)
 
@@ -51,7 +49,7 @@ class LogWriter:
                 f.flush()
 
     def write_meta(self, meta: dict) -> None:
-        write_private(self.directory / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+        write_private(self.directory / META, jsonio.dumps(meta, indent=True))
 
     def close(self) -> None:
         for f in self._files.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from report.errors import PrivilegeError, UnsupportedSystem
+from nettrail.errors import PrivilegeError, UnsupportedSystem
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39

@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from capture.bandwidth import BandwidthProbe
-from capture.clock import Clock, boot_ns
-from capture.dns import DnsProbe
-from capture.events import bandwidth_record, dns_records, session_records
-from capture.hostlock import capture_lock
-from capture.libbpf import RingBuffers
-from capture.loader import Probe
-from capture.logwriter import LogWriter
-from capture.preflight import require_capture_ok
-from capture.sessions import SessionsProbe
-from report.errors import NettrailError, ProbeError
-from report.logformat import FORMAT, PROBES
-from report.version import VERSION
+from nettrail.capture.probes.bandwidth import BandwidthProbe
+from nettrail.capture.clock import Clock, boot_ns
+from nettrail.capture.probes.dns import DnsProbe
+from nettrail.capture.events import bandwidth_record, dns_records, session_records
+from nettrail.hostlock import capture_lock
+from nettrail.capture.libbpf import RingBuffers
+from nettrail.capture.loader import Probe
+from nettrail.capture.logwriter import LogWriter
+from nettrail.capture.preflight import require_capture_ok
+from nettrail.capture.probes.sessions import SessionsProbe
+from nettrail.errors import NettrailError, ProbeError
+from nettrail.logformat import FORMAT, PROBES
+from nettrail import VERSION
 
 POLL_MS = 100
 WRITE_CHUNK = 4096

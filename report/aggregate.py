@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from report.reader import CaptureDir
-from report.units import human_bytes, human_ms
+from nettrail.report.reader import CaptureDir
+from nettrail.units import human_bytes, human_ms
 
 TIMELINE_PROCESSES = 6
 TOP_PROCESSES = 20

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from report import charts
-from report.aggregate import ReportData, aggregate
-from report.files import write_private
-from report.logformat import REPORT
-from report.reader import open_capture
-from report.render import render
+from nettrail.report import charts
+from nettrail.report.aggregate import ReportData, aggregate
+from nettrail.files import write_private
+from nettrail.logformat import REPORT
+from nettrail.report.reader import open_capture
+from nettrail.report.render import render
 
 
 def _started(data: ReportData) -> float:

@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from report.aggregate import Bandwidth, Dns, Endpoint, endpoint  # noqa: E402
-from report.units import human_bytes  # noqa: E402
+from nettrail.report.aggregate import Bandwidth, Dns, Endpoint, endpoint  # noqa: E402
+from nettrail.units import human_bytes  # noqa: E402
 
 STYLE = {"text.parse_math": False, "svg.hashsalt": "nettrail", "svg.fonttype": "none",
          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
-from report.errors import BadCapture
-from report.logformat import FORMAT, LOG_FILES, META, SCHEMAS
+from nettrail import jsonio
+from nettrail.errors import BadCapture
+from nettrail.logformat import FORMAT, LOG_FILES, META, SCHEMAS
 
 MAX_WARNINGS_PER_FILE = 5
 
@@ -45,7 +44,7 @@ class CaptureDir:
         with f:
             for number, line in enumerate(f, 1):
                 try:
-                    record = orjson.loads(line)
+                    record = jsonio.loads(line)
                 except ValueError:
                     record = None
                 if not _valid(record, schema):
@@ -65,7 +64,7 @@ def open_capture(path: Path) -> CaptureDir:
     if not path.is_dir():
         raise BadCapture(f"{path} is not a directory", "pass a capture directory")
     try:
-        meta = orjson.loads(meta_path.read_bytes())
+        meta = jsonio.loads(meta_path.read_bytes())
     except FileNotFoundError:
         raise BadCapture(f"{path} is not a nettrail capture (no {META})",
                          "pass the directory nettrail capture printed") from None

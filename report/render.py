@@ -7,16 +7,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from pathlib import Path
+from importlib import resources
 
 import jinja2
 from markupsafe import Markup
 
-from report.aggregate import ReportData
-from report.units import human_bytes, human_ms
-from report.version import VERSION
+from nettrail.report.aggregate import ReportData
+from nettrail.units import human_bytes, human_ms
+from nettrail import VERSION
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = resources.files("nettrail.templates")  # package data
 
 
 def _csp_hash(source: str) -> str:
@@ -32,7 +32,7 @@ def _clock(ts: float) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("nettrail", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters.update(human_bytes=human_bytes, human_ms=human_ms, when=_when, clock=_clock,

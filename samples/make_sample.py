@@ -89,7 +89,7 @@ def main() -> None:
             assert dns.stdout.readline().strip() == "ready"
             assert files.stdout.readline().strip() == "ready"
             capture = subprocess.Popen(
-                [sys.executable, "-m", "capture", "capture", "1", "8", "-o", str(OUT),
+                [sys.executable, "-P", "-m", "nettrail", "capture", "1", "8", "-o", str(OUT),
                  "--title", TITLE, "--note", NOTE], stderr=subprocess.PIPE, text=True)
             assert "capturing" in capture.stderr.readline()
             time.sleep(0.5)

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TOOLS, NetNs, require_bpf
+import nettrail
+from helpers import ROOT, TOOLS, NetNs, require_bpf
+
+if Path(nettrail.__file__).resolve().parent == ROOT / "nettrail":
+    raise pytest.UsageError(f"the tests import nettrail from {nettrail.__file__}: run them with "
+                            "the installed package (make test), not from the source tree")
 
 
 @pytest.fixture

@@ -14,16 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from capture.preflight import btf_problem, privilege_problem
+from nettrail.capture.preflight import btf_problem, privilege_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(__file__).resolve().parent / "tools"
 START_TIMEOUT_S = 60
+# The installed nettrail, never this source tree: -P keeps the working
+# directory off sys.path.
+NETTRAIL = [sys.executable, "-P", "-m", "nettrail"]
 
 
 def nettrail(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run the CLI to completion (from this source tree)."""
-    return subprocess.run([sys.executable, "-m", "capture", *args], cwd=ROOT,
+    """Run the installed CLI to completion."""
+    return subprocess.run([*NETTRAIL, *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
@@ -38,7 +41,7 @@ class CaptureRun:
     def __init__(self, directory: Path, *args: str) -> None:
         self.directory = directory
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "capture", "capture", *args, "-o", str(directory),
+            [*NETTRAIL, "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         # the first line says every probe is attached; do not wait forever for it

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from capture.libcs import find_libcs
-from report.logformat import (BANDWIDTH, BANDWIDTH_FIELDS, DNS, DNS_FIELDS, SESSION_FIELDS,
+from nettrail.capture.libcs import find_libcs
+from nettrail.logformat import (BANDWIDTH, BANDWIDTH_FIELDS, DNS, DNS_FIELDS, SESSION_FIELDS,
                               SESSIONS)
-from tests.helpers import TOOLS, CaptureRun, NetNs, require_bpf
+from helpers import TOOLS, CaptureRun, NetNs, require_bpf
 
 INTERVAL_S, COUNT = 1, 6
 COMM = os.path.basename(sys.executable)[:15]

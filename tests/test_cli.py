@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from report.errors import ExitStatus
-from tests.helpers import ROOT, CaptureRun, nettrail, read_jsonl
-from tests.test_capture_kernel import tcp_pair
+from nettrail.errors import ExitStatus
+from helpers import NETTRAIL, ROOT, CaptureRun, nettrail, read_jsonl
+from test_capture_kernel import tcp_pair
 
 
 @pytest.mark.parametrize("args, problem", [
@@ -43,8 +43,8 @@ def test_capture_as_non_root_is_one_clear_line(tmp_path: Path) -> None:
         pytest.skip("needs root to switch to another user")
     tmp_path.chmod(0o777)
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-         "capture", "capture", "1", "1", "-o", str(tmp_path / "cap")],
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *NETTRAIL,
+         "capture", "1", "1", "-o", str(tmp_path / "cap")],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == ExitStatus.NO_PRIVILEGE
     assert result.stderr.count("\n") == 1

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from capture.events import MIRRORS
-from tests.helpers import ROOT
+from nettrail.capture.events import MIRRORS
+from helpers import ROOT
 
 
 @pytest.fixture(scope="module")

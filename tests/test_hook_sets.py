@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from capture.bandwidth import BandwidthProbe
-from capture.libbpf import BpfObject
-from capture.loader import HookSet, Probe, object_path
-from capture.sessions import SessionsProbe
+from nettrail.capture.probes.bandwidth import BandwidthProbe
+from nettrail.capture.libbpf import BpfObject
+from nettrail.capture.loader import HookSet, Probe, object_path
+from nettrail.capture.probes.sessions import SessionsProbe
 
 CASES = [(BandwidthProbe, h) for h in BandwidthProbe.hook_sets if not h.name.startswith("fexit")]
 CASES += [(SessionsProbe, h) for h in SessionsProbe.own_hook_sets]

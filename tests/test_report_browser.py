@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from report.build import write_report
-from tests.test_report import HOSTILE_COMM, copy_capture, hostile_capture
+from nettrail.report.build import write_report
+from test_report import HOSTILE_COMM, copy_capture, hostile_capture
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

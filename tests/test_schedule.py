@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from capture.crontab import crontab_trigger
-from report.errors import ExitStatus
-from tests.helpers import ROOT, nettrail
+from nettrail.schedule.crontab import crontab_trigger
+from nettrail.errors import ExitStatus
+from helpers import NETTRAIL, ROOT, nettrail
 
 NEVER = "0 0 1 1 *"  # no scheduled run during a test
 
@@ -26,7 +26,7 @@ class Service:
         self.root = tmp_path / "root"
         self.env = {**os.environ, "NETTRAIL_RUN_DIR": str(tmp_path / "run")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "capture", "schedule", "--dir", str(self.root), *args],
+            [*NETTRAIL, "schedule", "--dir", str(self.root), *args],
             cwd=ROOT, env=self.env, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.wait_for("running:")

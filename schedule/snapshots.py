@@ -12,14 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
-from report.aggregate import aggregate
-from report.errors import BadCapture
-from report.files import write_private
-from report.reader import open_capture
-from report.render import render_index
-from report.units import human_ms
+from nettrail import jsonio
+from nettrail.report.aggregate import aggregate
+from nettrail.errors import BadCapture
+from nettrail.files import write_private
+from nettrail.report.reader import open_capture
+from nettrail.report.render import render_index
+from nettrail.units import human_ms
 
 SNAPSHOT_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 CACHE = "index.json"
@@ -73,7 +72,7 @@ def headline(directory: Path) -> Headline:
 
 def _cached(root: Path) -> dict[str, Headline]:
     try:
-        rows = orjson.loads((root / CACHE).read_bytes())
+        rows = jsonio.loads((root / CACHE).read_bytes())
         return {row["name"]: Headline(**row) for row in rows}
     except (OSError, ValueError, TypeError, KeyError):
         return {}
@@ -93,7 +92,7 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
             except BadCapture:
                 continue
         headlines.append(cache[directory.name])
-    write_private(root / CACHE, orjson.dumps([dataclasses.asdict(h) for h in headlines]))
+    write_private(root / CACHE, jsonio.dumps([dataclasses.asdict(h) for h in headlines]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     write_private(root / INDEX, render_index(headlines, str(root), now).encode())
     return headlines

@@ -3,11 +3,11 @@ end of the window."""
 
 from __future__ import annotations
 
-from capture.clock import Clock
-from capture.events import session_records
-from capture.libbpf import BpfObject
-from capture.loader import HookSet, Probe
-from report.errors import ProbeError
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import session_records
+from nettrail.capture.libbpf import BpfObject
+from nettrail.capture.loader import HookSet, Probe
+from nettrail.errors import ProbeError
 
 _IO = "sock_send_length+sock_recv_length"
 

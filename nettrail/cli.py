@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from capture.events import MAX_PIDS
-from report.errors import ExitStatus, NettrailError
-from report.logformat import PROBES
+from nettrail.capture.events import MAX_PIDS
+from nettrail import VERSION
+from nettrail.errors import ExitStatus, NettrailError
+from nettrail.logformat import PROBES
 
 EXAMPLES = """\
 examples:
@@ -92,6 +93,7 @@ def build_parser() -> Parser:
                                 "report.", epilog=EXAMPLES)
     parser.add_argument("--debug", action="store_true",
                         help="on errors, show the traceback and libbpf's log")
+    parser.add_argument("--version", action="version", version=f"nettrail {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     cap = sub.add_parser("capture", help="capture one window now",
@@ -159,13 +161,13 @@ def install_stop_handlers() -> threading.Event:
 
 def render_report(directory: Path, title: str | None = None, note: str | None = None,
                   output: Path | None = None) -> Path:
-    from report.build import write_report
+    from nettrail.report.build import write_report
     return write_report(directory, output=output, title=title, note=note)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from capture.live import LineView, LiveView, QuietView
-    from capture.window import Capture, CaptureOptions
+    from nettrail.capture.live import LineView, LiveView, QuietView
+    from nettrail.capture.window import Capture, CaptureOptions
 
     opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
                           pids=tuple(args.pids), probes=args.probes,
@@ -177,7 +179,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from capture.check import run_check
+    from nettrail.capture.check import run_check
     findings = run_check()
     for f in findings:
         mark = "ok" if f.ok else "PROBLEM"
@@ -191,10 +193,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from capture.crontab import crontab_trigger
-    from capture.preflight import require_capture_ok
-    from capture.service import Retention, ScheduleService
-    from capture.window import CaptureOptions
+    from nettrail.schedule.crontab import crontab_trigger
+    from nettrail.capture.preflight import require_capture_ok
+    from nettrail.schedule.service import Retention, ScheduleService
+    from nettrail.capture.window import CaptureOptions
 
     trigger = crontab_trigger(args.cron, args.utc, args.cron_seconds)  # usage errors first
     require_capture_ok()
@@ -205,7 +207,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from capture.hostlock import service_pid
+    from nettrail.hostlock import service_pid
     pid = service_pid()
     os.kill(pid, signal.SIGUSR1)
     print(f"nettrail: asked the schedule service (pid {pid}) for a capture now")
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = int(ExitStatus.ERROR)
     if args.debug:
         traceback.print_exc()
-        from capture.libbpf import log
+        from nettrail.capture.libbpf import log
         print("\n".join(["--- libbpf log ---", *log]), file=sys.stderr)
     return status
 

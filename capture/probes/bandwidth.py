@@ -6,9 +6,9 @@ import ctypes
 import platform
 import re
 
-from capture.events import CONN_KEY, CONN_VAL, Conn, conns_from_maps, conns_from_rows
-from capture.libbpf import map_batch, map_update
-from capture.loader import HookSet, Probe
+from nettrail.capture.events import CONN_KEY, CONN_VAL, Conn, conns_from_maps, conns_from_rows
+from nettrail.capture.libbpf import map_batch, map_update
+from nettrail.capture.loader import HookSet, Probe
 
 BATCH = 4096  # entries read per batch call
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from report.errors import NettrailError, ServiceNotRunning
+from nettrail.errors import NettrailError, ServiceNotRunning
 
 
 class CaptureBusy(NettrailError):

@@ -11,7 +11,7 @@ import re
 
 from apscheduler.triggers.cron import CronTrigger
 
-from report.errors import UsageError
+from nettrail.errors import UsageError
 
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _NUMERIC_PART = re.compile(r"^(\*|\d+)(?:-(\d+))?(?:/(\d+))?$")

@@ -24,13 +24,13 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from capture.hostlock import CaptureBusy, service_pid_file
-from capture.live import QuietView
-from capture.window import Capture, CaptureOptions
-from report.errors import NettrailError
-from report.snapshots import (Headline, headline, snapshot_dirs, snapshot_name,
+from nettrail.hostlock import CaptureBusy, service_pid_file
+from nettrail.capture.live import QuietView
+from nettrail.capture.window import Capture, CaptureOptions
+from nettrail.errors import NettrailError
+from nettrail.schedule.snapshots import (Headline, headline, snapshot_dirs, snapshot_name,
                               update_index)
-from report.units import human_bytes
+from nettrail.units import human_bytes
 
 WATCHED = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
 MISFIRE_GRACE_S = 60

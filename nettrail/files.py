@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from report.errors import OutputError
+from nettrail.errors import OutputError
 
 
 @contextlib.contextmanager

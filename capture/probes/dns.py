@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ctypes
 
-from capture.clock import Clock, boot_ns
-from capture.events import DnsLookup, pending_record
-from capture.libbpf import BpfObject, map_items
-from capture.libcs import find_libcs
-from capture.loader import HookSet, Probe
-from report.errors import ProbeError
+from nettrail.capture.clock import Clock, boot_ns
+from nettrail.capture.events import DnsLookup, pending_record
+from nettrail.capture.libbpf import BpfObject, map_items
+from nettrail.capture.libcs import find_libcs
+from nettrail.capture.loader import HookSet, Probe
+from nettrail.errors import ProbeError
 
 # libc function: its entry program (all share the return program)
 FUNCTIONS = {"getaddrinfo": "getaddrinfo_entry", "gethostbyname": "gethostbyname_entry",

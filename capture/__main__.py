@@ -1,3 +1,0 @@
-from capture.cli import entry
-
-entry()

@@ -1,0 +1,3 @@
+from nettrail.cli import entry
+
+entry()
