@@ -19,6 +19,13 @@ if Path(nettrail.__file__).resolve().parent == ROOT / "nettrail":
                             "the installed package (make test), not from the source tree")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_run_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The host lock and pid file of this test run only: another run (or a
+    real capture) on the same host does not make a test busy."""
+    os.environ["NETTRAIL_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
+
+
 @pytest.fixture
 def bpf() -> None:
     require_bpf()
