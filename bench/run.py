@@ -234,7 +234,7 @@ def bench_lookups(rate: int, seconds: int) -> None:
         time.sleep(1)
         result = cap.stop()
         logged = sum(1 for r in lines(cap.directory / "dns.jsonl")
-                     if r["pid"] == looker.pid and r["host"] == "localhost")
+                     if r["pid"] == looker.pid and r["name"] == "localhost")
     print("| lookups made | logged | lost events |")
     print("|---|---|---|")
     print(f"| {rate * seconds} ({rate}/s for {seconds} s) | {logged} | "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 from dataclasses import dataclass
 
 from nettrail.capture import libbpf
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
 from nettrail.capture.libcs import find_libcs
 from nettrail.capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
 from nettrail.capture.window import start_probes
@@ -46,7 +49,8 @@ def _system() -> list[Finding]:
 
 def _probes() -> list[Finding]:
     """Start the probes for a moment, as a capture would, to learn their hooks."""
-    probes = start_probes(PROBES, ())
+    ctx = RecordContext(Clock(), socket.gethostname())
+    probes = start_probes(ctx, PROBES, ())
     for probe in probes.values():
         probe.close()
     return [Finding(name, p.status.hook or p.status.error or "", p.status.status == "ok",

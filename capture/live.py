@@ -15,14 +15,14 @@ TOP = 10
 
 
 def _summary(capture: Capture) -> str:
-    t = capture.totals
+    h = capture.headline
     state = (f"interrupted after {capture.intervals_done}/{capture.opts.count} intervals"
              if capture.interrupted else f"{capture.opts.count} intervals")
-    lost = sum(t.lost.values())
+    lost = sum(capture.progress.lost.values())
     failed = [f"{n} failed" for n, p in capture.probes.items() if p.status.status == "failed"]
-    parts = [f"nettrail: done ({state}): {human_bytes(t.rx_bytes)} in, "
-             f"{human_bytes(t.tx_bytes)} out, {t.sessions} sessions, {t.lookups} lookups "
-             f"({t.failed_lookups} failed), {lost} lost events", *failed]
+    parts = [f"nettrail: done ({state}): {human_bytes(h.rx_bytes)} in, "
+             f"{human_bytes(h.tx_bytes)} out, {h.sessions} sessions, {h.lookups} lookups "
+             f"({h.failed_lookups} failed), {lost} lost events", *failed]
     if capture.report_path:
         parts.append(f"report {capture.report_path}")
     if capture.report_error:
@@ -68,13 +68,14 @@ class LiveView(LineView):
         if now < self._next:
             return
         self._next = now + REFRESH_S
-        t = capture.totals
-        lines = [f"nettrail  interval {t.interval}/{capture.opts.count}  "
-                 f"{t.seconds_left:4.1f}s left  sessions {t.sessions}  lookups {t.lookups} "
-                 f"({t.failed_lookups} failed)  lost {sum(t.lost.values())}  Ctrl-C ends early",
+        h, progress = capture.headline, capture.progress
+        lines = [f"nettrail  interval {progress.interval}/{capture.opts.count}  "
+                 f"{progress.seconds_left:4.1f}s left  sessions {h.sessions}  lookups {h.lookups} "
+                 f"({h.failed_lookups} failed)  lost {sum(progress.lost.values())}  "
+                 f"Ctrl-C ends early",
                  f"{'PID':>7} {'COMM':16} {'LOCAL':>28} {'REMOTE':>28} {'RX':>10} {'TX':>10}"]
-        bandwidth = capture._bandwidth()
-        conns = bandwidth.peek() if bandwidth else []
+        bandwidth = capture.probes.get("bandwidth")
+        conns = bandwidth.peek() if bandwidth and bandwidth.running else []
         conns.sort(key=lambda c: c.rx_bytes + c.tx_bytes, reverse=True)
         for c in conns[:TOP]:
             lines.append(f"{c.pid:>7} {printable(c.comm):16} {f'{c.laddr}:{c.lport}':>28} "

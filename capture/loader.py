@@ -8,11 +8,11 @@ from __future__ import annotations
 import ctypes
 import struct
 from importlib import resources
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL
+from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, RecordContext
 from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.errors import ProbeError, UnsupportedSystem
 
@@ -85,17 +85,34 @@ def read_stats(obj: BpfObject) -> int:
 
 
 class Probe:
-    """A probe's life: start (load, attach), read while running, close.
-    A probe that cannot start records why and stays out of the way."""
+    """A probe's life: start (load, attach), hand over records while running
+    and at the end, close. The window knows probes only through this
+    interface. A probe that cannot start records why and stays out of the way.
 
-    name = ""
+    Records are dicts in the shape of the probe's log (docs/format.md)."""
+
+    name = ""  # its key in logformat.LOG_FILES
     hook_sets: tuple[HookSet, ...] = ()
 
-    def __init__(self, pids: tuple[int, ...] = ()) -> None:
+    def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
+        self.ctx = ctx
         self.pids = pids
         self.status = ProbeStatus()
         self.obj: BpfObject | None = None
         self.hooks: HookSet | None = None
+
+    def streams(self) -> list[tuple[str, Callable[[bytes], list[dict]]]]:
+        """Ring buffers to poll while running: map name and the decoder of its
+        event bytes into records."""
+        return []
+
+    def interval_records(self, interval: int, last: bool) -> list[dict]:
+        """Records at the end of an interval (`last`: the window's end)."""
+        return []
+
+    def final_records(self) -> list[dict]:
+        """Records only known when the window ends (still open, still pending)."""
+        return []
 
     def rodata(self, hooks: HookSet) -> dict[str, bytes]:
         return pid_filter(self.pids)
@@ -108,7 +125,8 @@ class Probe:
         for program in hooks.attach:
             obj.attach(program)
 
-    def start(self) -> None:
+    def start(self, started: Mapping[str, Probe]) -> None:
+        """Load and attach; `started` are the probes started before this one."""
         try:
             self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,
                                                  self.attach)

@@ -15,40 +15,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from nettrail.capture.probes.bandwidth import BandwidthProbe
+from nettrail import VERSION
 from nettrail.capture.clock import Clock, boot_ns
-from nettrail.capture.probes.dns import DnsProbe
-from nettrail.capture.events import bandwidth_record, dns_records, session_records
-from nettrail.hostlock import capture_lock
+from nettrail.capture.events import RecordContext
 from nettrail.capture.libbpf import RingBuffers
 from nettrail.capture.loader import Probe
 from nettrail.capture.logwriter import LogWriter
 from nettrail.capture.preflight import require_capture_ok
-from nettrail.capture.probes.sessions import SessionsProbe
+from nettrail.capture.probes import PROBE_CLASSES
 from nettrail.errors import NettrailError, ProbeError
+from nettrail.headline import Headline
+from nettrail.hostlock import capture_lock
 from nettrail.logformat import FORMAT, PROBES
-from nettrail import VERSION
 
 POLL_MS = 100
 WRITE_CHUNK = 4096
 
 
-def start_probes(names: tuple[str, ...], pids: tuple[int, ...]) -> dict[str, Probe]:
-    """Load and attach the probes asked for, each on its best working hook.
-    Bandwidth goes first: sessions can read socket owners from its counters.
-    A probe that cannot start records why; the others still run."""
+def start_probes(ctx: RecordContext, names: tuple[str, ...], pids: tuple[int, ...]
+                 ) -> dict[str, Probe]:
+    """Load and attach the probes asked for, each on its best working hook, in
+    PROBE_CLASSES order (a probe may use one started before it). A probe that
+    cannot start records why; the others still run."""
     probes: dict[str, Probe] = {}
-    for name in sorted(names, key=PROBES.index):
-        if name == "bandwidth":
-            probe: Probe = BandwidthProbe(pids)
-        elif name == "sessions":
-            bandwidth = probes.get("bandwidth")
-            shared = bandwidth.shared_counts_fd() if bandwidth and bandwidth.running else None
-            probe = SessionsProbe(pids, shared)
-        else:
-            probe = DnsProbe(pids)
-        probe.start()
-        probes[name] = probe
+    for cls in PROBE_CLASSES:
+        if cls.name in names:
+            probe = cls(ctx, pids)
+            probe.start(probes)
+            probes[cls.name] = probe
     return probes
 
 
@@ -66,14 +60,9 @@ class CaptureOptions:
 
 
 @dataclass
-class Totals:
-    """Running numbers for the live view and the closing line."""
+class Progress:
+    """Where the window is, and what was lost, for the live view and the end."""
 
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-    sessions: int = 0
-    lookups: int = 0
-    failed_lookups: int = 0
     interval: int = 0
     seconds_left: float = 0.0
     lost: dict[str, int] = field(default_factory=dict)
@@ -116,7 +105,8 @@ class Capture:
         self.view = view
         self.stop = stop
         self.render = render
-        self.totals = Totals()
+        self.progress = Progress()
+        self.headline = Headline()
         self.probes: dict[str, Probe] = {}
         self.directory = opts.out_dir or default_dir()
         self.report_path: Path | None = None
@@ -134,30 +124,32 @@ class Capture:
                 "count": self.opts.count, "intervals_done": self.intervals_done,
                 "interrupted": self.interrupted, "trigger": self.opts.trigger,
                 "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes)},
-                "probes": probes, "lost_events": dict(self.totals.lost),
+                "probes": probes, "lost_events": dict(self.progress.lost),
+                "summary": self.headline.as_json(),
                 "title": self.opts.title, "note": self.opts.note}
 
     def _start_probes(self) -> None:
-        self.probes = start_probes(self.opts.probes, self.opts.pids)
-        self.totals.lost = dict.fromkeys(PROBES, 0)
+        ctx = RecordContext(self.clock, socket.gethostname())
+        self.probes = start_probes(ctx, self.opts.probes, self.opts.pids)
+        self.progress.lost = dict.fromkeys(PROBES, 0)
 
-    def _write_sessions(self, records: list[dict]) -> None:
-        self.writer.write("sessions", records)
-        self.totals.sessions += len(records)
+    def _running(self) -> list[Probe]:
+        return [p for p in self.probes.values() if p.running]
 
-    def _write_lookups(self, records: list[dict]) -> None:
-        self.writer.write("dns", records)
-        self.totals.lookups += len(records)
-        self.totals.failed_lookups += sum(not r["ok"] and not r["pending"] for r in records)
+    def _write(self, probe: str, records: list[dict]) -> None:
+        """Append records to the probe's log, in chunks (a busy interval has
+        tens of thousands), and count them in the headline."""
+        for start in range(0, len(records), WRITE_CHUNK):
+            self.writer.write(probe, records[start:start + WRITE_CHUNK])
+        self.headline.add(probe, records)
 
     def _subscribe(self, rings: RingBuffers) -> None:
-        """Sessions and lookups arrive through ring buffers, in batches."""
-        for name, decode, write in (("sessions", session_records, self._write_sessions),
-                                    ("dns", dns_records, self._write_lookups)):
-            probe = self.probes.get(name)
-            if probe and probe.running:
-                rings.add(probe.obj.map_fd("events"),
-                          lambda blob, decode=decode, write=write: write(decode(blob, self.clock)))
+        """Events arrive through ring buffers, in batches."""
+        for probe in self._running():
+            for map_name, decode in probe.streams():
+                rings.add(probe.obj.map_fd(map_name),
+                          lambda blob, name=probe.name, decode=decode:
+                          self._write(name, decode(blob)))
 
     # -- the window ---------------------------------------------------------
 
@@ -178,7 +170,7 @@ class Capture:
         try:
             self._start_probes()
             self.writer.write_meta(self._meta())
-            if not any(p.running for p in self.probes.values()):
+            if not self._running():
                 raise ProbeError("no probe could start: " + "; ".join(
                     f"{n}: {p.status.error}" for n, p in self.probes.items()))
             self._subscribe(rings)
@@ -189,44 +181,28 @@ class Capture:
         self.view.end(self)
         return self.directory
 
-    def _bandwidth(self) -> BandwidthProbe | None:
-        probe = self.probes.get("bandwidth")
-        return probe if probe and probe.running else None
-
     def _intervals(self, rings: RingBuffers) -> None:
         start = boot_ns()
         for interval in range(1, self.opts.count + 1):
-            self.totals.interval = interval
+            self.progress.interval = interval
             end = start + int(interval * self.opts.interval_s * 1e9)
             while (left := end - boot_ns()) > 0 and not self.stop.is_set():
-                self.totals.seconds_left = left / 1e9
+                self.progress.seconds_left = left / 1e9
                 rings.wait(min(POLL_MS, math.ceil(left / 1e6)))
                 self.view.tick(self)
             last = interval == self.opts.count or self.stop.is_set()
-            self._write_bandwidth(interval, last)
+            for probe in self._running():
+                self._write(probe.name, probe.interval_records(interval, last))
             rings.drain()
             self.intervals_done = interval - (self.stop.is_set() and left > 0)
             self._checkpoint()
             if self.stop.is_set():
                 break
 
-    def _write_bandwidth(self, interval: int, last: bool) -> None:
-        bandwidth = self._bandwidth()
-        if not bandwidth:
-            return
-        conns = bandwidth.take_final() if last else bandwidth.take_interval()
-        ts = self.clock.now()
-        # in chunks: a busy interval has tens of thousands of rows
-        for start in range(0, len(conns), WRITE_CHUNK):
-            chunk = conns[start:start + WRITE_CHUNK]
-            self.writer.write("bandwidth", [bandwidth_record(c, ts, interval) for c in chunk])
-        self.totals.rx_bytes += sum(c.rx_bytes for c in conns)
-        self.totals.tx_bytes += sum(c.tx_bytes for c in conns)
-
     def _checkpoint(self) -> None:
         """Make what was captured so far durable (a crash loses one interval)."""
         for name, probe in self.probes.items():
-            self.totals.lost[name] = probe.lost_events()
+            self.progress.lost[name] = probe.lost_events()
         self.writer.flush()
         self.writer.write_meta(self._meta())
 
@@ -236,11 +212,8 @@ class Capture:
         try:
             with contextlib.suppress(NettrailError):
                 rings.drain()
-            sessions, dns = self.probes.get("sessions"), self.probes.get("dns")
-            if sessions and sessions.running:
-                self._write_sessions(sessions.open_sessions(self.clock))
-            if dns and dns.running:
-                self._write_lookups(dns.pending(self.clock))
+            for probe in self._running():
+                self._write(probe.name, probe.final_records())
             self.ended_at = iso(dt.datetime.now(dt.timezone.utc))
             self._checkpoint()
         finally:

@@ -90,7 +90,7 @@ def aggregate_dns(records: Iterable[dict]) -> tuple[Dns, dict[str, list[str]]]:
     rows: dict[str, dict] = {}
     resolved: dict[str, dict[str, None]] = defaultdict(dict)
     for r in records:
-        host = r["host"]
+        host = r["name"]
         lookup = Lookup(r["ts"], host, r["latency_ms"], r["ok"], r["pending"], r["error"],
                         process_label(r["pid"], r["comm"]))
         dns.lookups.append(lookup)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nettrail import jsonio
 from nettrail.errors import BadCapture
-from nettrail.logformat import FORMAT, LOG_FILES, META, SCHEMAS
+from nettrail.logformat import FORMAT, LOG_FILES, META, READABLE_FORMATS, reading_rules
 
 MAX_WARNINGS_PER_FILE = 5
 
@@ -34,7 +34,7 @@ class CaptureDir:
             if self.meta.get("probes", {}).get(probe, {}).get("status") != "skipped":
                 self.warnings.append(f"{name} is missing: no {probe} data")
             return
-        schema = SCHEMAS[probe]
+        schema, upgrade = reading_rules(self.meta["format"], probe, str(self.meta.get("host")))
         bad: list[int] = []
         try:
             f = path.open("rb")
@@ -50,7 +50,7 @@ class CaptureDir:
                 if not _valid(record, schema):
                     bad.append(number)
                     continue
-                yield record
+                yield upgrade(record) if upgrade else record
         if bad:
             shown = ", ".join(map(str, bad[:MAX_WARNINGS_PER_FILE]))
             more = f" and {len(bad) - MAX_WARNINGS_PER_FILE} more" if len(
@@ -71,7 +71,7 @@ def open_capture(path: Path) -> CaptureDir:
     except (OSError, ValueError) as exc:
         raise BadCapture(f"cannot read {meta_path}: {exc}",
                          "the capture's meta.json is damaged") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise BadCapture(f"{meta_path} has format {found!r}, this nettrail reads {FORMAT!r}",
                          "render it with the nettrail version that captured it")

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nettrail import jsonio
-from nettrail.report.aggregate import aggregate
 from nettrail.errors import BadCapture
 from nettrail.files import write_private
-from nettrail.report.reader import open_capture
+from nettrail.headline import Headline as Numbers
+from nettrail.logformat import PROBES
+from nettrail.report.reader import CaptureDir, open_capture
 from nettrail.report.render import render_index
 from nettrail.units import human_ms
 
@@ -58,15 +59,28 @@ def snapshot_name(root: Path, when: dt.datetime) -> Path:
     return path
 
 
+def numbers(capture: CaptureDir) -> Numbers:
+    """The capture's own summary (meta.json), or, for captures made without
+    one, the same numbers counted from its logs."""
+    summary = Numbers.from_json(capture.meta.get("summary"))
+    if summary is None:
+        summary = Numbers()
+        for probe in PROBES:
+            summary.add(probe, capture.records(probe))
+    return summary
+
+
 def headline(directory: Path) -> Headline:
-    data = aggregate(open_capture(directory))
-    h, dns = data.header, data.dns
-    slowest = next((f"{x.host} p95 {human_ms(x.p95_ms)}" for x in dns.hosts
-                    if x.p95_ms is not None), None)
-    return Headline(directory.name, h.started_at, h.trigger, h.interrupted,
-                    data.bandwidth.rx_bytes, data.bandwidth.tx_bytes, data.sessions.count,
-                    dns.count, dns.failed, slowest, sum(p.lost_events for p in h.probes),
-                    [p.name for p in h.probes if p.status == "failed"],
+    capture = open_capture(directory)
+    meta, n = capture.meta, numbers(capture)
+    slowest = (f"{n.slowest_name} {human_ms(n.slowest_ms)}" if n.slowest_name is not None
+               and n.slowest_ms is not None else None)
+    probes = meta.get("probes", {})
+    return Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
+                    bool(meta.get("interrupted")), n.rx_bytes, n.tx_bytes, n.sessions,
+                    n.lookups, n.failed_lookups, slowest,
+                    sum(v for v in meta.get("lost_events", {}).values()),
+                    [name for name, p in probes.items() if p.get("status") == "failed"],
                     (directory / "report.html").exists())
 
 

@@ -216,7 +216,7 @@ def test_session_open_at_window_end(scenario: Scenario) -> None:
 
 
 def lookups(s: Scenario, host: str) -> list[dict]:
-    return [r for r in s.run.records(DNS) if r["host"] == host]
+    return [r for r in s.run.records(DNS) if r["name"] == host]
 
 
 def test_dns_fast_and_slow_lookup_latency(scenario: Scenario) -> None:
@@ -321,4 +321,4 @@ def test_dns_covers_a_second_libc(tmp_path, bpf: None) -> None:
     libcs = run.meta()["probes"]["dns"]["libcs"]
     copied = [c for c in libcs if c["path"] == str(libc_dir / "libc.so.6")]
     assert len(copied) == 1 and "getaddrinfo" in copied[0]["functions"]
-    assert [r["host"] for r in run.records(DNS) if r["pid"] == other.pid] == ["localhost"]
+    assert [r["name"] for r in run.records(DNS) if r["pid"] == other.pid] == ["localhost"]

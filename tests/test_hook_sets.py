@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 
 from nettrail.capture.probes.bandwidth import BandwidthProbe
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
 from nettrail.capture.libbpf import BpfObject
 from nettrail.capture.loader import HookSet, Probe, object_path
 from nettrail.capture.probes.sessions import SessionsProbe
@@ -18,7 +20,7 @@ CASES += [(SessionsProbe, h) for h in SessionsProbe.own_hook_sets]
 
 @pytest.mark.parametrize("probe_class, hooks", CASES, ids=[h.name for _, h in CASES])
 def test_hook_set_loads(bpf: None, probe_class: type[Probe], hooks: HookSet) -> None:
-    probe = probe_class()
+    probe = probe_class(RecordContext(Clock(), "test"))
     obj = BpfObject(str(object_path(probe.name)))
     try:
         obj.keep_only(hooks.attach + hooks.on_demand)

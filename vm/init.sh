@@ -30,9 +30,10 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 
-# Fresh, writable /run and /tmp, as after a boot (not the host's contents).
+# A fresh /run, as after a boot: the host's holds its own sockets, pids and
+# netns files. /tmp stays the host's (a checkout there is still visible),
+# writable like every other path through the overlay.
 mount -t tmpfs -o mode=0755,nosuid,nodev run /run || die "cannot mount /run"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp || die "cannot mount /tmp"
 
 # BPF and tracing: cgroup2 for cgroup programs, bpffs for pinning, tracefs
 # for tracepoint ids (libbpf reads them there) and debugfs for older paths.
@@ -51,13 +52,12 @@ mount --bind "$MODULES" "/lib/modules/$RELEASE" || die "cannot bind-mount the mo
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
 
 # A name of its own and loopback up; no other network device exists.
-hostname nettrail-vm
+echo nettrail-vm >/proc/sys/kernel/hostname
 ip link set lo up || die "cannot bring loopback up"
 
 # The run directory: a writable 9p share (tag "run") holding the job, the
 # output files the host streams, and the exit status.
 mkdir -p /run/nettrail
-modprobe 9pnet_virtio 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 run /run/nettrail \
     || die "cannot mount the run share (tag run)"
 

@@ -6,11 +6,57 @@ import ctypes
 import platform
 import re
 
-from nettrail.capture.events import CONN_KEY, CONN_VAL, Conn, conns_from_maps, conns_from_rows
+from typing import NamedTuple
+
+from nettrail.capture.clock import boot_ns
+from nettrail.capture.events import (CONN_KEY, CONN_ROW, CONN_VAL, FAMILIES, RecordContext,
+                                     address, text)
 from nettrail.capture.libbpf import map_batch, map_update
 from nettrail.capture.loader import HookSet, Probe
 
 BATCH = 4096  # entries read per batch call
+
+
+class Conn(NamedTuple):
+    """One connection's bytes in an interval (bandwidth)."""
+
+    pid: int
+    comm: str
+    family: int
+    laddr: str
+    lport: int
+    raddr: str
+    rport: int
+    rx_bytes: int
+    tx_bytes: int
+
+
+def _conn(laddr: bytes, raddr: bytes, pid: int, lport: int, rport: int, family: int,
+          rx: int, tx: int, comm: bytes) -> Conn:
+    return Conn(pid, text(comm), family, address(family, laddr), lport,
+                address(family, raddr), rport, rx, tx)
+
+
+def conns_from_maps(keys: bytes, values: bytes) -> list[Conn]:
+    """Connections from a hash map's batch of keys and values."""
+    return [_conn(la, ra, pid, lp, rp, fam, rx, tx, comm)
+            for (la, ra, pid, lp, rp, fam, _), (rx, tx, comm)
+            in zip(CONN_KEY.iter_unpack(keys), CONN_VAL.iter_unpack(values))]
+
+
+def conns_from_rows(rows: bytes) -> list[Conn]:
+    """Connections as the socket-storage iterator writes them (struct conn_row)."""
+    return [_conn(la, ra, pid, lp, rp, fam, rx, tx, comm)
+            for la, ra, pid, lp, rp, fam, _, _, rx, tx, comm in CONN_ROW.iter_unpack(rows)]
+
+
+def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
+                     interval_s: float) -> dict:
+    return {"kind": "bandwidth", "ts": ts, "interval": interval, "interval_s": interval_s,
+            **ctx.identity(c.pid, c.comm), "netns": None, "family": FAMILIES[c.family],
+            "laddr": c.laddr, "lport": c.lport, "raddr": c.raddr, "rport": c.rport,
+            "side": None, "rx_bytes": c.rx_bytes, "tx_bytes": c.tx_bytes,
+            "retrans_bytes": None, "srtt_us": None}
 
 
 def kernel_before(major: int, minor: int) -> bool:
@@ -41,9 +87,10 @@ class BandwidthProbe(Probe):
     )
     _maps = ("conns_a", "conns_b")
 
-    def __init__(self, pids: tuple[int, ...] = ()) -> None:
-        super().__init__(pids)
+    def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
+        super().__init__(ctx, pids)
         self._slot = 0
+        self._interval_start_ns = boot_ns()
 
     def rodata(self, hooks: HookSet) -> dict[str, bytes]:
         return {**super().rodata(hooks), "recv_flags_arg5": bytes([kernel_before(5, 19)])}
@@ -78,6 +125,13 @@ class BandwidthProbe(Probe):
         return _merge(self._read_map(self._slot, delete=True)
                       + self._read_map(self._slot ^ 1, delete=True)
                       + self._sockets("dump_conns"))
+
+    def interval_records(self, interval: int, last: bool) -> list[dict]:
+        conns = self.take_final() if last else self.take_interval()
+        now_ns = boot_ns()
+        ts, length_s = self.ctx.clock.unix(now_ns), (now_ns - self._interval_start_ns) / 1e9
+        self._interval_start_ns = now_ns
+        return [bandwidth_record(self.ctx, c, ts, interval, round(length_s, 6)) for c in conns]
 
     def peek(self) -> list[Conn]:
         """The current interval so far, without clearing it (live view)."""
