@@ -11,7 +11,11 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
-from wheel.bdist_wheel import bdist_wheel
+
+try:  # setuptools >= 70.1 carries it; older ones take it from wheel
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:
+    from wheel.bdist_wheel import bdist_wheel
 
 OBJECTS = Path("build/bpf-objects")
 VMLINUX_H = "build/bpf/vmlinux.h"  # CO-RE: any recent kernel's types will do

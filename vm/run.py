@@ -261,7 +261,7 @@ def build_initramfs(kernel: Kernel, out: Path) -> None:
 def write_job(share: Path, argv: Sequence[str], cwd: str, env: dict[str, str]) -> None:
     """The job for stage 2: directory, environment, then exec of the argv, all
     shell-quoted so any argument survives unchanged."""
-    lines = [f"cd -- {shlex.quote(cwd)} || {{ echo 'vm: no directory {cwd}' >&2; exit 125; }}"]
+    lines = [f"cd -- {shlex.quote(cwd)} || exit 125"]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
     lines.append("exec " + shlex.join(argv))
     (share / "job.sh").write_text("\n".join(lines) + "\n")
@@ -307,13 +307,18 @@ class Tail:
             self.sink.flush()
 
 
-def failure_reason(console: Path) -> str:
-    """What the console says went wrong: our init's line, else a panic line."""
+def failure_reason(run_dir: Path, started: float | None) -> str:
+    """Why no exit status came back: qemu's own complaint, else our init's
+    line or a panic from the console, else when the VM stopped."""
+    qemu_said = (run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()
+    console = run_dir / "console.log"
     text = console.read_text(errors="replace") if console.exists() else ""
     lines = [l.strip() for l in text.splitlines()]
     ours = [l for l in lines if "nettrail-init:" in l]
     panics = [l for l in lines if "Kernel panic" in l]
-    return (ours or panics or ["no exit status came back"])[-1]
+    stage = "started" if started is None else "finished"
+    fallback = f"the VM stopped before the command {stage}"
+    return ([l for l in qemu_said if "qemu" in l] or ours or panics or [fallback])[-1]
 
 
 def keep_console(run_dir: Path, release: str) -> Path:
@@ -377,9 +382,7 @@ def boot(kernel: Kernel, argv: Sequence[str], args: argparse.Namespace) -> Outco
         total = time.monotonic() - start
         status_file = share / "rc"
         if not status_file.exists():
-            qemu_said = (run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()
-            reason = qemu_said[-1] if qemu.returncode and qemu_said else failure_reason(run_dir / "console.log")
-            raise VmError(f"kernel {kernel.release}: {reason} "
+            raise VmError(f"kernel {kernel.release}: {failure_reason(run_dir, started)} "
                           f"(console: {keep_console(run_dir, kernel.release)})")
         return Outcome(int(status_file.read_text().strip()), started or total, total)
 
