@@ -19,6 +19,17 @@ if Path(nettrail.__file__).resolve().parent == ROOT / "nettrail":
                             "the installed package (make test), not from the source tree")
 
 
+KERNEL_FIXTURES = {"bpf", "dns_netns"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that load probes are the kernel's: `-m kernel` runs them in the
+    VM kernel matrix (make test-kernels)."""
+    for item in items:
+        if KERNEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kernel)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_run_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The host lock and pid file of this test run only: another run (or a
