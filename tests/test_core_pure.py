@@ -1,5 +1,5 @@
 """Root-free tests of the pure logic: units, JSON with and without orjson,
-the exception tree and the CLI's help (crontab days: test_schedule.py)."""
+the exception tree (crontab days: test_schedule.py)."""
 
 from __future__ import annotations
 
