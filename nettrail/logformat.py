@@ -13,6 +13,10 @@ REPORT = "report.html"
 LOG_FILES = {"bandwidth": BANDWIDTH, "sessions": SESSIONS, "dns": DNS}
 PROBES = tuple(LOG_FILES)
 
+# bounds the writer keeps and the reader enforces (the CLI checks them first)
+MAX_INTERVAL_S = 86400.0
+MAX_COUNT = 100_000
+
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))
 
