@@ -147,12 +147,13 @@ class OutputDir:
                 raise
 
     def _require_regular_or_absent(self, name: str) -> None:
-        """Renaming over /dev/null or a directory would replace it: refuse."""
+        """Renaming over /dev/null or a directory would replace it: refuse.
+        A symlink is replaced itself, never followed."""
         try:
             st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        if not stat.S_ISREG(st.st_mode):
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             raise UsageError(f"{self.path / name} exists and is not a regular file",
                              "choose another file name")
 
@@ -192,13 +193,14 @@ def _open_dir_nofollow(path: Path, parent_fd: int) -> int:
     try:
         return os.open(path.name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        st = os.stat(path.name, dir_fd=parent_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
             raise UsageError(f"{path} is a symbolic link; nettrail does not follow links "
                              "in output paths", "give the real directory") from None
-        if exc.errno == errno.ENOTDIR:
-            raise UsageError(f"{path} exists and is not a directory",
-                             "choose a new directory with -o") from None
-        raise
+        raise UsageError(f"{path} exists and is not a directory",
+                         "choose a new directory with -o") from None
 
 
 def write_private(path: Path, data: bytes, fix: str = DEFAULT_FIX) -> None:
