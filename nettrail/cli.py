@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -274,19 +275,28 @@ def check_pids(parser: Parser, args: argparse.Namespace) -> None:
         parser.error(f"no process with PID {', '.join(map(str, missing))}")
 
 
-def show_warnings_as_one_line() -> None:
-    """Library warnings (matplotlib's, about glyphs in process names) quote
-    untrusted text: one escaped line each, like every other message."""
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"nettrail: {record.name}: {printable(record.getMessage())}"
+
+
+def library_messages_as_one_line() -> None:
+    """Library warnings and log messages (matplotlib's, about glyphs in
+    process names) quote untrusted text: one escaped line each, like every
+    other message."""
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
         print(f"nettrail: warning: {printable(message)}", file=sys.stderr)
     warnings.showwarning = show
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_pids(parser, args)
-    show_warnings_as_one_line()
+    library_messages_as_one_line()
     try:
         return int(args.run(args))
     except NettrailError as exc:
