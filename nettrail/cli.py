@@ -241,10 +241,17 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return ScheduleService(args.dir, opts, retention, trigger, render_report).run()
 
 
+class CaptureSkipped(NettrailError):
+    """The service answered that another capture holds the host lock."""
+
+    status = ExitStatus.BUSY
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
     from nettrail.schedule.trigger import ask_for_capture
+    answers = ask_for_capture()
     print("nettrail: asked the schedule service for a capture now", flush=True)
-    for answer in ask_for_capture():
+    for answer in answers:
         outcome, _, detail = answer.partition(" ")
         if outcome == "skipped":
             raise CaptureSkipped(f"the schedule service skipped the capture: {detail}",
@@ -257,10 +264,6 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             return ExitStatus.OK
     raise NettrailError("the schedule service stopped before the capture ended",
                         "see the service's log (journalctl -u nettrail-schedule)")
-
-
-class CaptureSkipped(NettrailError):
-    status = ExitStatus.BUSY
 
 
 def check_pids(parser: Parser, args: argparse.Namespace) -> None:

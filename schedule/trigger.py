@@ -122,12 +122,19 @@ def _connect() -> socket.socket:
 
 
 def ask_for_capture() -> Iterator[str]:
-    """Ask the service for a capture now; yield its answers as they come."""
+    """Ask the service for a capture now (errors at once if nobody can be
+    asked); the service's answers follow, one line each, as they come."""
     conn = _connect()
+    uid = _peer_uid(conn)
+    if not _trusted(uid):
+        conn.close()
+        raise NettrailError(f"{run_dir() / SOCKET} is served by uid {uid}, not by root",
+                            "stop that process; it is not nettrail's")
+    conn.sendall(REQUEST)
+    return _answers(conn)
+
+
+def _answers(conn: socket.socket) -> Iterator[str]:
     with conn:
-        if not _trusted(_peer_uid(conn)):
-            raise NettrailError(f"{run_dir() / SOCKET} is served by uid {_peer_uid(conn)}, "
-                                "not by root", "stop that process; it is not nettrail's")
-        conn.sendall(REQUEST)
         for line in conn.makefile("r", encoding="utf-8", errors="replace"):
             yield printable(line.rstrip("\n"))
