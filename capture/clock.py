@@ -1,15 +1,37 @@
 """One clock for every probe: CLOCK_BOOTTIME (bpf_ktime_get_boot_ns in BPF),
-mapped to Unix time once per capture so all timestamps line up."""
+mapped to Unix time once per capture so all timestamps line up.
+
+BPF reads the host's boot time; a process in a time namespace (unshare -T,
+some containers) reads it shifted by its namespace's offset. boot_ns() takes
+that offset out, so the mapping holds inside such a namespace too."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 _SAMPLES = 5
+TIMENS_OFFSETS = "/proc/self/timens_offsets"
+
+
+@functools.cache
+def timens_boottime_offset_ns() -> int:
+    """This process's time namespace's CLOCK_BOOTTIME offset (0 on the host,
+    or on kernels without time namespaces)."""
+    try:
+        with open(TIMENS_OFFSETS) as f:
+            for line in f:
+                name, seconds, nanoseconds = line.split()
+                if name == "boottime":
+                    return int(seconds) * 1_000_000_000 + int(nanoseconds)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def boot_ns() -> int:
-    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    """CLOCK_BOOTTIME as the kernel (and BPF) counts it."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME) - timens_boottime_offset_ns()
 
 
 class Clock:

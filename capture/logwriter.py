@@ -1,57 +1,69 @@
 """The capture directory: one JSON line per event, flushed every interval,
-files readable by their owner only (docs/format.md)."""
+files readable by their owner only (docs/format.md), all written through the
+directory's fd (nettrail/files.py: no planted file or symlink is followed)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from nettrail.errors import UsageError
 from nettrail import jsonio
-from nettrail.files import write_private, writing
+from nettrail.errors import OutputError
+from nettrail.files import OutputDir, writing
 from nettrail.logformat import LOG_FILES, META
 
-
-def _writing(path: Path) -> contextlib.AbstractContextManager[None]:
-    return writing(path, "free disk space or capture elsewhere with -o DIR")
+FIX = "free disk space or capture elsewhere with -o DIR"
 
 
 class LogWriter:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        if directory.exists() and any(directory.iterdir()):
-            raise UsageError(f"{directory} is not empty", "choose a new directory with -o")
-        with _writing(directory):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            directory.chmod(0o700)
-        self._paths = {probe: directory / name for probe, name in LOG_FILES.items()}
-        self._files = {probe: self._open(path) for probe, path in self._paths.items()}
+        self._dir = OutputDir.private(directory, empty=True, fix=FIX)
+        self._first_error: OutputError | None = None
+        self._files: dict[str, BinaryIO] = {}
+        try:
+            for probe, name in LOG_FILES.items():
+                self._files[probe] = self._dir.new_file(name)
+        except BaseException:
+            self.close()
+            raise
 
-    @staticmethod
-    def _open(path: Path) -> BinaryIO:
-        with _writing(path):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            return os.fdopen(fd, "wb", buffering=1 << 16)
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The first write error ends the capture, and it stays the error: a
+        later write that fails for the same reason (the final meta.json on a
+        full disk) reports that first failure again, not its own echo."""
+        try:
+            yield
+        except OutputError as exc:
+            self._first_error = self._first_error or exc
+            raise OutputError(self._first_error.problem, self._first_error.fix) from exc
 
     def write(self, probe: str, records: list[dict]) -> None:
         """Append records to the probe's log, one JSON line each."""
         if not records:
             return
         data = jsonio.dump_lines(records)
-        with _writing(self._paths[probe]):
+        with self._writing(), self._guard(LOG_FILES[probe]):
             self._files[probe].write(data)
 
     def flush(self) -> None:
         for probe, f in self._files.items():
-            with _writing(self._paths[probe]):
+            with self._writing(), self._guard(LOG_FILES[probe]):
                 f.flush()
 
     def write_meta(self, meta: dict) -> None:
-        write_private(self.directory / META, jsonio.dumps(meta, indent=True))
+        with self._writing():
+            self._dir.write(META, jsonio.dumps(meta, indent=True))
+
+    def _guard(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return writing(self.directory / name, FIX)
 
     def close(self) -> None:
         for f in self._files.values():
             with contextlib.suppress(OSError):
                 f.close()
+        self._files = {}
+        self._dir.close()

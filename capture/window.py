@@ -8,6 +8,7 @@ import ctypes
 import datetime as dt
 import math
 import platform
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -94,8 +95,11 @@ def iso(ts: dt.datetime) -> str:
 
 
 def default_dir(root: Path | None = None) -> Path:
+    """./nettrail-<UTC second>-<random>: nobody can pre-create it (from /tmp,
+    say) to make root capture into their directory; LogWriter's mkdir would
+    refuse a foreign one anyway."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return (root or Path.cwd()) / f"nettrail-{stamp}"
+    return (root or Path.cwd()) / f"nettrail-{stamp}-{secrets.token_hex(4)}"
 
 
 class Capture:

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -16,17 +18,20 @@ from typing import NoReturn
 from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
 from nettrail.errors import ExitStatus, NettrailError
-from nettrail.logformat import PROBES
+from nettrail.logformat import MAX_COUNT, MAX_INTERVAL_S, PROBES
+from nettrail.units import printable
+
+PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
 
 EXAMPLES = """\
 examples:
   sudo nettrail capture                  5 s x 12 (one minute), live view, report.html at the end
-  sudo nettrail capture 1 30 -p 1234     one process, 1 s intervals for 30 s
+  sudo nettrail capture 1 30 -p 1234     one process, 1 s intervals for 30 s (-p 1,2 or -p 1 -p 2)
   sudo nettrail capture -q 5 12 --probes sessions,dns -o /var/tmp/inc42 --title INC-42
   sudo nettrail check                    what this kernel and machine support
-  nettrail report nettrail-20261124T101500Z --note "checkout slow since 10:05"
+  nettrail report nettrail-20261124T101500Z-1a2b3c4d --note "checkout slow since 10:05"
   sudo nettrail schedule --cron "*/15 * * * *" --dir /var/lib/nettrail --keep 96
-  sudo nettrail trigger                  capture now, in the running schedule service
+  sudo nettrail trigger                  capture now, in the running schedule service, and wait
 """
 
 
@@ -36,18 +41,34 @@ class Parser(argparse.ArgumentParser):
         sys.exit(ExitStatus.USAGE)
 
 
-def _positive_float(text: str) -> float:
+def _finite(text: str, low: float, high: float) -> float:
     value = float(text)
-    if not value > 0:
+    if not low < value <= high:  # NaN and inf fail too
         raise ValueError(text)
     return value
 
 
-def _positive_int(text: str) -> int:
+def _seconds(text: str) -> float:
+    return _finite(text, 0, MAX_INTERVAL_S)
+
+
+def _count(text: str) -> int:
     value = int(text)
-    if value < 1:
+    if not 1 <= value <= MAX_COUNT:
         raise ValueError(text)
     return value
+
+
+def _positive_number(text: str) -> float:
+    return _finite(text, 0, sys.float_info.max)
+
+
+def _pid_list(text: str) -> list[int]:
+    """-p 1234, or -p 1234,5678: one flag never takes the positionals after it."""
+    pids = [int(part) for part in text.split(",")]
+    if not all(1 <= pid < PID_MAX_LIMIT for pid in pids):
+        raise ValueError(text)
+    return pids
 
 
 def _probe_list(text: str) -> tuple[str, ...]:
@@ -59,18 +80,21 @@ def _probe_list(text: str) -> tuple[str, ...]:
     return names
 
 
-_positive_float.__name__ = "seconds"
-_positive_int.__name__ = "count"
+# argparse names the type in "invalid <name> value"
+_seconds.__name__ = "seconds"
+_count.__name__ = "count"
+_positive_number.__name__ = "number"
+_pid_list.__name__ = "PID"
 
 
 def add_window_arguments(p: argparse.ArgumentParser) -> None:
     """INTERVAL COUNT -p --probes: shared by capture and schedule."""
-    p.add_argument("interval", nargs="?", type=_positive_float, default=5.0,
-                   metavar="INTERVAL", help="seconds per interval (default 5)")
-    p.add_argument("count", nargs="?", type=_positive_int, default=12, metavar="COUNT",
-                   help="number of intervals (default 12)")
-    p.add_argument("-p", "--pid", dest="pids", type=_positive_int, nargs="+", action="extend",
-                   default=[], metavar="PID", help="trace only these processes")
+    p.add_argument("interval", nargs="?", type=_seconds, default=5.0, metavar="INTERVAL",
+                   help=f"seconds per interval (default 5, at most {MAX_INTERVAL_S:g})")
+    p.add_argument("count", nargs="?", type=_count, default=12, metavar="COUNT",
+                   help=f"number of intervals (default 12, at most {MAX_COUNT})")
+    p.add_argument("-p", "--pid", dest="pids", type=_pid_list, action="extend", default=[],
+                   metavar="PID", help="trace only this process; repeat -p, or PID,PID,...")
     p.add_argument("--probes", type=_probe_list, default=PROBES,
                    help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
 
@@ -104,7 +128,8 @@ def build_parser() -> Parser:
                                      "Ctrl-C ends early and still leaves a complete capture.")
     add_window_arguments(cap)
     cap.add_argument("-o", "--output", type=Path, metavar="DIR",
-                     help="capture directory (default ./nettrail-<UTC time>)")
+                     help="capture directory: created 0700, or an empty one of yours "
+                          "(default ./nettrail-<UTC time>-<random>)")
     cap.add_argument("--no-report", action="store_true", help="write the logs only")
     cap.add_argument("-q", "--quiet", action="store_true",
                      help="print only the capture directory")
@@ -135,26 +160,32 @@ def build_parser() -> Parser:
     sch.add_argument("--dir", required=True, type=Path, metavar="ROOT",
                      help="where snapshots and index.html go")
     add_window_arguments(sch)
-    sch.add_argument("--keep", type=_positive_int, metavar="N", help="keep the newest N snapshots")
-    sch.add_argument("--max-age", type=_positive_float, metavar="DAYS",
+    sch.add_argument("--keep", type=_count, metavar="N", help="keep the newest N snapshots")
+    sch.add_argument("--max-age", type=_positive_number, metavar="DAYS",
                      help="remove snapshots older than this")
-    sch.add_argument("--max-disk", type=_positive_float, metavar="MB",
+    sch.add_argument("--max-disk", type=_positive_number, metavar="MB",
                      help="remove the oldest snapshots while ROOT holds more than this")
     sch.add_argument("--utc", action="store_true", help="read --cron in UTC, not local time")
     sch.add_argument("--cron-seconds", help=argparse.SUPPRESS)  # tests: seconds field
     add_debug(sch)
     sch.set_defaults(run=cmd_schedule)
 
-    trg = sub.add_parser("trigger", help="make the running schedule service capture now")
+    trg = sub.add_parser("trigger", help="make the running schedule service capture now",
+                         description="Ask the running schedule service for a capture now and "
+                                     "wait until it is written (exit 0), failed (1) or skipped "
+                                     "because another capture is running (7).")
+    trg.add_argument("--no-wait", action="store_true",
+                     help="return once the capture has started (or was skipped)")
     add_debug(trg)
     trg.set_defaults(run=cmd_trigger)
     return parser
 
 
 def install_stop_handlers() -> threading.Event:
-    """Ctrl-C and SIGTERM end the window early; the capture is still finished."""
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) end the window early;
+    the capture is still finished, its report written."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     return stop
 
@@ -183,8 +214,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings = run_check()
     for f in findings:
         mark = "ok" if f.ok else "PROBLEM"
-        print(f"{f.what:<11} {mark:<8} {f.value}" + (f"  -> {f.fix}" if f.fix else ""))
-    return ExitStatus.OK if all(f.ok for f in findings) else ExitStatus.UNSUPPORTED
+        # values name other processes' libraries: never raw to the terminal
+        print(printable(f"{f.what:<11} {mark:<8} {f.value}" + (f"  -> {f.fix}" if f.fix else "")))
+    if all(f.ok for f in findings):
+        return ExitStatus.OK
+    privileged = all(f.ok for f in findings if f.what == "privileges")
+    return ExitStatus.UNSUPPORTED if privileged else ExitStatus.NO_PRIVILEGE
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -206,26 +241,75 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return ScheduleService(args.dir, opts, retention, trigger, render_report).run()
 
 
+class CaptureSkipped(NettrailError):
+    """The service answered that another capture holds the host lock."""
+
+    status = ExitStatus.BUSY
+
+
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from nettrail.hostlock import service_pid
-    pid = service_pid()
-    os.kill(pid, signal.SIGUSR1)
-    print(f"nettrail: asked the schedule service (pid {pid}) for a capture now")
-    return ExitStatus.OK
+    from nettrail.schedule.trigger import ask_for_capture
+    answers = ask_for_capture()
+    print("nettrail: asked the schedule service for a capture now", flush=True)
+    for answer in answers:
+        outcome, _, detail = answer.partition(" ")
+        if outcome == "skipped":
+            raise CaptureSkipped(f"the schedule service skipped the capture: {detail}",
+                                 "try again when that capture has finished")
+        if outcome == "failed":
+            raise NettrailError(f"the schedule service's capture failed: {detail}",
+                                "see the service's log (journalctl -u nettrail-schedule)")
+        print(f"nettrail: {outcome} {detail}", flush=True)
+        if outcome == "written" or args.no_wait:
+            return ExitStatus.OK
+    raise NettrailError("the schedule service stopped before the capture ended",
+                        "see the service's log (journalctl -u nettrail-schedule)")
+
+
+def check_pids(parser: Parser, args: argparse.Namespace) -> None:
+    """At most MAX_PIDS distinct processes, each one that exists now."""
+    if not hasattr(args, "pids"):
+        return
+    args.pids = list(dict.fromkeys(args.pids))
+    if len(args.pids) > MAX_PIDS:
+        parser.error(f"at most {MAX_PIDS} -p PIDs")
+    missing = [pid for pid in args.pids if not os.path.exists(f"/proc/{pid}")]
+    if missing:
+        parser.error(f"no process with PID {', '.join(map(str, missing))}")
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"nettrail: {record.name}: {printable(record.getMessage())}"
+
+
+def library_messages_as_one_line() -> None:
+    """Library warnings and log messages (matplotlib's, about glyphs in
+    process names) quote untrusted text: one escaped line each, like every
+    other message."""
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        print(f"nettrail: warning: {printable(message)}", file=sys.stderr)
+    warnings.showwarning = show
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if len(getattr(args, "pids", ())) > MAX_PIDS:
-        parser.error(f"at most {MAX_PIDS} -p PIDs")
+    check_pids(parser, args)
+    library_messages_as_one_line()
     try:
         return int(args.run(args))
     except NettrailError as exc:
-        print(f"nettrail: {exc.one_line()}", file=sys.stderr)
+        print(f"nettrail: {printable(exc.one_line())}", file=sys.stderr)
         status = int(exc.status)
+    except KeyboardInterrupt:  # a capture window takes Ctrl-C itself and exits 0
+        print("nettrail: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: still one line, details with --debug
-        print(f"nettrail: internal error: {type(exc).__name__}: {exc} "
+        print(f"nettrail: internal error: {printable(f'{type(exc).__name__}: {exc}')} "
               f"(run with --debug for the traceback)", file=sys.stderr)
         status = int(ExitStatus.ERROR)
     if args.debug:

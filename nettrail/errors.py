@@ -1,7 +1,7 @@
 """nettrail's exception tree and exit statuses.
 
-It lives in report/ because capture/ builds on report/ (never the reverse):
-both raise these, and the CLI turns any of them into one line.
+capture/, report/ and schedule/ raise these; the CLI turns any of them into
+one line and its exit status (README, "Exit status").
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class ExitStatus(enum.IntEnum):
     UNSUPPORTED = 4
     BAD_CAPTURE = 5
     NOT_RUNNING = 6
+    BUSY = 7          # another capture holds the host lock (also: a trigger was skipped)
+    INTERRUPTED = 130  # Ctrl-C outside a capture window (128 + SIGINT, as shells do)
 
 
 class NettrailError(Exception):
@@ -63,3 +65,9 @@ class OutputError(NettrailError):
 
 class ServiceNotRunning(NettrailError):
     status = ExitStatus.NOT_RUNNING
+
+
+class CaptureBusy(NettrailError):
+    """Another capture holds the host lock."""
+
+    status = ExitStatus.BUSY

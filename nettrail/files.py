@@ -1,17 +1,38 @@
-"""Writing files nettrail produces: atomically, readable by their owner only."""
+"""Writing and reading files on a host where other users are hostile.
+
+nettrail runs as root and writes into directories whose paths people type.
+So every file is written through an open directory fd, into an unpredictable
+O_EXCL|O_NOFOLLOW temporary, fchmod 0600, then renamed into place: no planted
+symlink or pre-created file is ever opened. A capture directory is created
+here (mkdir 0700) or, if it exists, accepted only when it is a real directory
+(not a symlink) of the effective user that nobody else can write to. Files
+are read the same way: no symlinks, never a FIFO or a device (docs/security.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from nettrail.errors import OutputError
+from nettrail.errors import NettrailError, OutputError, PrivilegeError, UsageError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+TEMP_ATTEMPTS = 10
+DEFAULT_FIX = "free disk space or write elsewhere with -o"
 
 
 @contextlib.contextmanager
-def writing(path: Path, fix: str = "free disk space or write elsewhere with -o") -> Iterator[None]:
+def writing(path: Path, fix: str = DEFAULT_FIX) -> Iterator[None]:
     """Turn an OSError while writing `path` into one clear OutputError."""
     try:
         yield
@@ -19,16 +40,203 @@ def writing(path: Path, fix: str = "free disk space or write elsewhere with -o")
         raise OutputError(f"cannot write {path}: {exc.strerror}", fix) from exc
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Replace a file atomically (temporary file, then rename), mode 0600."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with writing(path):
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _open_parent(path: Path) -> int:
+    """The directory `path` goes into, open; its own problems as one line."""
+    parent = path.parent
+    try:
+        return os.open(parent, DIR_FLAGS)
+    except FileNotFoundError:
+        raise OutputError(f"cannot write {path}: the directory {parent} does not exist",
+                          "create it first or choose another path") from None
+    except NotADirectoryError:
+        raise OutputError(f"cannot write {path}: {parent} is not a directory",
+                          "choose another path") from None
+    except PermissionError:
+        raise PrivilegeError(f"cannot write {path}: permission denied on {parent}",
+                             "choose a directory this user can write to") from None
+
+
+def _unsafe_dir(st: os.stat_result, path: Path, fix: str,
+                private: bool) -> OutputError | None:
+    """Why nettrail will not write into this directory, or None.
+
+    A private (capture, snapshot root) directory must be this user's and
+    writable by nobody else: its files are created one by one. A directory
+    that receives one file (a report) may also be root's, even /tmp: that file
+    is created under an unpredictable name and renamed into place, so nobody
+    can redirect the write. Other users' directories are refused either way."""
+    owners = {os.geteuid()} if private else {os.geteuid(), 0}
+    if st.st_uid not in owners:
+        return OutputError(f"{path} belongs to uid {st.st_uid}, not to this user (uid "
+                           f"{os.geteuid()}): nettrail does not write into other users' "
+                           "directories", fix)
+    if private and st.st_mode & 0o022:
+        return OutputError(f"{path} can be written by other users (mode "
+                           f"{stat.S_IMODE(st.st_mode):o})", fix)
+    return None
+
+
+class OutputDir:
+    """A directory nettrail writes into, held open: everything goes through its fd."""
+
+    def __init__(self, path: Path, fd: int, fix: str = DEFAULT_FIX) -> None:
+        self.path = path
+        self.fd = fd
+        self.fix = fix
+
+    @classmethod
+    def private(cls, path: Path, empty: bool, fix: str = DEFAULT_FIX) -> OutputDir:
+        """Create `path` (mode 0700), or accept an existing real directory of
+        this user that nobody else can write to (and, if `empty`, is empty)."""
+        parent_fd = _open_parent(path)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            with writing(path, fix):
+                created = _mkdir(path.name, parent_fd)
+                fd = _open_dir_nofollow(path, parent_fd)
+        finally:
+            os.close(parent_fd)
+        out = cls(path, fd, fix)
+        try:
+            if created:
+                os.fchmod(fd, DIR_MODE)  # whatever the umask
+            out._check_private(empty)
+        except BaseException:
+            out.close()
             raise
+        return out
+
+    @classmethod
+    def for_file(cls, path: Path, fix: str = DEFAULT_FIX) -> OutputDir:
+        """The existing directory a single file (a report, the index) goes into.
+        It must be this user's or root's: other users' directories are refused."""
+        fd = _open_parent(path)
+        problem = _unsafe_dir(os.fstat(fd), path.parent, "write it elsewhere with -o FILE",
+                              private=False)
+        if problem:
+            os.close(fd)
+            raise problem
+        return cls(path.parent, fd, fix)
+
+    def _check_private(self, empty: bool) -> None:
+        problem = _unsafe_dir(os.fstat(self.fd), self.path,
+                              "choose a new directory of your own with -o", private=True)
+        if problem:
+            raise problem
+        if empty and os.listdir(self.fd):
+            raise UsageError(f"{self.path} is not empty", "choose a new directory with -o")
+
+    def new_file(self, name: str) -> BinaryIO:
+        """A file that must not exist yet, mode 0600, for appending logs."""
+        with writing(self.path / name, self.fix):
+            fd = os.open(name, NEW_FILE_FLAGS, FILE_MODE, dir_fd=self.fd)
+            os.fchmod(fd, FILE_MODE)
+            return os.fdopen(fd, "wb", buffering=1 << 16)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Replace `name` atomically: an unpredictable temporary, then rename."""
+        with writing(self.path / name, self.fix):
+            tmp, fd = self._temporary(name)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                self._require_regular_or_absent(name)
+                os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=self.fd)
+                raise
+
+    def _require_regular_or_absent(self, name: str) -> None:
+        """Renaming over /dev/null or a directory would replace it: refuse.
+        A symlink is replaced itself, never followed."""
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise UsageError(f"{self.path / name} exists and is not a regular file",
+                             "choose another file name")
+
+    def _temporary(self, name: str) -> tuple[str, int]:
+        for _ in range(TEMP_ATTEMPTS):
+            tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+            try:
+                fd = os.open(tmp, NEW_FILE_FLAGS, FILE_MODE, dir_fd=self.fd)
+            except FileExistsError:
+                continue
+            os.fchmod(fd, FILE_MODE)
+            return tmp, fd
+        raise FileExistsError(errno.EEXIST, "no unused temporary name", name)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> OutputDir:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _mkdir(name: str, parent_fd: int) -> bool:
+    """True when this call created the directory."""
+    try:
+        os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _open_dir_nofollow(path: Path, parent_fd: int) -> int:
+    try:
+        return os.open(path.name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        st = os.stat(path.name, dir_fd=parent_fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise UsageError(f"{path} is a symbolic link; nettrail does not follow links "
+                             "in output paths", "give the real directory") from None
+        raise UsageError(f"{path} exists and is not a directory",
+                         "choose a new directory with -o") from None
+
+
+def write_private(path: Path, data: bytes, fix: str = DEFAULT_FIX) -> None:
+    """Write one file (a report) safely into its existing directory, mode 0600."""
+    with OutputDir.for_file(path, fix) as out:
+        out.write(path.name, data)
+
+
+class Unreadable(NettrailError):
+    """A file nettrail reads is not a regular file, too large, or cannot be opened."""
+
+
+def open_regular(name: str | Path, dir_fd: int | None = None) -> BinaryIO:
+    """Open a file to read that must be a regular file: never through a
+    symlink, and never blocking on a FIFO or opening a device."""
+    try:
+        fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Unreadable(f"{name} is a symbolic link", "nettrail reads no links") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise PrivilegeError(f"cannot read {name}: permission denied",
+                                 "run as the user who made it (sudo for root's captures)"
+                                 ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Unreadable(f"{name} is not a regular file", "nettrail reads only regular files")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(name: str | Path, limit: int, dir_fd: int | None = None) -> bytes:
+    """A whole small regular file (meta.json, index.json), at most `limit` bytes."""
+    with open_regular(name, dir_fd) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise Unreadable(f"{name} is larger than {limit} bytes", "it is not nettrail's")
+    return data

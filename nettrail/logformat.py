@@ -23,6 +23,10 @@ PROBES = tuple(LOG_FILES)
 # `kind` on every line: logs shipped together stay apart
 KINDS = {"bandwidth": "bandwidth", "sessions": "session", "dns": "lookup"}
 
+# bounds the writer keeps and the reader enforces (the CLI checks them first)
+MAX_INTERVAL_S = 86400.0
+MAX_COUNT = 100_000
+
 Types = type | tuple[type, ...]
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))

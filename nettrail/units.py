@@ -16,6 +16,20 @@ def human_ms(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
-def printable(text: str) -> str:
-    """Untrusted text safe for a terminal: control characters become '?'."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+def _escaped(c: str) -> str:
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
+
+
+def printable(text: object) -> str:
+    """The one sanitiser for text from other processes (names, hostnames,
+    paths) before it reaches a terminal, a log or a chart label: control
+    characters (newlines and escape sequences included), bidi overrides and
+    isolates, other invisible format characters, lone surrogates (undecodable
+    bytes) and separators other than the space are shown escaped (\\x1b,
+    \\u202e), so nothing can move the cursor, forge a line or reorder text."""
+    text = str(text)
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)

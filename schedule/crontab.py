@@ -51,4 +51,7 @@ def crontab_trigger(expression: str, utc: bool, second: str | None = None) -> Cr
     except ValueError as exc:
         raise UsageError(f"bad crontab expression {expression!r}: {exc}",
                          'use 5 fields, e.g. "*/15 * * * *"') from None
+    if trigger.get_next_fire_time(None, dt.datetime.now(timezone)) is None:
+        raise UsageError(f"crontab expression {expression!r} never fires (no such date)",
+                         "check the day of month against the month")
     return trigger

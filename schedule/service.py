@@ -4,14 +4,18 @@ listed in ROOT/index.html.
 
 Signals are taken synchronously (sigwait in the main thread) while APScheduler
 runs jobs in its own threads: no scheduler state is touched from a signal
-handler. One line per event goes to stderr, for journald."""
+handler. `nettrail trigger` asks over a unix socket (schedule/trigger.py) and
+is answered when its capture starts and ends, or is skipped. One line per
+event goes to stderr, for journald, every line through units.printable."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import shutil
 import signal
+import stat
 import sys
 import threading
 import time
@@ -24,15 +28,18 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from nettrail.hostlock import CaptureBusy, service_pid_file
+from nettrail.hostlock import service_pid_file
 from nettrail.capture.live import QuietView
 from nettrail.capture.window import Capture, CaptureOptions
-from nettrail.errors import NettrailError
-from nettrail.schedule.snapshots import (Headline, headline, snapshot_dirs, snapshot_name,
-                              update_index)
-from nettrail.units import human_bytes
+from nettrail.errors import CaptureBusy, NettrailError
+from nettrail.files import OutputDir
+from nettrail.schedule.snapshots import (NAME_TIME, Headline, headline, snapshot_dirs,
+                                         snapshot_name, update_index)
+from nettrail.schedule.trigger import Reply, TriggerListener
+from nettrail.units import human_bytes, printable
 
-WATCHED = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
+# SIGHUP (the terminal went away) ends the service like SIGTERM
+WATCHED = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 MISFIRE_GRACE_S = 60
 
 
@@ -43,34 +50,68 @@ class Retention:
     max_disk_mb: float | None = None
 
 
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _size(root_fd: int, name: str) -> int:
+    """Bytes in a snapshot's files; symlinks are not followed."""
+    total = 0
+    for _, _, files, dir_fd in os.fwalk(name, dir_fd=root_fd):
+        for f in files:
+            st = os.stat(f, dir_fd=dir_fd, follow_symlinks=False)
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
 
 
-def prune(root: Path, retention: Retention, current: Path | None) -> list[Path]:
-    """Remove the oldest snapshots beyond the limits; never `current`."""
-    snapshots = snapshot_dirs(root)  # newest first
+def _doomed(snapshots: list[Path], retention: Retention, root_fd: int) -> list[Path]:
+    """Snapshots (newest first) beyond the retention limits, oldest last."""
     doomed: list[Path] = []
     if retention.keep is not None:
         doomed += snapshots[retention.keep:]
     if retention.max_age_days is not None:
         cutoff = (dt.datetime.now(dt.timezone.utc)
-                  - dt.timedelta(days=retention.max_age_days)).strftime("%Y%m%dT%H%M%SZ")
+                  - dt.timedelta(days=retention.max_age_days)).strftime(NAME_TIME)
         doomed += [p for p in snapshots if p.name[:16] < cutoff]
     if retention.max_disk_mb is not None:
-        sizes = {p: _size(p) for p in snapshots}
+        sizes = {p: _size(root_fd, p.name) for p in snapshots}
         total, limit = sum(sizes.values()), retention.max_disk_mb * 1024 * 1024
         for p in reversed(snapshots):
             if total <= limit:
                 break
             doomed.append(p)
             total -= sizes[p]
+    return list(dict.fromkeys(doomed))
+
+
+def prune(root: Path, retention: Retention, current: Path | None,
+          log: Callable[[str], None]) -> list[Path]:
+    """Remove the oldest snapshots beyond the limits, never `current`, and
+    nothing that is not a snapshot (snapshot_dirs). Removal goes through the
+    root's fd and never follows a symlink; only what was removed is returned."""
+    snapshots = snapshot_dirs(root)  # newest first
     removed = []
-    for p in dict.fromkeys(doomed):
-        if p != current:
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+    with OutputDir.private(root, empty=False) as out:
+        for p in _doomed(snapshots, retention, out.fd):
+            if p == current:
+                continue
+            try:
+                shutil.rmtree(p.name, dir_fd=out.fd)
+            except OSError as exc:
+                log(f"could not prune {p}: {exc.strerror}")
+            else:
+                removed.append(p)
     return removed
+
+
+class _Answering(QuietView):
+    """Tells a waiting `nettrail trigger` that its capture has started."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+    def begin(self, capture: Capture) -> None:
+        self.reply(f"started {capture.directory}")
+
+
+def _nobody(line: str) -> None:
+    """The reply for captures nobody waits on (cron times, SIGUSR1)."""
 
 
 class ScheduleService:
@@ -86,28 +127,35 @@ class ScheduleService:
         self.stop = threading.Event()
 
     def log(self, message: str) -> None:
-        print(f"nettrail schedule: {message}", file=self.out, flush=True)
+        # hostnames, paths and errors come from other processes: one line each, escaped
+        print(f"nettrail schedule: {printable(message)}", file=self.out, flush=True)
 
-    def snapshot(self, trigger: str) -> None:
+    def snapshot(self, trigger: str, reply: Reply = _nobody) -> None:
         """One capture into a new directory, then retention and the index."""
         directory = snapshot_name(self.root, dt.datetime.now(dt.timezone.utc))
         opts = dataclasses.replace(self.options, out_dir=directory, trigger=trigger)
         self.log(f"started {trigger} capture into {directory}")
         written: Headline | None = None
         try:
-            Capture(opts, QuietView(), self.stop, self.render).run()
+            Capture(opts, _Answering(reply), self.stop, self.render).run()
         except CaptureBusy as exc:
             self.log(f"skipped {trigger} capture: {exc.problem}")
+            reply(f"skipped {exc.problem}")
             return
         except NettrailError as exc:
-            self.log(f"failed {trigger} capture into {directory}: {exc.one_line()}")
+            self._failed(trigger, directory, exc.one_line(), reply)
         except Exception as exc:  # keep the service alive; say what broke
-            self.log(f"failed {trigger} capture into {directory}: internal error: "
-                     f"{type(exc).__name__}: {exc}")
+            self._failed(trigger, directory, f"internal error: {type(exc).__name__}: {exc}",
+                         reply)
         else:
             written = headline(directory)
             self.log(f"written {directory}: {self._numbers(written)}")
+            reply(f"written {directory}: {self._numbers(written)}")
         self._tidy(directory, written)
+
+    def _failed(self, trigger: str, directory: Path, why: str, reply: Reply) -> None:
+        self.log(f"failed {trigger} capture into {directory}: {why}")
+        reply(f"failed {why}")
 
     @staticmethod
     def _numbers(h: Headline) -> str:
@@ -118,19 +166,25 @@ class ScheduleService:
 
     def _tidy(self, current: Path, written: Headline | None = None) -> None:
         try:
-            for path in prune(self.root, self.retention, current):
+            for path in prune(self.root, self.retention, current, self.log):
                 self.log(f"pruned {path}")
             update_index(self.root, written)
-        except (OSError, NettrailError) as exc:
-            self.log(f"index not updated: {exc}")
+        except NettrailError as exc:
+            self.log(f"index not updated: {exc.one_line()}")
+        except Exception as exc:  # the next run tries again: never a traceback per run
+            self.log(f"index not updated: {type(exc).__name__}: {exc}")
 
     def _on_skip(self, event: JobEvent) -> None:
         why = ("the previous capture is still running" if event.code == EVENT_JOB_MAX_INSTANCES
                else f"missed its time by more than {MISFIRE_GRACE_S} s")
         self.log(f"skipped scheduled capture: {why}")
 
+    def _queue_triggered(self, scheduler: BackgroundScheduler, reply: Reply = _nobody) -> None:
+        self.log("trigger received")
+        scheduler.add_job(self.snapshot, args=["triggered", reply], misfire_grace_time=None)
+
     def run(self) -> int:
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        OutputDir.private(self.root, empty=False).close()  # made 0700, or checked
         with service_pid_file():
             signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)  # threads inherit this
             scheduler = BackgroundScheduler(timezone=self.trigger.timezone, job_defaults={
@@ -138,12 +192,14 @@ class ScheduleService:
             scheduler.add_job(self.snapshot, self.trigger, args=["scheduled"], id="scheduled")
             scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
             scheduler.start()
+            listener = TriggerListener(lambda reply: self._queue_triggered(scheduler, reply))
+            listener.start()
             next_run = scheduler.get_job("scheduled").next_run_time
             self.log(f"running: snapshots into {self.root}, next at {next_run}")
             while (sig := signal.sigwait(WATCHED)) == signal.SIGUSR1:
-                self.log("trigger received")
-                scheduler.add_job(self.snapshot, args=["triggered"], misfire_grace_time=None)
+                self._queue_triggered(scheduler)
             self.log(f"{signal.Signals(sig).name} received: finishing the capture in progress")
+            listener.close()
             self.stop.set()
             started = time.monotonic()
             scheduler.shutdown(wait=True)

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nettrail import jsonio
-from nettrail.errors import BadCapture
-from nettrail.files import write_private
+from nettrail.errors import BadCapture, NettrailError
+from nettrail.files import read_regular, write_private
 from nettrail.headline import Headline as Numbers
-from nettrail.logformat import PROBES
+from nettrail.logformat import META, PROBES, READABLE_FORMATS
 from nettrail.report.reader import CaptureDir, open_capture
 from nettrail.report.render import render_index
 from nettrail.units import human_ms
 
-SNAPSHOT_NAME = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
+# ASCII digits only (\d takes any script's); matched whole (no "$" before a newline)
+SNAPSHOT_NAME = re.compile(r"([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,6})?", re.ASCII)
+NAME_TIME = "%Y%m%dT%H%M%SZ"
+MAX_META_BYTES = 1 << 20
+FUTURE_SLACK = dt.timedelta(days=1)  # clocks step; a later name is not ours
 CACHE = "index.json"
 INDEX = "index.html"
 
@@ -43,15 +48,49 @@ class Headline:
     has_report: bool
 
 
+def _named_like_snapshot(name: str) -> bool:
+    m = SNAPSHOT_NAME.fullmatch(name)
+    try:
+        when = dt.datetime.strptime(m.group(1), NAME_TIME) if m else None
+    except ValueError:  # 20261399T...: digits, but no time
+        return False
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return when is not None and when <= now + FUTURE_SLACK
+
+
+def is_snapshot(root_fd: int, name: str) -> bool:
+    """Whether root/name is one of nettrail's snapshots: a snapshot name, a
+    real directory (a symlink is not followed), with a nettrail meta.json
+    that is a regular file. Retention deletes nothing else."""
+    if not _named_like_snapshot(name):
+        return False
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=root_fd)
+    except OSError:  # a symlink, a file, gone
+        return False
+    try:
+        meta = jsonio.loads(read_regular(META, MAX_META_BYTES, fd))
+    except (OSError, ValueError, NettrailError):
+        return False
+    finally:
+        os.close(fd)
+    return isinstance(meta, dict) and meta.get("format") in READABLE_FORMATS
+
+
 def snapshot_dirs(root: Path) -> list[Path]:
     """Snapshot directories under root, newest first."""
-    return sorted((p for p in root.iterdir() if p.is_dir() and SNAPSHOT_NAME.match(p.name)),
-                  key=lambda p: p.name, reverse=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        names = [name for name in os.listdir(fd) if is_snapshot(fd, name)]
+    finally:
+        os.close(fd)
+    return [root / name for name in sorted(names, reverse=True)]
 
 
 def snapshot_name(root: Path, when: dt.datetime) -> Path:
     """A new, unused directory name for a snapshot started at `when`."""
-    base = when.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = when.astimezone(dt.timezone.utc).strftime(NAME_TIME)
     path, n = root / base, 0
     while path.exists():
         n += 1

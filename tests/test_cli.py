@@ -21,15 +21,42 @@ from test_capture_kernel import tcp_pair
     (["capture", "0"], "invalid seconds value"),
     (["capture", "5", "-3"], "invalid count value"),
     (["capture", "--probes", "bandwidth,tcpdump"], "unknown probe tcpdump"),
-    (["capture", "-p", "abc"], "invalid count value"),
+    (["capture", "-p", "abc"], "invalid PID value: 'abc'"),
+    (["capture", "-p", "0"], "invalid PID value: '0'"),
+    (["capture", "-p", "4294967296"], "invalid PID value: '4294967296'"),
+    (["capture", "-p", "4194304"], "invalid PID value"),  # above the kernel's pid_max ceiling
+    (["capture", "-p", "4194303"], "no process with PID 4194303"),
+    (["capture", "-p", f"1,{os.getpid()},4194302"], "no process with PID 4194302"),
+    (["capture", "inf"], "invalid seconds value: 'inf'"),
+    (["capture", "nan"], "invalid seconds value: 'nan'"),
+    (["capture", "86401"], "invalid seconds value"),
+    (["capture", "1", "100001"], "invalid count value"),
     (["frobnicate"], "invalid choice"),
-    (["capture", "-p", *map(str, range(1, 18))], "at most 16 -p PIDs"),
+    (["capture", "-p", ",".join(map(str, range(1, 18)))], "at most 16 -p PIDs"),
+    (["schedule", "--cron", "* * * * *", "--dir", "/nonexistent", "--max-age", "inf"],
+     "invalid number value: 'inf'"),
 ])
 def test_usage_errors_are_one_line_exit_2(args: list[str], problem: str) -> None:
     result = nettrail(*args)
     assert result.returncode == ExitStatus.USAGE
     assert result.stderr.count("\n") == 1 and problem in result.stderr
     assert result.stdout == ""
+
+
+def test_pid_flag_takes_one_value_and_leaves_the_positionals(capture_dir: Path,
+                                                            bpf: None) -> None:
+    # `-p PID 1 1` once swallowed the positionals: it ran 5 s x 12 for pids [PID, 1, 1]
+    result = nettrail("capture", "-p", str(os.getpid()), "0.2", "2", "-q", "--no-report",
+                      "-o", str(capture_dir))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((capture_dir / "meta.json").read_text())
+    assert (meta["interval_s"], meta["count"]) == (0.2, 2)
+    assert meta["filters"]["pids"] == [os.getpid()]
+    result = nettrail("capture", "-p", "1", "-p", f"{os.getpid()},1", "0.2", "1", "-q",
+                      "--no-report", "-o", str(capture_dir.with_name("two")))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((capture_dir.with_name("two") / "meta.json").read_text())
+    assert meta["filters"]["pids"] == [1, os.getpid()]
 
 
 def test_help_ends_with_examples() -> None:

@@ -103,10 +103,10 @@ def test_runs_never_overlap(service_factory) -> None:
 
 def test_capture_refused_while_service_captures(service_factory, tmp_path: Path) -> None:
     svc = service_factory("--cron", NEVER, "1", "5")
-    assert svc.nettrail("trigger").returncode == 0
+    assert svc.nettrail("trigger", "--no-wait").returncode == 0
     svc.wait_for("started triggered capture")
     result = svc.nettrail("capture", "1", "1", "-o", str(tmp_path / "other"))
-    assert result.returncode == ExitStatus.ERROR
+    assert result.returncode == ExitStatus.BUSY
     assert "another nettrail capture is running" in result.stderr
     assert result.stderr.count("\n") == 1
     assert svc.stop() == 0
@@ -125,7 +125,7 @@ def test_trigger_makes_a_triggered_snapshot(service_factory) -> None:
 
 def test_sigterm_mid_capture_leaves_interrupted_capture(service_factory) -> None:
     svc = service_factory("--cron", NEVER, "1", "30")
-    svc.nettrail("trigger")
+    svc.nettrail("trigger", "--no-wait")
     svc.wait_for("started triggered capture")
     time.sleep(2.5)
     started = time.monotonic()
