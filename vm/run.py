@@ -23,13 +23,15 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 VM_DIR = Path(__file__).resolve().parent
 STAGE1 = VM_DIR / "initramfs-init.sh"
@@ -140,7 +142,7 @@ def download(release: str, into: Path) -> Path:
             return debs[0]
         if attempt == 0:
             apt_update()  # the lists may name a version the archive dropped
-    errors = [l for l in done.stderr.splitlines() if l.startswith("E:")] or ["no .deb"]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("E:")] or ["no .deb"]
     raise VmError(f"kernel {release}: cannot fetch {package}: {errors[-1]}")
 
 
@@ -173,7 +175,7 @@ def fetch(release: str) -> Kernel:
             (work / "root").rename(kernel.root)
         except OSError:
             if not kernel.vmlinuz.is_file():  # not a concurrent fetch that won
-                raise
+                raise VmError(f"kernel {release}: {kernel.root} is in the way; remove it") from None
     except subprocess.CalledProcessError as e:
         raise VmError(f"kernel {release}: unpacking failed: {shlex.join(e.cmd)}") from None
     finally:
@@ -228,32 +230,48 @@ def module_bytes(path: Path) -> bytes:
     raise VmError(f"{path.name}: compression not supported (only .ko, .ko.xz, .ko.gz)")
 
 
-def cpio_entry(ino: int, name: str, mode: int, data: bytes = b"",
-               rdev: tuple[int, int] = (0, 0)) -> bytes:
-    """One member of a "newc" cpio archive, the format the kernel unpacks."""
-    encoded = name.encode() + b"\0"
-    fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
-    header = b"070701" + b"".join(b"%08X" % f for f in fields)
-    pad = lambda n: b"\0" * (-n % 4)  # noqa: E731 - header+name and data are 4-aligned
-    return header + encoded + pad(len(header) + len(encoded)) + data + pad(len(data))
+def pad4(length: int) -> bytes:
+    """cpio "newc" aligns header+name and data to 4 bytes."""
+    return b"\0" * (-length % 4)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file, directory or device node of the initramfs."""
+    name: str
+    mode: int
+    data: bytes = b""
+    rdev: tuple[int, int] = (0, 0)
+
+
+def cpio(members: Sequence[Member]) -> bytes:
+    """A "newc" cpio archive, the format the kernel unpacks. Each member has
+    its own inode number: the kernel hard-links members that share one."""
+    out = []
+    for ino, m in enumerate([*members, Member("TRAILER!!!", 0)], start=1):
+        name = m.name.encode() + b"\0"
+        fields = (ino, m.mode, 0, 0, 1, 0, len(m.data), 0, 0, *m.rdev, len(name), 0)
+        header = b"070701" + b"".join(b"%08X" % f for f in fields)
+        out += [header, name, pad4(len(header) + len(name)), m.data, pad4(len(m.data))]
+    return b"".join(out)
 
 
 def build_initramfs(kernel: Kernel, out: Path) -> None:
     """busybox-static, stage 1 and the boot modules, as an uncompressed cpio."""
     files = load_order(kernel.modules, BOOT_MODULES)
-    dirs = ["bin", "dev", "proc", "sys", "modules", "lower", "rw", "newroot"]
-    members = [cpio_entry(0, d, 0o040755) for d in dirs]
-    # /dev/console must exist before devtmpfs is mounted: init's stdio.
-    members.append(cpio_entry(0, "dev/console", 0o020600, rdev=(5, 1)))
-    members.append(cpio_entry(0, "bin/busybox", 0o100755, BUSYBOX.read_bytes()))
-    members.append(cpio_entry(0, "init", 0o100755, STAGE1.read_bytes()))
     names = [Path(f).name.split(".ko")[0] + ".ko" for f in files]
-    members.append(cpio_entry(0, "modules/order", 0o100644, "\n".join(names).encode() + b"\n"))
-    for f, name in zip(files, names):
-        members.append(cpio_entry(0, f"modules/{name}", 0o100644, module_bytes(kernel.modules / f)))
-    members.append(cpio_entry(0, "TRAILER!!!", 0))
-    # Distinct inode numbers: the kernel would hard-link members sharing one.
-    out.write_bytes(b"".join(m[:6] + b"%08X" % (i + 1) + m[14:] for i, m in enumerate(members)))
+    dirs = ["bin", "dev", "proc", "sys", "modules", "lower", "rw", "newroot"]
+    members = [Member(d, 0o040755) for d in dirs]
+    members += [
+        # /dev/console must exist before devtmpfs is mounted: init's stdio.
+        Member("dev/console", 0o020600, rdev=(5, 1)),
+        Member("bin/busybox", 0o100755, BUSYBOX.read_bytes()),
+        Member("init", 0o100755, STAGE1.read_bytes()),
+        Member("modules/order", 0o100644, "".join(n + "\n" for n in names).encode()),
+    ]
+    members += [Member(f"modules/{name}", 0o100644, module_bytes(kernel.modules / f))
+                for f, name in zip(files, names, strict=True)]
+    out.write_bytes(cpio(members))
 
 
 # ---------------------------------------------------------------- the boot
@@ -313,12 +331,12 @@ def failure_reason(run_dir: Path, started: float | None) -> str:
     qemu_said = (run_dir / "qemu.log").read_text(errors="replace").strip().splitlines()
     console = run_dir / "console.log"
     text = console.read_text(errors="replace") if console.exists() else ""
-    lines = [l.strip() for l in text.splitlines()]
-    ours = [l for l in lines if "nettrail-init:" in l]
-    panics = [l for l in lines if "Kernel panic" in l]
+    lines = [line.strip() for line in text.splitlines()]
+    ours = [line for line in lines if "nettrail-init:" in line]
+    panics = [line for line in lines if "Kernel panic" in line]
     stage = "started" if started is None else "finished"
     fallback = f"the VM stopped before the command {stage}"
-    return ([l for l in qemu_said if "qemu" in l] or ours or panics or [fallback])[-1]
+    return ([line for line in qemu_said if "qemu" in line] or ours or panics or [fallback])[-1]
 
 
 def keep_console(run_dir: Path, release: str) -> Path:
@@ -326,7 +344,10 @@ def keep_console(run_dir: Path, release: str) -> Path:
     kept = CACHE / f"console-{release}.log"
     CACHE.mkdir(parents=True, exist_ok=True)
     src = run_dir / "console.log"
-    shutil.copyfile(src, kept) if src.exists() else kept.write_text("")
+    if src.exists():
+        shutil.copyfile(src, kept)
+    else:
+        kept.write_text("")
     return kept
 
 
@@ -411,10 +432,9 @@ def env_pair(text: str) -> tuple[str, str]:
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options before '--', the command to run inside after it."""
     argv = list(argv)
-    if "--" not in argv:
-        raise SystemExit("usage: vm/run.py --kernel SERIES [--kernel ...] [options] -- CMD ARGS...")
-    cut = argv.index("--")
-    p = argparse.ArgumentParser(prog="vm/run.py", description=__doc__.split("\n\n")[0])
+    cut = argv.index("--") if "--" in argv else len(argv)
+    p = argparse.ArgumentParser(prog="vm/run.py", description=__doc__.split("\n\n")[0],
+                                usage="%(prog)s --kernel SERIES [--kernel ...] [options] -- CMD ARGS...")
     p.add_argument("--kernel", action="append", required=True,
                    help="series (6.1, 6.12) or exact release (6.1.0-56-amd64); repeatable")
     p.add_argument("--cwd", default=os.getcwd(), help="directory to run the command in (default: ours)")
@@ -442,6 +462,8 @@ def say(text: str) -> None:
 
 def main(argv: Sequence[str]) -> int:
     args, command = parse_args(argv)
+    # SIGTERM (a CI limit, kill) unwinds like ^C, so no qemu is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         check_host()
         # Every kernel fetched before any boots: a missing one fails at once.

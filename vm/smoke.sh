@@ -23,6 +23,7 @@ check "cgroup2" sh -c 'stat -f -c %T /sys/fs/cgroup | grep -x cgroup2fs'
 check "tracefs" cat /sys/kernel/tracing/events/sock/inet_sock_set_state/id
 check "writable" sh -c 'for d in /tmp /run /var/tmp /etc/netns /dev/shm "$PWD"; do
     mkdir -p "$d" && touch "$d/.vm-w" && rm "$d/.vm-w" || exit 1; done; echo /tmp /run /var /etc "$PWD"'
+check "copy-up" sh -c 'echo "127.0.0.2 vm-smoke" >>/etc/hosts && getent hosts vm-smoke'
 check "loopback" python3 -c 'import socket; s = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(s.getsockname()); print("lo up, tcp to", s.getsockname())'
 check "no network device" sh -c '! ip -o link show | grep -v " lo:" && echo "only lo"'
 check "netns" sh -c 'ip netns add smoke && ip netns exec smoke ip -br link && ip netns del smoke'
