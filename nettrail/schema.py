@@ -19,9 +19,9 @@ import typing
 from pathlib import Path
 
 from nettrail.headline import Headline
-from nettrail.logformat import (DNS_SOURCES, FORMAT, KINDS, LOG_FILES, META, PROBES,
-                                RESOLVED_BY, SESSION_ENDS, SESSION_STATES, SIDES, V1_SCHEMAS,
-                                FORMAT_V1, SCHEMAS, Types)
+from nettrail.logformat import (DNS_SOURCES, FORMAT, FORMAT_V1, KINDS, LOG_FILES, META,
+                                PROBES, RESOLVED_BY, SCHEMAS, SESSION_ENDS, SESSION_STATES,
+                                SIDES, V1_SCHEMAS, Types)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
@@ -104,7 +104,8 @@ def meta_schema(fmt: str) -> dict:
         "format": {"const": fmt}, "version": {"type": "string"}, "host": {"type": "string"},
         "kernel": {"type": "string"},
         "started_at": {"type": "string", "format": "date-time"},
-        "ended_at": {**_nullable("string"), "format": "date-time"}, "interval_s": {"type": "number", "exclusiveMinimum": 0},
+        "ended_at": {**_nullable("string"), "format": "date-time"},
+        "interval_s": {"type": "number", "exclusiveMinimum": 0},
         "count": {"type": "integer", "minimum": 1},
         "intervals_done": {"type": "integer", "minimum": 0},
         "interrupted": {"type": "boolean"}, "trigger": {"enum": list(TRIGGERS)},

@@ -16,7 +16,8 @@ import pytest
 from nettrail.logformat import (DNS, FORMAT, FORMAT_V1, KINDS, LOG_FILES, META, PROBES,
                                 SESSIONS)
 from nettrail.schema import render, schema_files, schema_for
-from helpers import ROOT, TOOLS, CaptureRun, NetNs, read_jsonl, require_bpf
+from helpers import (ROOT, TOOLS, CaptureRun, NetNs, loopback_session, read_jsonl,
+                     require_bpf)
 
 PUBLISHED = ROOT / "docs" / "schema"
 FIXTURES = [ROOT / "samples" / "capture", ROOT / "tests" / "data" / "capture_small"]
@@ -98,20 +99,6 @@ class SummaryRun:
     stdout: str
     stderr: str
 
-
-def loopback_session(payload_bytes: int) -> int:
-    """One TCP session in this process: the client sends, then both close.
-    The server's port."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            accepted, _ = listener.accept()
-            with accepted:
-                client.sendall(b"x" * payload_bytes)
-                client.shutdown(socket.SHUT_WR)
-                while accepted.recv(65536):
-                    pass
-    return port
 
 
 @pytest.fixture(scope="module")
