@@ -190,7 +190,8 @@ def capture_summary(directory: Path, report: Path | None) -> str:
     from nettrail.logformat import META
     meta = jsonio.loads((directory / META).read_bytes())
     return jsonio.dumps({
-        "directory": str(directory), "report": report and str(report), "host": meta["host"],
+        "directory": str(directory), "report": str(report) if report else None,
+        "host": meta["host"],
         "started_at": meta["started_at"], "ended_at": meta["ended_at"],
         "intervals_done": meta["intervals_done"], "interrupted": meta["interrupted"],
         "probes": {name: {"status": p["status"], "error": p["error"]}
