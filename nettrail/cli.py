@@ -133,6 +133,9 @@ def build_parser() -> Parser:
     cap.add_argument("--no-report", action="store_true", help="write the logs only")
     cap.add_argument("-q", "--quiet", action="store_true",
                      help="print only the capture directory")
+    cap.add_argument("--summary-json", action="store_true",
+                     help="print one JSON object (directory, host, times, probe status, "
+                          "headline numbers) instead of the directory")
     _add_report_text(cap)
     add_debug(cap)
     cap.set_defaults(run=cmd_capture)
@@ -204,9 +207,27 @@ def cmd_capture(args: argparse.Namespace) -> int:
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note)
     view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
-    directory = Capture(opts, view, install_stop_handlers(), render_report).run()
-    print(directory, flush=True)
+    capture = Capture(opts, view, install_stop_handlers(), render_report)
+    directory = capture.run()
+    print(capture_summary(directory, capture.report_path) if args.summary_json else directory,
+          flush=True)
     return ExitStatus.OK
+
+
+def capture_summary(directory: Path, report: Path | None) -> str:
+    """--summary-json: what scripts and playbooks want to know of a finished
+    capture, as its meta.json says it (one line of JSON)."""
+    from nettrail import jsonio
+    from nettrail.logformat import META
+    meta = jsonio.loads((directory / META).read_bytes())
+    return jsonio.dumps({
+        "directory": str(directory), "report": str(report) if report else None,
+        "host": meta["host"],
+        "started_at": meta["started_at"], "ended_at": meta["ended_at"],
+        "intervals_done": meta["intervals_done"], "interrupted": meta["interrupted"],
+        "probes": {name: {"status": p["status"], "error": p["error"]}
+                   for name, p in meta["probes"].items()},
+        "lost_events": meta["lost_events"], "summary": meta["summary"]}).decode()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

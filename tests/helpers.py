@@ -7,6 +7,7 @@ import select
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,3 +100,18 @@ def require_bpf() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"BPF cannot load in CI: {problem.one_line()}")
         pytest.skip(problem.one_line())
+
+
+def loopback_session(payload_bytes: int) -> int:
+    """One TCP session on 127.0.0.1 in this process: the client sends
+    `payload_bytes`, then both ends close. The server's port."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            with accepted:
+                client.sendall(b"x" * payload_bytes)
+                client.shutdown(socket.SHUT_WR)
+                while accepted.recv(65536):
+                    pass
+    return port
