@@ -36,4 +36,6 @@ def printable(text: str) -> str:
     """Untrusted text safe for a terminal or a page: control characters, bidi
     overrides and other invisible format characters (all non-printable to
     Python) become '?'."""
+    if text.isprintable():  # the usual case, checked in C
+        return text
     return "".join(c if c.isprintable() else "?" for c in text)

@@ -11,6 +11,7 @@ Every time is a Unix timestamp; every label from the logs went through
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import math
 from collections import Counter, deque
@@ -62,19 +63,27 @@ def _is_address(text: str) -> bool:
 
 # -- who ------------------------------------------------------------------------
 
+LABEL_CACHE = 1 << 16  # labels are made once per distinct process, not per line
+
+
+@functools.lru_cache(maxsize=LABEL_CACHE)
 def process_label(pid: int | None, comm: str) -> str:
     return f"{printable(comm) or '?'} ({pid})" if pid is not None else "unknown process"
+
+
+@functools.lru_cache(maxsize=LABEL_CACHE)
+def _group_label(container: str | None, unit: str | None) -> str | None:
+    if container:
+        return f"container {printable(container[:12])}"
+    if unit and unit.endswith(".service"):
+        return printable(unit)
+    return None
 
 
 def group_label(r: dict) -> str | None:
     """The container or systemd service a record's process runs in, if known
     (login sessions and user slices are no service: None)."""
-    if r.get("container"):
-        return f"container {printable(r['container'][:12])}"
-    unit = r.get("unit")
-    if unit and unit.endswith(".service"):
-        return printable(unit)
-    return None
+    return _group_label(r.get("container"), r.get("unit"))
 
 
 def owner_label(r: dict) -> str:
@@ -92,16 +101,17 @@ def naming_owner(r: dict) -> tuple[str, object]:
 def side_of(r: dict) -> tuple[str, bool]:
     """(client|server, guessed). The capture's own flag where it has one;
     else the side whose port is ephemeral is the client."""
-    if r.get("side") in SIDES:
-        return r["side"], False
-    local_ephemeral = r["lport"] in EPHEMERAL_PORTS
-    if local_ephemeral != (r["rport"] in EPHEMERAL_PORTS):
+    return _side(r.get("side"), r["lport"], r["rport"])
+
+
+@functools.lru_cache(maxsize=LABEL_CACHE)
+def _side(side: str | None, lport: int, rport: int) -> tuple[str, bool]:
+    if side in SIDES:
+        return side, False
+    local_ephemeral = lport in EPHEMERAL_PORTS
+    if local_ephemeral != (rport in EPHEMERAL_PORTS):
         return ("client" if local_ephemeral else "server"), True
-    return ("client" if r["lport"] > r["rport"] else "server"), True
-
-
-def service_port(r: dict, side: str) -> int:
-    return r["rport"] if side == "client" else r["lport"]
+    return ("client" if lport > rport else "server"), True
 
 
 # -- the clock ------------------------------------------------------------------
@@ -562,9 +572,8 @@ class Tally:
     def group(self, r: dict, connected: float | None) -> GroupStats:
         side, guessed = side_of(r)
         self.guessed_sides += guessed
-        remote = endpoint(r["raddr"], r["rport"]) if side == "client" else r["raddr"]
-        stats = self.groups.get((process_label(r["pid"], r["comm"]), group_label(r), side,
-                                 printable(remote), service_port(r, side)))
+        stats = self.groups.get(_group_key(r["pid"], r["comm"], group_label(r), side,
+                                           r["raddr"], r["lport"], r["rport"]))
         stats.weight += 1
         stats.family, stats.guessed = r["family"], guessed
         for name in self.resolutions.names(r, connected):
@@ -597,6 +606,16 @@ class Tally:
                 s.first_ts if s.first_ts != math.inf else None,
                 s.last_ts if s.last_ts != -math.inf else None, bool(s.error)))
         return rows
+
+
+@functools.lru_cache(maxsize=LABEL_CACHE)
+def _group_key(pid: int | None, comm: str, group: str | None, side: str, raddr: str,
+               lport: int, rport: int) -> tuple:
+    """(process, service, side, remote, service port): a client's remote is
+    the server's endpoint; a server's, the client's address."""
+    remote = endpoint(raddr, rport) if side == "client" else raddr
+    return (process_label(pid, comm), group, side, printable(remote),
+            rport if side == "client" else lport)
 
 
 def _rate(n_bytes: int, seconds: float) -> float:
