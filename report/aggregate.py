@@ -622,41 +622,50 @@ def _rate(n_bytes: int, seconds: float) -> float:
     return 8 * n_bytes / seconds if seconds > 0 else 0.0
 
 
+CONNECTION_KEY = ("pid", "comm", "container", "unit", "side", "family", "raddr", "lport",
+                  "rport")
+FOLD_AT = 50_000  # distinct keys summed cheaply before they go to the bounded tables
+
+
 def aggregate_bandwidth(records: Iterable[dict], tally: Tally, interval_s: float
                         ) -> Bandwidth:
+    """Rows are first summed per raw connection and per (interval, process) in
+    plain dicts (a few dict operations per line); the labels, names and
+    bounded tables see each distinct key once per fold."""
     bw = Bandwidth()
     intervals: dict[int, Interval] = {}
     totals: dict[int, list[int]] = {}
     owners: HeavyHitters[OwnerSeries] = HeavyHitters(KEEP_OWNERS, OwnerSeries)
+    conns: dict[tuple, list] = {}
+    per_interval: dict[tuple, list[int]] = {}
     for r in records:
-        rx, tx, number = r["rx_bytes"], r["tx_bytes"], r["interval"]
-        seconds = r.get("interval_s") or interval_s
+        rx, tx, number, ts = r["rx_bytes"], r["tx_bytes"], r["interval"], r["ts"]
         bw.rows += 1
         if number not in intervals:
-            intervals[number] = Interval(r["ts"], seconds)
+            intervals[number] = Interval(ts, r["interval_s"] or interval_s)
             totals[number] = [0, 0]
-        totals[number][0] += rx
-        totals[number][1] += tx
-        owner = owners.get(owner_label(r))
-        owner.weight += rx + tx
-        slot = owner.per_interval.setdefault(number, [0, 0])
+        total = totals[number]
+        total[0] += rx
+        total[1] += tx
+        who = (number, r["pid"], r["comm"], r["container"], r["unit"])
+        slot = per_interval.get(who)
+        if slot is None:
+            slot = per_interval[who] = [0, 0]
         slot[0] += rx
         slot[1] += tx
-        began = r["ts"] - seconds
-        proc = tally.process_of(r, began)
-        proc.rx_bytes += rx
-        proc.tx_bytes += tx
-        if proc.interval_now != number:  # an interval's rows are written together
-            proc.interval_now, proc.interval_bytes = number, 0
-        proc.interval_bytes += rx + tx
-        proc.peak_bps = max(proc.peak_bps, _rate(proc.interval_bytes, seconds))
-        conn = tally.group(r, r["ts"])
-        conn.rx_bytes += rx
-        conn.tx_bytes += tx
-        conn.first_ts = min(conn.first_ts, began)
-        conn.last_ts = max(conn.last_ts, r["ts"])
-        if r.get("srtt_us") is not None:
-            conn.max_srtt_us = max(conn.max_srtt_us or 0, r["srtt_us"])
+        key = (r["pid"], r["comm"], r["container"], r["unit"], r["side"], r["family"],
+               r["raddr"], r["lport"], r["rport"])
+        conn = conns.get(key)
+        if conn is None:
+            conn = conns[key] = [0, 0, None, ts - intervals[number].seconds, ts]
+        conn[0] += rx
+        conn[1] += tx
+        if r["srtt_us"] is not None and (conn[2] is None or r["srtt_us"] > conn[2]):
+            conn[2] = r["srtt_us"]
+        conn[4] = max(conn[4], ts)
+        if len(conns) >= FOLD_AT or len(per_interval) >= FOLD_AT:
+            _fold(tally, owners, intervals, conns, per_interval)
+    _fold(tally, owners, intervals, conns, per_interval)
     order = sorted(intervals)
     bw.intervals = [intervals[n] for n in order]
     bw.rx_bytes = sum(t[0] for t in totals.values())
@@ -665,6 +674,37 @@ def aggregate_bandwidth(records: Iterable[dict], tally: Tally, interval_s: float
                       default=0.0)
     bw.series = _series(owners, order, totals)
     return bw
+
+
+def _fold(tally: Tally, owners: HeavyHitters[OwnerSeries], intervals: dict[int, Interval],
+          conns: dict[tuple, list], per_interval: dict[tuple, list[int]]) -> None:
+    """Move the sums into the bounded tables, and empty them."""
+    for (number, pid, comm, container, unit), (rx, tx) in sorted(
+            per_interval.items(), key=lambda kv: kv[0][0]):
+        r = {"pid": pid, "comm": comm, "container": container, "unit": unit}
+        seconds = intervals[number].seconds
+        owner = owners.get(owner_label(r))
+        owner.weight += rx + tx
+        slot = owner.per_interval.setdefault(number, [0, 0])
+        slot[0] += rx
+        slot[1] += tx
+        proc = tally.process_of(r, intervals[number].end - seconds)
+        proc.rx_bytes += rx
+        proc.tx_bytes += tx
+        if proc.interval_now != number:
+            proc.interval_now, proc.interval_bytes = number, 0
+        proc.interval_bytes += rx + tx
+        proc.peak_bps = max(proc.peak_bps, _rate(proc.interval_bytes, seconds))
+    for key, (rx, tx, srtt, first, last) in conns.items():
+        group = tally.group(dict(zip(CONNECTION_KEY, key)), last)
+        group.rx_bytes += rx
+        group.tx_bytes += tx
+        group.first_ts = min(group.first_ts, first)
+        group.last_ts = max(group.last_ts, last)
+        if srtt is not None:
+            group.max_srtt_us = max(group.max_srtt_us or 0, srtt)
+    conns.clear()
+    per_interval.clear()
 
 
 def _series(owners: HeavyHitters[OwnerSeries], order: list[int],
@@ -935,7 +975,7 @@ def _warnings(header: Header) -> Iterator[str]:
 
 def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if tally.guessed_sides:
-        yield (f"client and server sides of {tally.guessed_sides:,} records are guessed "
+        yield (f"client and server sides of {tally.guessed_sides:,} connections are guessed "
                "from port numbers (the capture did not record them): marked “guessed”")
     for what, table in (("processes", tally.processes), ("connection groups", tally.groups)):
         if not table.exact:
