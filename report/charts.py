@@ -371,3 +371,47 @@ def durations(sketch: LogSketch) -> Chart | None:
                                   f"{count} sessions of {human_ms(low_edge)}–"
                                   f"{human_ms(low_edge * 10 ** (1 / per_decade))}"))
     return chart
+
+
+# -- the snapshot index ------------------------------------------------------------
+
+TREND_RATES = ("received", "sent")
+TREND_COUNTS = ("failed sessions", "failed lookups")
+
+
+def trend(points: list[tuple[float, dict[str, float]]]) -> list[Chart]:
+    """Headline numbers per snapshot on one time axis: average rates, then
+    failure counts; each snapshot a marker, joined by lines."""
+    if not points:
+        return []
+    first, last = points[0][0], points[-1][0]
+    pad = max((last - first) * 0.02, 60.0)
+    clock = Clock(first - pad, last + pad, dt.datetime.now().astimezone().tzinfo, 60.0)
+    charts = []
+    for chart_id, title, names, unit in (
+            ("chart-trend-rates", "average rate per snapshot (bit/s)", TREND_RATES, bit_unit),
+            ("chart-trend-failures", "failures per snapshot", TREND_COUNTS, count_unit)):
+        top, ticks = value_ticks(max((p[name] for _, p in points for name in names),
+                                     default=0) or 1, unit)
+        chart = _timed(clock, chart_id, title, 190, "", [])
+        chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        for n, name in enumerate(names):
+            cls, dash = f"s{n}", DASHES[n]
+            coords = [(x_of(clock, ts), _y(p[name], top, TOP, chart.bottom))
+                      for ts, p in points]
+            chart.lines.append(Line("".join(f"{'M' if not i else 'L'}{x},{y}"
+                                            for i, (x, y) in enumerate(coords)), cls, dash,
+                                    name))
+            shape, label = ("ring", "triangle")[n], _trend_label(unit)
+            chart.marks += [Mark(x, y, shape, cls, f"{name}: {label(p[name])}")
+                            for (x, y), (_, p) in zip(coords, points)]
+            chart.legend.append(Legend(name, cls, dash))
+        charts.append(chart)
+    return charts
+
+
+def _trend_label(unit: Callable[[float], tuple[float, str]]) -> Callable[[float], str]:
+    def label(value: float) -> str:
+        scale, suffix = unit(value or 1)
+        return f"{value / scale:.3g}{suffix}"
+    return label

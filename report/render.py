@@ -66,6 +66,7 @@ def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
                  generated_at=generated_at, rows=TABLE_ROWS, slow_ms=f"{SLOW_LOOKUP_MS:g}")
 
 
-def render_index(headlines: list, root: str, generated_at: str) -> str:
+def render_index(headlines: list, charts: list[Chart], root: str, generated_at: str) -> str:
     """The snapshot index page (schedule/snapshots.py)."""
-    return _page("index.html.j2", headlines=headlines, root=root, generated_at=generated_at)
+    return _page("index.html.j2", headlines=headlines, charts=charts, root=root,
+                 generated_at=generated_at)
