@@ -1,8 +1,8 @@
 """Stage 1 of the report: turn a capture into the numbers the page shows.
 
 Dataclasses only, no HTML. Logs are streamed and summed as they are read;
-memory is bounded whatever they hold (report/bounded.py and the limits below,
-docs/format.md "Reading a capture"). DNS is read first so that addresses in the
+memory is bounded whatever they hold (report/bounded.py and the limits below;
+docs/report.md states the bounds). DNS is read first so that addresses in the
 other logs can be named by the lookups that returned them.
 
 Every time is a Unix timestamp; every label from the logs went through
