@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|sessions|lookups|overhead|report ...]
+    sudo .venv/bin/python -m bench.run [throughput|sessions|lookups|overhead|report|flood ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -270,50 +270,65 @@ def bench_overhead(connections_per_s: list[int], seconds: int, runs: int) -> Non
 
 # -- report rendering -------------------------------------------------------------
 
-def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: int) -> None:
-    """A capture of the given size (60 intervals, 400 processes, 200 hostnames)."""
+IDENTITY = {"nspid": None, "cgroup": None, "container": None, "unit": None}
+
+
+def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: int,
+                      names: int = 200) -> None:
+    """A nettrail-capture/2 capture of the given size (60 intervals of 5 s, 400
+    processes, `names` hostnames: a lookup flood has one per lookup)."""
     directory.mkdir(parents=True)
     start = 1_767_323_045.0
-    meta = {"format": "nettrail-capture/1", "version": "bench", "host": "bench",
+    meta = {"format": "nettrail-capture/2", "version": "bench", "host": "bench",
             "kernel": "bench", "started_at": "2026-01-02T03:04:05.000Z",
             "ended_at": "2026-01-02T03:09:05.000Z", "interval_s": 5.0, "count": 60,
             "intervals_done": 60, "interrupted": False, "trigger": "manual",
             "filters": {"pids": [], "probes": ["bandwidth", "sessions", "dns"]},
             "probes": {p: {"status": "ok", "hook": "bench", "error": None}
                        for p in ("bandwidth", "sessions", "dns")},
-            "lost_events": {"bandwidth": 0, "sessions": 0, "dns": 0}, "title": None,
-            "note": None}
+            "lost_events": {"bandwidth": 0, "sessions": 0, "dns": 0}, "summary": None,
+            "title": None, "note": None}
     (directory / "meta.json").write_text(json.dumps(meta))
     with (directory / "tcptop.jsonl").open("w") as f:
         for i in range(bandwidth):
             pid = 1000 + i % 400
-            f.write(json.dumps({"ts": start + (i % 60) * 5, "interval": 1 + i % 60, "pid": pid,
-                                "comm": f"proc{pid}", "family": "ipv4", "laddr": "10.0.0.1",
+            f.write(json.dumps({"kind": "bandwidth", "ts": start + 5 + (i % 60) * 5,
+                                "interval": 1 + i % 60, "interval_s": 5.0, "host": "bench",
+                                "pid": pid, "comm": f"proc{pid}", **IDENTITY,
+                                "netns": 4026531840, "family": "ipv4", "laddr": "10.0.0.1",
                                 "lport": 30000 + i % 20000, "raddr": f"10.1.{i % 250}.{i % 200}",
-                                "rport": 443, "rx_bytes": i * 7 % 100000,
-                                "tx_bytes": i * 13 % 50000}) + "\n")
+                                "rport": 443, "side": "client", "rx_bytes": i * 7 % 100000,
+                                "tx_bytes": i * 13 % 50000, "retrans_bytes": 0,
+                                "srtt_us": 200 + i % 900}) + "\n")
     with (directory / "tcplife.jsonl").open("w") as f:
         for i in range(sessions):
-            f.write(json.dumps({"ts": start + i * 0.003, "pid": 2000 + i % 50,
-                                "comm": "client", "family": "ipv4", "laddr": "10.0.0.1",
+            f.write(json.dumps({"kind": "session", "ts": start + i * 0.003, "host": "bench",
+                                "pid": 2000 + i % 50, "comm": "client", **IDENTITY,
+                                "netns": 4026531840, "family": "ipv4", "laddr": "10.0.0.1",
                                 "lport": 30000 + i % 30000, "raddr": f"10.2.0.{i % 100}",
-                                "rport": 80, "tx_bytes": i % 5000, "rx_bytes": i % 90000,
-                                "opened_at": start + i * 0.003 - 0.05,
-                                "duration_ms": 50.0 + i % 900, "state": "closed"}) + "\n")
+                                "rport": 80, "side": "client", "tx_bytes": i % 5000,
+                                "rx_bytes": i % 90000, "retrans_segs": i % 97 == 0,
+                                "srtt_us": 300, "opened_at": start + i * 0.003 - 0.05,
+                                "duration_ms": 50.0 + i % 900, "state": "closed",
+                                "end": "refused" if i % 101 == 0 else "normal"}) + "\n")
     with (directory / "dns.jsonl").open("w") as f:
         for i in range(lookups):
-            f.write(json.dumps({"ts": start + i * 0.015, "pid": 3000 + i % 30, "comm": "resolver",
-                                "host": f"host{i % 200}.example", "function": "getaddrinfo",
+            f.write(json.dumps({"kind": "lookup", "ts": start + i * 300 / lookups,
+                                "host": "bench", "pid": 3000 + i % 30, "comm": "resolver",
+                                **IDENTITY, "source": "libc", "name": f"host{i % names}.example",
+                                "name_truncated": False, "qtype": None,
+                                "function": "getaddrinfo", "server": None,
                                 "latency_ms": 0.5 + (i * 37 % 3000) / 10, "ok": i % 50 != 0,
                                 "error": None if i % 50 else "EAI_AGAIN",
                                 "addresses": [f"10.1.{i % 250}.{i % 200}"],
-                                "pending": False}) + "\n")
+                                "pending": False, "resolved_by": "dns"}) + "\n")
 
 
-def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int) -> None:
+def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
+                 names: int = 200) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "big"
-        synthetic_capture(directory, bandwidth, sessions, lookups)
+        synthetic_capture(directory, bandwidth, sessions, lookups, names)
         times, rss = [], []
         for _ in range(runs):
             result = Measured(PYTHON, "-P", "-m", "nettrail", "report", str(directory),
@@ -324,11 +339,11 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int) -> None
         size = (directory / "report.html").stat().st_size / 1e6
         logs = sum((directory / n).stat().st_size for n in
                    ("tcptop.jsonl", "tcplife.jsonl", "dns.jsonl")) / 1e6
-    print("| capture (rows: bandwidth / sessions / lookups) | logs | render time (median) | "
-          "peak RSS (median) | report size | runs |")
+    print("| capture (rows: bandwidth / sessions / lookups, distinct names) | logs | "
+          "render time (median) | peak RSS (median) | report size | runs |")
     print("|---|---|---|---|---|---|")
-    print(f"| {bandwidth:,} / {sessions:,} / {lookups:,} | {logs:.0f} MB | "
-          f"{statistics.median(times):.1f} s | {statistics.median(rss):.0f} MB | "
+    print(f"| {bandwidth:,} / {sessions:,} / {lookups:,}, {min(names, lookups):,} | "
+          f"{logs:.0f} MB | {statistics.median(times):.1f} s | {statistics.median(rss):.0f} MB | "
           f"{size:.2f} MB | {runs} |")
 
 
@@ -336,7 +351,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="*", default=["throughput", "sessions", "lookups",
-                                                "overhead", "report"])
+                                                "overhead", "report", "flood"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
@@ -352,6 +367,8 @@ def main() -> None:
             bench_overhead([2_500, 5_000], seconds=10, runs=args.runs)
         elif which == "report":
             bench_report(args.runs, 1_000_000, 100_000, 20_000)
+        elif which == "flood":  # a lookup flood by any user: one name per lookup
+            bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
         sys.stdout.flush()
 
 

@@ -72,6 +72,7 @@ class Progress:
 class View(Protocol):
     def begin(self, capture: Capture) -> None: ...
     def tick(self, capture: Capture) -> None: ...
+    def rendering(self, capture: Capture) -> None: ...
     def end(self, capture: Capture) -> None: ...
 
 
@@ -226,6 +227,7 @@ class Capture:
                 probe.close()
             self.writer.close()
         if self.opts.report and self.render:
+            self.view.rendering(self)
             try:
                 self.report_path = self.render(self.directory)
             except NettrailError as exc:

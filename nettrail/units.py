@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+SI_PREFIXES = ("", "k", "M", "G", "T")
+
 
 def human_bytes(n: float) -> str:
     value, unit = float(n), "B"
@@ -10,6 +12,20 @@ def human_bytes(n: float) -> str:
             break
         value, unit = value / 1024, bigger
     return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def human_rate(bits_per_s: float) -> str:
+    """A network rate as people quote it: decimal prefixes of bit/s."""
+    value, prefix = float(bits_per_s), ""
+    for bigger in SI_PREFIXES[1:]:
+        if abs(value) < 1000:
+            break
+        value, prefix = value / 1000, bigger
+    return f"{value:.0f} bit/s" if not prefix else f"{value:.3g} {prefix}bit/s"
+
+
+def bytes_rate(n_bytes: float, seconds: float) -> str:
+    return human_rate(8 * n_bytes / seconds) if seconds > 0 else "–"
 
 
 def human_ms(ms: float) -> str:

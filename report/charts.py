@@ -1,149 +1,417 @@
-"""Stage 2 of the report: charts as SVG bytes (matplotlib, Agg, no display).
+"""Stage 2 of the report: chart geometry for inline SVG (templates/charts.j2
+draws it; every label goes through Jinja's autoescaping there).
 
-Labels come from untrusted names: mathtext is off (a `$` stays a `$`) and the
-SVG is embedded as an image, where nothing in it can run."""
+Every time chart has the same width and the same plot margins and maps the
+window's start..end onto the same x range, so the same clock time is the same
+pixel column in all of them: a DNS stall, a burst of sessions and a bandwidth
+drop line up. Series differ by dash pattern or marker shape as well as colour.
+Labels are `printable` already (aggregate); they are shortened here."""
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-import matplotlib
-import numpy as np
+from nettrail.report.aggregate import (SLOW_LOOKUP_MS, Bandwidth, Clock, Dns, HostStats,
+                                       Interval, Sessions)
+from nettrail.report.bounded import LogSketch
+from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
-
-from nettrail.report.aggregate import Bandwidth, Dns, Endpoint, endpoint  # noqa: E402
-from nettrail.units import human_bytes  # noqa: E402
-
-STYLE = {"text.parse_math": False, "svg.hashsalt": "nettrail", "svg.fonttype": "none",
-         "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-         "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-          "#bcbd22", "#7f7f7f"]
-FAILED = "#d62728"
+WIDTH = 960                 # viewBox width of every chart
+LEFT, RIGHT = 92, 16        # plot margins: the same in every time chart
+PLOT_W = WIDTH - LEFT - RIGHT
+TOP = 10
+BOTTOM = 34                 # room for the time axis labels
 LABEL_CHARS = 40
-RASTER_DPI = 150
-TOP_HOSTS_CHART = 15
-TOP_HOSTS_COLORED = 8
+TIME_TICKS = 8
+DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 5", "10 4")
+NICE_TIME_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+                   7200, 10800, 21600, 43200, 86400)
 
 
-def _short(label: str) -> str:
+def short(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
-def _svg(fig: plt.Figure) -> bytes:
-    """SVG bytes; point clouds are rasterized inside it (RASTER_DPI) so 20,000
-    lookups stay small, axes and text stay vector."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None},
-                dpi=RASTER_DPI)
-    plt.close(fig)
-    return buf.getvalue()
+@dataclass
+class Tick:
+    pos: float
+    label: str
+    title: str = ""
+    t: float | None = None       # the clock time of a time tick (for tests and tools)
 
 
-_bytes_axis = FuncFormatter(lambda v, _pos: human_bytes(v))
-# plain numbers on log axes (mathtext is off, so the default 10^x cannot render)
-_plain_axis = FuncFormatter(lambda v, _pos: f"{v:g}")
+@dataclass
+class Line:
+    points: str                  # SVG path data
+    cls: str                     # colour class
+    dash: str
+    label: str
 
 
-def _log(axis) -> None:
-    axis.set_major_formatter(_plain_axis)
-    axis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+@dataclass
+class Mark:
+    x: float
+    y: float
+    shape: str                   # cross / ring / triangle
+    cls: str
+    title: str
 
 
-def bandwidth_timeline(bw: Bandwidth) -> bytes:
-    """RX and TX per interval for the top processes, on one time axis."""
-    with plt.rc_context(STYLE):
-        fig, (rx_ax, tx_ax) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-        ends = [bw.interval_s * (i + 1) for i in range(bw.intervals)]
-        for color, s in zip(COLORS, bw.series):
-            rx_ax.plot(ends, s.rx_bytes, marker="o", ms=3, color=color, label=_short(s.label))
-            tx_ax.plot(ends, s.tx_bytes, marker="o", ms=3, color=color)
-        for ax, title in ((rx_ax, "received per interval"), (tx_ax, "sent per interval")):
-            ax.set_title(title, loc="left")
-            ax.yaxis.set_major_formatter(_bytes_axis)
-            ax.set_ylim(bottom=0)
-        tx_ax.set_xticks(ends if len(ends) <= 15 else ends[::math.ceil(len(ends) / 15)])
-        tx_ax.set_xlabel("seconds since the window started (end of each interval)")
-        rx_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-        return _svg(fig)
+@dataclass
+class Bar:
+    x: float
+    y: float
+    w: float
+    h: float
+    cls: str
+    title: str = ""
 
 
-def session_durations(durations_ms: list[float]) -> bytes:
-    """How long closed sessions lasted (log scale)."""
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6, 3))
-        low = max(min(durations_ms), 0.01)
-        high = max(max(durations_ms), low * 10)
-        bins = np.geomspace(low, high, 31)
-        ax.hist([max(d, low) for d in durations_ms], bins=bins, color=COLORS[0])
-        ax.set_xscale("log")
-        _log(ax.xaxis)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("session duration (ms, log scale)")
-        ax.set_ylabel("sessions")
-        return _svg(fig)
+@dataclass
+class Hit:
+    """A transparent column with a tooltip: what happened then, in both zones."""
+    x: float
+    w: float
+    title: str
 
 
-def sessions_per_endpoint(endpoints: list[Endpoint]) -> bytes:
-    with plt.rc_context(STYLE):
-        shown = endpoints[:TOP_HOSTS_CHART][::-1]
-        fig, ax = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
-        labels = [_short(endpoint(e.address, e.port) +
-                         (f" {e.hostnames[0]}" if e.hostnames else "")) for e in shown]
-        ax.barh(labels, [e.sessions for e in shown], color=COLORS[0])
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("sessions")
-        return _svg(fig)
+@dataclass
+class Legend:
+    label: str
+    cls: str
+    dash: str = ""
+    shape: str = "line"          # line / bar / cross / ring / triangle
 
 
-def dns_latency_by_host(dns: Dns) -> bytes:
-    """Every lookup's latency per hostname (slowest p95 at the top), failures red."""
-    hosts = [h.host for h in dns.hosts[:TOP_HOSTS_CHART]][::-1]
-    row = {h: i for i, h in enumerate(hosts)}
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7, 0.35 * len(hosts) + 1.2))
-        for ok, marker, color, label in ((True, "o", COLORS[0], "answered"),
-                                         (False, "x", FAILED, "failed or pending")):
-            points = [(max(lk.latency_ms, 0.001), row[lk.host]) for lk in dns.lookups
-                      if lk.host in row and lk.ok == ok]
-            if points:
-                ax.scatter(*zip(*points), marker=marker, color=color, s=18, alpha=0.7,
-                           label=label, rasterized=True)
-        for h in dns.hosts[:TOP_HOSTS_CHART]:
-            if h.p95_ms is not None:
-                ax.plot([max(h.p95_ms, 0.001)] * 2, [row[h.host] - 0.35, row[h.host] + 0.35],
-                        color="black", lw=1.5)
-        ax.set_yticks(range(len(hosts)), [_short(h) for h in hosts])
-        ax.set_xscale("log")
-        _log(ax.xaxis)
-        ax.set_xlabel("latency (ms, log scale); black bar: p95")
-        ax.legend(loc="lower right", frameon=False)
-        return _svg(fig)
+@dataclass
+class Chart:
+    id: str
+    title: str
+    height: float
+    y_ticks: list[Tick]
+    y_label: str
+    x_ticks: list[Tick] = field(default_factory=list)
+    x_label: str = ""
+    lines: list[Line] = field(default_factory=list)
+    bars: list[Bar] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    legend: list[Legend] = field(default_factory=list)
+    timed: bool = False
+    start: float = 0.0           # timed charts: the window, for the page's crosshair
+    end: float = 0.0
+    left: int = LEFT
+    plot_w: int = PLOT_W
+
+    @property
+    def bottom(self) -> float:
+        return self.height - BOTTOM
 
 
-def dns_over_time(dns: Dns, start_ts: float) -> bytes:
-    """Lookups over the window, coloured by hostname."""
-    top = [h.host for h in sorted(dns.hosts, key=lambda h: -h.count)[:TOP_HOSTS_COLORED]]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        for color, host in zip(COLORS, [*top, None]):
-            points = [(lk.ts - start_ts, max(lk.latency_ms, 0.001)) for lk in dns.lookups
-                      if (lk.host == host if host else lk.host not in top)]
-            if points:
-                ax.scatter(*zip(*points), s=14, color=color, alpha=0.8, rasterized=True,
-                           label=_short(host) if host else "other hostnames")
-        failed = [(lk.ts - start_ts, max(lk.latency_ms, 0.001)) for lk in dns.lookups
-                  if not lk.ok]
-        if failed:
-            ax.scatter(*zip(*failed), s=40, facecolors="none", edgecolors=FAILED,
-                       label="failed or pending", rasterized=True)
-        ax.set_yscale("log")
-        _log(ax.yaxis)
-        ax.set_xlabel("seconds since the window started")
-        ax.set_ylabel("latency (ms)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-        return _svg(fig)
+# -- axes -------------------------------------------------------------------------
+
+def nice_step(rough: float) -> float:
+    """1, 2, 2.5 or 5 times a power of ten, at least `rough`."""
+    if rough <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(rough))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= rough * (1 - 1e-9))
+
+
+def value_ticks(top: float, unit: Callable[[float], tuple[float, str]], count: int = 4
+                ) -> tuple[float, list[tuple[float, str]]]:
+    """(axis top, [(value, label)]): steps nice in the unit the labels show."""
+    scale, suffix = unit(top)
+    step = nice_step(top / scale / count) * scale if top > 0 else scale
+    n = max(1, math.ceil(top / step - 1e-9))
+    return n * step, [(i * step, f"{i * step / scale:g}{suffix}") for i in range(n + 1)]
+
+
+def bit_unit(top: float) -> tuple[float, str]:
+    power = min(int(math.log10(top) // 3), len(SI_PREFIXES) - 1) if top >= 1000 else 0
+    return 1000.0 ** power, f" {SI_PREFIXES[power]}bit/s"
+
+
+def count_unit(_top: float) -> tuple[float, str]:
+    return 1.0, ""
+
+
+def time_ticks(clock: Clock) -> list[Tick]:
+    """Ticks at round local times (…:00, :05, …), at most about TIME_TICKS."""
+    length = clock.end - clock.start
+    step = next((s for s in NICE_TIME_STEPS if length / s <= TIME_TICKS), NICE_TIME_STEPS[-1])
+    offset = dt.datetime.fromtimestamp(clock.start, clock.tz).utcoffset()
+    shift = offset.total_seconds() if offset else 0.0
+    first = math.ceil((clock.start + shift) / step - 1e-9) * step - shift
+    fmt = "%H:%M:%S" if step < 60 or length < 600 else "%H:%M"
+    ticks, t = [], first
+    while t <= clock.end + 1e-6:
+        local = dt.datetime.fromtimestamp(t, clock.tz)
+        label = local.strftime(fmt) + (f".{local.microsecond // 100000}" if step < 1 else "")
+        utc = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        ticks.append(Tick(x_of(clock, t), label, utc, round(t, 3)))
+        t += step
+    return ticks
+
+
+def x_of(clock: Clock, ts: float) -> float:
+    span = max(clock.end - clock.start, 1e-9)
+    return round(LEFT + PLOT_W * min(max((ts - clock.start) / span, 0.0), 1.0), 2)
+
+
+def when(clock: Clock, start: float, end: float) -> str:
+    """A span in local time with its zone, then in UTC (tooltips)."""
+    local = lambda ts, f: dt.datetime.fromtimestamp(ts, clock.tz).strftime(f)  # noqa: E731
+    utc = lambda ts: dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S")  # noqa
+    return (f"{local(start, '%H:%M:%S')}–{local(end, '%H:%M:%S')} {clock.zone.split(',')[0]} "
+            f"({utc(start)}–{utc(end)} UTC)")
+
+
+def _bucket_when(clock: Clock, n: int) -> str:
+    return when(clock, clock.bucket_start(n), clock.bucket_start(n) + clock.bucket_s)
+
+
+def _timed(clock: Clock, chart_id: str, title: str, height: float, y_label: str,
+           y_ticks: list[Tick]) -> Chart:
+    return Chart(chart_id, title, height, y_ticks, y_label, time_ticks(clock),
+                 f"local time ({clock.zone})", timed=True, start=clock.start, end=clock.end)
+
+
+def _y(value: float, top: float, chart_top: float, bottom: float) -> float:
+    return round(bottom - (bottom - chart_top) * (value / top if top else 0), 2)
+
+
+# -- bandwidth --------------------------------------------------------------------
+
+def bandwidth_rates(bw: Bandwidth, clock: Clock) -> list[Chart]:
+    """Received and sent bit/s per interval, top owners and the rest."""
+    charts = []
+    for direction, attr, title in (("rx", "rx_bytes", "received"), ("tx", "tx_bytes", "sent")):
+        rates = [[8 * b / iv.seconds if iv.seconds else 0.0
+                  for b, iv in zip(getattr(s, attr), bw.intervals)] for s in bw.series]
+        top, ticks = value_ticks(max((max(r, default=0) for r in rates), default=0) or 1000,
+                                 bit_unit)
+        height = 210
+        chart = _timed(clock, f"chart-bw-{direction}", f"{title} (bit/s per interval)",
+                       height, "bit/s", [])
+        chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        for n, (s, series_rates) in enumerate(zip(bw.series, rates)):
+            cls, dash = f"s{n}", DASHES[n % len(DASHES)]
+            chart.lines.append(Line(_steps(clock, bw, series_rates, top, chart.bottom), cls,
+                                    dash, short(s.label)))
+            chart.legend.append(Legend(short(s.label), cls, dash))
+        chart.hits = [Hit(x_of(clock, iv.end - iv.seconds),
+                          x_of(clock, iv.end) - x_of(clock, iv.end - iv.seconds),
+                          _interval_title(clock, iv, bw, attr, n))
+                      for n, iv in enumerate(bw.intervals)]
+        charts.append(chart)
+    return charts
+
+
+def _steps(clock: Clock, bw: Bandwidth, rates: Sequence[float], top: float, bottom: float
+           ) -> str:
+    """Each interval's rate held flat across the interval."""
+    parts = []
+    for iv, rate in zip(bw.intervals, rates):
+        y = _y(rate, top, TOP, bottom)
+        start = "M" if not parts else "L"
+        parts.append(f"{start}{x_of(clock, iv.end - iv.seconds)},{y}L{x_of(clock, iv.end)},{y}")
+    return "".join(parts)
+
+
+def _interval_title(clock: Clock, iv: Interval, bw: Bandwidth, attr: str, n: int) -> str:
+    rows = [f"{s.label}: {bytes_rate(getattr(s, attr)[n], iv.seconds)} "
+            f"({human_bytes(getattr(s, attr)[n])})" for s in bw.series if getattr(s, attr)[n]]
+    return "\n".join([when(clock, iv.end - iv.seconds, iv.end), *rows] or ["nothing"])
+
+
+# -- sessions ----------------------------------------------------------------------
+
+def sessions_over_time(ss: Sessions, clock: Clock) -> Chart:
+    """Sessions opened (bars) and closed (line) per bucket; failed and
+    retransmitting ones marked above."""
+    top, ticks = value_ticks(max((max(b.opened, b.closed) for b in ss.buckets), default=0) or 1,
+                             count_unit)
+    chart = _timed(clock, "chart-sessions", f"sessions opened and closed per "
+                   f"{clock.bucket_s:g} s", 200, "sessions", [])
+    band = TOP + 14  # marks sit in a band above the bars
+    chart.y_ticks = [Tick(_y(v, top, band, chart.bottom), label) for v, label in ticks]
+    width = PLOT_W / clock.buckets
+    closed = []
+    for n, b in enumerate(ss.buckets):
+        x = x_of(clock, clock.bucket_start(n))
+        if b.opened:
+            y = _y(b.opened, top, band, chart.bottom)
+            chart.bars.append(Bar(x, y, max(width - 1, 0.5), chart.bottom - y, "s0"))
+        y = _y(b.closed, top, band, chart.bottom)
+        closed.append(f"{'M' if not closed else 'L'}{x},{y}L{round(x + width, 2)},{y}")
+        middle = round(x + width / 2, 2)
+        if b.failed:
+            chart.marks.append(Mark(middle, TOP + 4, "cross", "bad", f"{b.failed} failed"))
+        if b.retrans:
+            chart.marks.append(Mark(middle, TOP + 12, "triangle", "s3",
+                                    f"{b.retrans} retransmitted"))
+        chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{b.opened} opened, {b.closed} closed, {b.failed} "
+                                        f"refused/reset/timed out, {b.retrans} retransmitted"))
+    chart.lines.append(Line("".join(closed), "s1", DASHES[1], "closed"))
+    chart.legend = [Legend("opened", "s0", shape="bar"), Legend("closed", "s1", DASHES[1]),
+                    Legend("refused, reset or timed out", "bad", shape="cross"),
+                    Legend("retransmitted", "s3", shape="triangle")]
+    return chart
+
+
+# -- DNS ---------------------------------------------------------------------------
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    return [10.0 ** p for p in range(first, last + 1)]
+
+
+def _log_y(value: float, low: float, high: float, top: float, bottom: float) -> float:
+    span = math.log10(high) - math.log10(low)
+    return round(bottom - (bottom - top) * (math.log10(max(value, low)) - math.log10(low))
+                 / span, 2)
+
+
+def dns_over_time(dns: Dns, clock: Clock) -> Chart:
+    """The slowest lookup of each bucket (log scale); failures marked above."""
+    worst = [b.max_ms for b in dns.buckets if b.max_ms is not None]
+    decades = _log_ticks(max(min(worst, default=1.0), 0.01), max(max(worst, default=10.0),
+                                                                 SLOW_LOOKUP_MS * 2))
+    low, high = decades[0], decades[-1]
+    chart = _timed(clock, "chart-dns", "slowest lookup per "
+                   f"{clock.bucket_s:g} s (log scale)", 200, "latency", [])
+    band = TOP + 14
+    chart.y_ticks = [Tick(_log_y(v, low, high, band, chart.bottom), human_ms(v))
+                     for v in decades]
+    width = PLOT_W / clock.buckets
+    path = []
+    for n, b in enumerate(dns.buckets):
+        x = x_of(clock, clock.bucket_start(n))
+        middle = round(x + width / 2, 2)
+        if b.max_ms is not None:
+            y = _log_y(b.max_ms, low, high, band, chart.bottom)
+            path.append(f"{'M' if not path else 'L'}{middle},{y}")
+            chart.marks.append(Mark(middle, y, "ring", "s0", human_ms(b.max_ms)))
+        if b.failed:
+            chart.marks.append(Mark(middle, TOP + 4, "cross", "bad",
+                                    f"{b.failed} failed or unanswered"))
+        if b.lookups:
+            chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{b.lookups} lookups, {b.failed} failed or "
+                                            f"unanswered, {b.slow} slow, slowest "
+                                            f"{human_ms(b.max_ms) if b.max_ms is not None else '–'}"))
+    slow_y = _log_y(SLOW_LOOKUP_MS, low, high, band, chart.bottom)
+    chart.lines = [Line(f"M{LEFT},{slow_y}L{LEFT + PLOT_W},{slow_y}", "muted", DASHES[2],
+                        f"{SLOW_LOOKUP_MS:g} ms"),
+                   Line("".join(path), "s0", "", "slowest")]
+    chart.legend = [Legend("slowest lookup", "s0", shape="ring"),
+                    Legend("failed or unanswered", "bad", shape="cross"),
+                    Legend(f"slow: {SLOW_LOOKUP_MS:g} ms", "muted", DASHES[2])]
+    return chart
+
+
+def latency_by_name(hosts: list[HostStats], count: int = 15) -> Chart | None:
+    """p50–p95 bar and max mark per hostname (log scale), slowest first."""
+    shown = [h for h in hosts if h.max_ms is not None][:count]
+    if not shown:
+        return None
+    decades = _log_ticks(max(min(h.p50_ms or h.max_ms for h in shown), 0.01),
+                         max(h.max_ms for h in shown))
+    low, high = decades[0], decades[-1]
+    row = 22
+    height = TOP + row * len(shown) + BOTTOM
+    left, plot_w = 260, WIDTH - 260 - RIGHT
+    x = lambda v: round(left + plot_w * (math.log10(max(v, low)) - math.log10(low))  # noqa
+                        / (math.log10(high) - math.log10(low)), 2)
+    chart = Chart("chart-latency", "lookup latency per hostname (log scale)", height, [],
+                  "", [Tick(x(v), human_ms(v)) for v in decades], "latency", left=left,
+                  plot_w=plot_w)
+    for n, h in enumerate(shown):
+        y = TOP + n * row
+        chart.y_ticks.append(Tick(y + row / 2, short(h.name)))
+        p50, p95 = h.p50_ms or h.max_ms, h.p95_ms or h.max_ms
+        chart.bars.append(Bar(x(p50), y + 5, max(x(p95) - x(p50), 2), row - 10, "s0",
+                              f"{h.name}: p50 {human_ms(p50)}, p95 {human_ms(p95)}, max "
+                              f"{human_ms(h.max_ms)}, {h.count} lookups"))
+        chart.marks.append(Mark(x(h.max_ms), y + row / 2, "cross", "bad" if h.failures else
+                                "s1", f"max {human_ms(h.max_ms)}"))
+    chart.legend = [Legend("p50 to p95", "s0", shape="bar"), Legend("max", "s1", shape="cross")]
+    return chart
+
+
+def durations(sketch: LogSketch) -> Chart | None:
+    """How long closed sessions lasted: a histogram on a log scale."""
+    if not sketch.count:
+        return None
+    decades = _log_ticks(max(sketch.min, 0.01), max(sketch.max, sketch.min * 10, 0.1))
+    low, high = decades[0], decades[-1]
+    per_decade = 5
+    bins = [0] * (per_decade * (len(decades) - 1))
+    for value, n in sketch.items():
+        position = (math.log10(max(value, low)) - math.log10(low)) * per_decade
+        bins[min(int(position), len(bins) - 1)] += n
+    height = 170
+    top, ticks = value_ticks(max(bins), count_unit)
+    chart = Chart("chart-durations", "session durations (closed sessions, log scale)",
+                  height, [], "sessions",
+                  [Tick(LEFT + PLOT_W * n / (len(decades) - 1), human_ms(v))
+                   for n, v in enumerate(decades)], "duration")
+    bottom = chart.bottom
+    chart.y_ticks = [Tick(_y(v, top, TOP, bottom), label) for v, label in ticks]
+    width = PLOT_W / len(bins)
+    for n, count in enumerate(bins):
+        if count:
+            y = _y(count, top, TOP, bottom)
+            low_edge = low * 10 ** (n / per_decade)
+            chart.bars.append(Bar(round(LEFT + n * width, 2), y, max(width - 1, 0.5),
+                                  bottom - y, "s0",
+                                  f"{count} sessions of {human_ms(low_edge)}–"
+                                  f"{human_ms(low_edge * 10 ** (1 / per_decade))}"))
+    return chart
+
+
+# -- the snapshot index ------------------------------------------------------------
+
+TREND_RATES = ("received", "sent")
+TREND_COUNTS = ("failed sessions", "failed lookups")
+
+
+def trend(points: list[tuple[float, dict[str, float]]]) -> list[Chart]:
+    """Headline numbers per snapshot on one time axis: average rates, then
+    failure counts; each snapshot a marker, joined by lines."""
+    if not points:
+        return []
+    first, last = points[0][0], points[-1][0]
+    pad = max((last - first) * 0.02, 60.0)
+    clock = Clock(first - pad, last + pad, dt.datetime.now().astimezone().tzinfo, 60.0)
+    charts = []
+    for chart_id, title, names, unit in (
+            ("chart-trend-rates", "average rate per snapshot (bit/s)", TREND_RATES, bit_unit),
+            ("chart-trend-failures", "failures per snapshot", TREND_COUNTS, count_unit)):
+        top, ticks = value_ticks(max((p[name] for _, p in points for name in names),
+                                     default=0) or 1, unit)
+        chart = _timed(clock, chart_id, title, 190, "", [])
+        chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        for n, name in enumerate(names):
+            cls, dash = f"s{n}", DASHES[n]
+            coords = [(x_of(clock, ts), _y(p[name], top, TOP, chart.bottom))
+                      for ts, p in points]
+            chart.lines.append(Line("".join(f"{'M' if not i else 'L'}{x},{y}"
+                                            for i, (x, y) in enumerate(coords)), cls, dash,
+                                    name))
+            shape, label = ("ring", "triangle")[n], _trend_label(unit)
+            chart.marks += [Mark(x, y, shape, cls, f"{name}: {label(p[name])}")
+                            for (x, y), (_, p) in zip(coords, points)]
+            chart.legend.append(Legend(name, cls, dash))
+        charts.append(chart)
+    return charts
+
+
+def _trend_label(unit: Callable[[float], tuple[float, str]]) -> Callable[[float], str]:
+    def label(value: float) -> str:
+        scale, suffix = unit(value or 1)
+        return f"{value / scale:.3g}{suffix}"
+    return label

@@ -1,5 +1,5 @@
-"""Produce samples/capture (a real capture of a scripted workload) and
-samples/report.png. Run as root from the repository: sudo .venv/bin/python samples/make_sample.py
+"""Produce samples/capture (a real capture of a scripted workload) and its
+screenshots samples/report.png (1280 px wide) and samples/report-phone.png (390 px). Run as root from the repository: sudo .venv/bin/python samples/make_sample.py
 
 Two network namespaces joined by a veth pair stand in for a client host and a
 server host (10.77.0.1 and 10.77.0.2). The server host runs a DNS server
@@ -63,13 +63,16 @@ def in_ns(ns: str, *cmd: str) -> subprocess.Popen:
                             text=True)
 
 
-def screenshot(report: Path, png: Path) -> None:
+SHOTS = {"report.png": (1280, 2400), "report-phone.png": (390, 2400)}
+
+
+def screenshot(report: Path, png: Path, width: int, height: int) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
                         "--disable-quic", "--no-first-run", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync",
                         f"--user-data-dir={profile}", "--hide-scrollbars",
-                        "--window-size=1280,2200", f"--screenshot={png}",
+                        f"--window-size={width},{height}", f"--screenshot={png}",
                         report.resolve().as_uri()], check=True, capture_output=True, timeout=120)
 
 
@@ -114,8 +117,9 @@ def main() -> None:
         remove_hosts()
     for path in OUT.iterdir():
         path.chmod(0o644)
-    screenshot(OUT / "report.html", ROOT / "samples" / "report.png")
-    print(f"wrote {OUT} and samples/report.png")
+    for name, (width, height) in SHOTS.items():
+        screenshot(OUT / "report.html", ROOT / "samples" / name, width, height)
+    print(f"wrote {OUT} and samples/{', samples/'.join(SHOTS)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The index of a snapshot root (nettrail schedule --dir ROOT): one line of
-headline numbers per capture, newest first, each linking its report.
+"""The index of a snapshot root (nettrail schedule --dir ROOT): a trend of
+the headline numbers on a time axis, then one line per capture, newest first,
+each linking its report, with its top talker and slowest name; captures that
+failed or did not finish are listed as such.
 
 Headlines are cached in ROOT/index.json; a capture missing from it (or a
 damaged cache) is read again from its logs."""
@@ -18,6 +20,9 @@ from nettrail.errors import BadCapture, NettrailError
 from nettrail.files import read_regular, write_private
 from nettrail.headline import Headline as Numbers
 from nettrail.logformat import META, PROBES, READABLE_FORMATS
+from nettrail.report.aggregate import process_label
+from nettrail.report.bounded import HeavyHitters
+from nettrail.report.charts import trend
 from nettrail.report.reader import CaptureDir, open_capture
 from nettrail.report.render import render_index
 from nettrail.units import human_ms
@@ -29,6 +34,7 @@ MAX_META_BYTES = 1 << 20
 FUTURE_SLACK = dt.timedelta(days=1)  # clocks step; a later name is not ours
 CACHE = "index.json"
 INDEX = "index.html"
+TOP_TALKERS_KEPT = 1_000
 
 
 @dataclass
@@ -46,6 +52,10 @@ class Headline:
     lost_events: int
     failed_probes: list[str]
     has_report: bool
+    top_talker: str | None = None
+    seconds: float = 0.0          # the window's length: rates are bytes over it
+    failed_sessions: int = 0
+    status: str = "ok"            # ok / unfinished (no end time) / failed (unreadable)
 
 
 def _named_like_snapshot(name: str) -> bool:
@@ -109,18 +119,41 @@ def numbers(capture: CaptureDir) -> Numbers:
     return summary
 
 
+class _Talker:
+    weight = error = 0.0
+
+
+def top_talker(capture: CaptureDir) -> str | None:
+    """The process that moved the most bytes (bounded whatever the log holds)."""
+    talkers: HeavyHitters[_Talker] = HeavyHitters(TOP_TALKERS_KEPT, _Talker)
+    for r in capture.records("bandwidth"):
+        talkers.get(process_label(r["pid"], r["comm"])).weight += r["rx_bytes"] + r["tx_bytes"]
+    top = talkers.top(1)
+    return str(top[0][0]) if top and top[0][1].weight else None
+
+
 def headline(directory: Path) -> Headline:
     capture = open_capture(directory)
     meta, n = capture.meta, numbers(capture)
     slowest = (f"{n.slowest_name} {human_ms(n.slowest_ms)}" if n.slowest_name is not None
                and n.slowest_ms is not None else None)
     probes = meta.get("probes", {})
+    seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
     return Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
                     bool(meta.get("interrupted")), n.rx_bytes, n.tx_bytes, n.sessions,
                     n.lookups, n.failed_lookups, slowest,
                     sum(v for v in meta.get("lost_events", {}).values()),
                     [name for name, p in probes.items() if p.get("status") == "failed"],
-                    (directory / "report.html").exists())
+                    (directory / "report.html").exists(), top_talker(capture), seconds,
+                    n.failed_sessions, "ok" if meta.get("ended_at") else "unfinished")
+
+
+def failed_headline(directory: Path) -> Headline:
+    """A snapshot directory that is no readable capture (the run failed)."""
+    started = dt.datetime.strptime(directory.name[:16], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return Headline(directory.name, started, "?", False, 0, 0, 0, 0, 0, None, 0, [], False,
+                    status="failed")
 
 
 def _cached(root: Path) -> dict[str, Headline]:
@@ -143,9 +176,24 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
             try:
                 cache[directory.name] = headline(directory)
             except BadCapture:
-                continue
+                cache[directory.name] = failed_headline(directory)
         headlines.append(cache[directory.name])
     write_private(root / CACHE, jsonio.dumps([dataclasses.asdict(h) for h in headlines]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    write_private(root / INDEX, render_index(headlines, str(root), now).encode())
+    write_private(root / INDEX, render_index(headlines, trend(_points(headlines)), str(root),
+                                             now).encode())
     return headlines
+
+
+def _points(headlines: list[Headline]) -> list[tuple[float, dict[str, float]]]:
+    """(start time, {series: value}) per readable snapshot, oldest first."""
+    points = []
+    for h in reversed(headlines):
+        if h.status == "failed" or not h.seconds:
+            continue
+        started = dt.datetime.fromisoformat(h.started_at.replace("Z", "+00:00")).timestamp()
+        points.append((started, {"received": 8 * h.rx_bytes / h.seconds,
+                                 "sent": 8 * h.tx_bytes / h.seconds,
+                                 "failed sessions": h.failed_sessions,
+                                 "failed lookups": h.failed_lookups}))
+    return points

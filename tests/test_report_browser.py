@@ -1,8 +1,10 @@
 """The rendered report in a real browser (Debian's chromium, headless): no
-network requests, no console errors, no script from the data, not blank."""
+network requests, no console errors, no script from the data, not blank; one
+clock across the charts; filter, sort and links over every row."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nettrail.report.build import write_report
-from test_report import HOSTILE_COMM, copy_capture, hostile_capture
+from test_report import HOSTILE_COMM, V2, copy_capture, hostile_capture
 
 CHROMIUM = shutil.which("chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -54,17 +56,16 @@ def test_report_loads_offline_clean_and_not_blank(browser, tmp_path: Path) -> No
     external = [u for u in seen["requests"] if u != report.as_uri() and not u.startswith("data:")]
     assert external == [] and seen["errors"] == []
     assert page.title() == "nettrail capture on test-host"
-    assert page.locator("img").count() == 5
-    assert all(page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth > 0)"))
+    assert page.locator("figure.chart .chartbox svg").count() == 6
     png = page.screenshot(full_page=True)
     assert len(set(png[1000:20000])) > 50, "screenshot looks blank"
     shot = tmp_path / "shot.png"
     shot.write_bytes(png)
     # the sortable tables sort in the page (the hashed script runs)
-    first = lambda: page.locator("#dns tbody tr td").first.inner_text()  # noqa: E731
-    page.locator("#dns th", has_text="lookups").first.click()
+    first = lambda: page.locator("#t-hostnames tbody tr td").first.inner_text()  # noqa: E731
+    page.locator("#t-hostnames th button", has_text="lookups").first.click()
     assert first() == "api.example.com"
-    page.locator("#dns th", has_text="lookups").first.click()
+    page.locator("#t-hostnames th button", has_text="lookups").first.click()
     assert first() != "api.example.com"
     page.close()
 
@@ -74,7 +75,7 @@ def test_hostile_names_show_as_text_and_never_run(browser, tmp_path: Path) -> No
     seen = open_report(browser, report)
     page = seen["page"]
     assert seen["dialogs"] == [] and seen["errors"] == []
-    assert HOSTILE_COMM in page.locator("#bandwidth").inner_text()
+    assert HOSTILE_COMM in page.locator("#processes").inner_text()
     assert "</title><script>alert(3)</script>" in page.locator(".note").inner_text()
     assert page.locator("img[src=x]").count() == 0
     page.close()
@@ -87,4 +88,78 @@ def test_report_fits_a_phone_width(browser, tmp_path: Path) -> None:
     page.goto(report.as_uri(), wait_until="load")
     # wide tables scroll inside their own box; the page itself does not
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
+
+
+def test_one_clock_across_the_charts(browser, tmp_path: Path) -> None:
+    """The same clock time is the same pixel column in every time chart, at
+    a desktop and at a phone width."""
+    report = write_report(copy_capture(tmp_path, V2))
+    page = open_report(browser, report)["page"]
+    charts = ["#chart-bw-rx", "#chart-bw-tx", "#chart-sessions", "#chart-dns"]
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        ticks = page.eval_on_selector_all("#chart-bw-rx g.xtick", "gs => gs.map(g => g.dataset.t)")
+        assert len(ticks) >= 3
+        for t in ticks:
+            xs = {c: page.locator(f'{c} g.xtick[data-t="{t}"] line').bounding_box()["x"]
+                  for c in charts}
+            assert max(xs.values()) - min(xs.values()) < 0.5, (t, xs)
+        # and the window's end is the plot's right edge in each
+        first, last = float(ticks[0]), float(ticks[-1])
+        a = page.locator(f'#chart-bw-rx g.xtick[data-t="{ticks[0]}"] line').bounding_box()["x"]
+        b = page.locator(f'#chart-dns g.xtick[data-t="{ticks[-1]}"] line').bounding_box()["x"]
+        assert b > a and last > first
+    page.close()
+
+
+def test_filter_box_and_what_stands_out_links(browser, tmp_path: Path) -> None:
+    report = write_report(copy_capture(tmp_path, V2))
+    page = open_report(browser, report)["page"]
+    visible = lambda table: page.locator(f"#{table} tbody tr:visible")  # noqa: E731
+    assert visible("t-odd").count() == 5
+    page.fill('input[data-table="t-groups"]', "cron.service")
+    assert visible("t-groups").count() == 2
+    assert page.locator('[data-count="t-groups"]').inner_text() == "2 of 7 rows match"
+    page.fill('input[data-table="t-groups"]', "")
+    assert visible("t-groups").count() == 7
+    # "3 connections refused ... rows" fills the sessions table's filter
+    page.locator("#standout li", has_text="connections refused").locator("a").click()
+    assert page.input_value('input[data-table="t-odd"]') == "refused"
+    assert visible("t-odd").count() == 3
+    # a hostname links to its connections
+    page.locator("#t-hostnames a", has_text="api.example.com").first.click()
+    rows = visible("t-groups")
+    assert rows.count() == 2 and all("192.0.2.10:443" in t for t in rows.all_inner_texts())
+    page.close()
+
+
+def many_processes(tmp_path: Path, count: int = 60) -> Path:
+    """A capture whose processes table has more rows than the page shows at first."""
+    capture = copy_capture(tmp_path, V2)
+    line = json.loads((capture / "tcptop.jsonl").read_text().splitlines()[0])
+    with (capture / "tcptop.jsonl").open("a") as f:
+        for n in range(count):
+            f.write(json.dumps(line | {"pid": 5000 + n, "comm": f"worker{n}",
+                                       "rx_bytes": 1000 + n * 1000, "tx_bytes": 1}) + "\n")
+    return capture
+
+
+def test_sort_reaches_rows_not_shown_at_first(browser, tmp_path: Path) -> None:
+    report = write_report(many_processes(tmp_path))
+    page = open_report(browser, report)["page"]
+    rows = page.locator("#t-processes tbody tr")
+    assert rows.count() == 66 and page.locator("#t-processes tbody tr:visible").count() == 25
+    smallest = page.locator("#t-processes tbody tr", has_text="worker0 (5000)")
+    assert not smallest.is_visible()
+    header = page.locator("#t-processes th button", has_text="received")
+    header.focus()
+    page.keyboard.press("Enter")  # keyboard-reachable: descending first
+    page.keyboard.press("Enter")  # then ascending: the smallest first
+    received = page.eval_on_selector_all(
+        "#t-processes tbody tr", "rows => rows.filter(r => !r.hidden).map(r => +r.cells[1].dataset.v)")
+    assert received == sorted(received) and len(received) == 25
+    assert smallest.is_visible()  # hidden at first, among the smallest now
+    page.locator("button.showall").first.click()
+    assert page.locator("#t-processes tbody tr:visible").count() == 66
     page.close()
