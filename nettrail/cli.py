@@ -305,9 +305,8 @@ class _OneLine(logging.Formatter):
 
 
 def library_messages_as_one_line() -> None:
-    """Library warnings and log messages (matplotlib's, about glyphs in
-    process names) quote untrusted text: one escaped line each, like every
-    other message."""
+    """Library warnings and log messages may quote untrusted text: one
+    escaped line each, like every other message."""
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
         print(f"nettrail: warning: {printable(message)}", file=sys.stderr)
     warnings.showwarning = show

@@ -52,7 +52,7 @@ def _within(low: float, high: float) -> Callable[[object], bool]:
 
 
 def _short_text(v: object) -> bool:
-    return len(v) <= MAX_TEXT  # type: ignore[arg-type]
+    return v is None or len(v) <= MAX_TEXT  # type: ignore[arg-type]
 
 
 def _addresses(v: object) -> bool:
@@ -67,13 +67,13 @@ BOUNDS: dict[str, Callable[[object], bool]] = {
     "duration_ms": _within(0, MAX_MS), "latency_ms": _within(0, MAX_MS),
     "comm": _short_text, "family": _short_text, "laddr": _short_text, "raddr": _short_text,
     "state": _short_text, "host": _short_text, "function": _short_text,
-    "error": lambda v: v is None or _short_text(v), "addresses": _addresses,
+    "error": _short_text, "addresses": _addresses,
     # format /2
     "interval_s": _within(0, MAX_INTERVAL_S), "nspid": _within(0, MAX_PID),
     "netns": _within(0, MAX_U64), "retrans_bytes": _within(0, MAX_U64),
     "retrans_segs": _within(0, MAX_U64), "srtt_us": _within(0, MAX_U64),
-    **{key: lambda v: v is None or _short_text(v)
-       for key in ("kind", "cgroup", "container", "unit", "side", "end", "source", "name",
+    **{key: _short_text for key in ("kind", "cgroup", "container", "unit", "side", "end",
+                                    "source", "name",
                    "qtype", "server", "resolved_by")},
 }
 

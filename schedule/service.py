@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -33,8 +34,8 @@ from nettrail.capture.live import QuietView
 from nettrail.capture.window import Capture, CaptureOptions
 from nettrail.errors import CaptureBusy, NettrailError
 from nettrail.files import OutputDir
-from nettrail.schedule.snapshots import (NAME_TIME, Headline, headline, snapshot_dirs,
-                                         snapshot_name, update_index)
+from nettrail.schedule.snapshots import (NAME_TIME, Headline, failed_headline, headline,
+                                         snapshot_dirs, snapshot_name, update_index)
 from nettrail.schedule.trigger import Reply, TriggerListener
 from nettrail.units import human_bytes, printable
 
@@ -125,6 +126,7 @@ class ScheduleService:
         self.render = render
         self.out = log
         self.stop = threading.Event()
+        self._index_lock = threading.Lock()
 
     def log(self, message: str) -> None:
         # hostnames, paths and errors come from other processes: one line each, escaped
@@ -135,27 +137,28 @@ class ScheduleService:
         directory = snapshot_name(self.root, dt.datetime.now(dt.timezone.utc))
         opts = dataclasses.replace(self.options, out_dir=directory, trigger=trigger)
         self.log(f"started {trigger} capture into {directory}")
-        written: Headline | None = None
         try:
             Capture(opts, _Answering(reply), self.stop, self.render).run()
         except CaptureBusy as exc:
             self.log(f"skipped {trigger} capture: {exc.problem}")
             reply(f"skipped {exc.problem}")
+            self._tidy(None, failed_headline(directory, "skipped", trigger, exc.problem))
             return
         except NettrailError as exc:
-            self._failed(trigger, directory, exc.one_line(), reply)
+            written = self._failed(trigger, directory, exc.one_line(), reply)
         except Exception as exc:  # keep the service alive; say what broke
-            self._failed(trigger, directory, f"internal error: {type(exc).__name__}: {exc}",
-                         reply)
+            written = self._failed(trigger, directory,
+                                   f"internal error: {type(exc).__name__}: {exc}", reply)
         else:
             written = headline(directory)
             self.log(f"written {directory}: {self._numbers(written)}")
             reply(f"written {directory}: {self._numbers(written)}")
         self._tidy(directory, written)
 
-    def _failed(self, trigger: str, directory: Path, why: str, reply: Reply) -> None:
+    def _failed(self, trigger: str, directory: Path, why: str, reply: Reply) -> Headline:
         self.log(f"failed {trigger} capture into {directory}: {why}")
         reply(f"failed {why}")
+        return failed_headline(directory, "failed", trigger, why)
 
     @staticmethod
     def _numbers(h: Headline) -> str:
@@ -164,11 +167,14 @@ class ScheduleService:
                 f"slowest {h.slowest or '-'}, {h.lost_events} lost events"
                 + ("" if not h.interrupted else ", interrupted"))
 
-    def _tidy(self, current: Path, written: Headline | None = None) -> None:
+    def _tidy(self, current: Path | None, written: Headline | None = None) -> None:
+        """Retention, then the index; one at a time (a skip is noted while
+        another run may be finishing)."""
         try:
-            for path in prune(self.root, self.retention, current, self.log):
-                self.log(f"pruned {path}")
-            update_index(self.root, written)
+            with self._index_lock:
+                for path in prune(self.root, self.retention, current, self.log):
+                    self.log(f"pruned {path}")
+                update_index(self.root, written)
         except NettrailError as exc:
             self.log(f"index not updated: {exc.one_line()}")
         except Exception as exc:  # the next run tries again: never a traceback per run
@@ -178,6 +184,9 @@ class ScheduleService:
         why = ("the previous capture is still running" if event.code == EVENT_JOB_MAX_INSTANCES
                else f"missed its time by more than {MISFIRE_GRACE_S} s")
         self.log(f"skipped scheduled capture: {why}")
+        when = event.scheduled_run_time
+        self._tidy(None, failed_headline(snapshot_name(self.root, when), "skipped",
+                                         "scheduled", why))
 
     def _queue_triggered(self, scheduler: BackgroundScheduler, reply: Reply = _nobody) -> None:
         self.log("trigger received")
@@ -187,6 +196,8 @@ class ScheduleService:
         OutputDir.private(self.root, empty=False).close()  # made 0700, or checked
         with service_pid_file():
             signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)  # threads inherit this
+            # skips and misses are logged (and noted in the index) by _on_skip
+            logging.getLogger("apscheduler").setLevel(logging.ERROR)
             scheduler = BackgroundScheduler(timezone=self.trigger.timezone, job_defaults={
                 "max_instances": 1, "coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S})
             scheduler.add_job(self.snapshot, self.trigger, args=["scheduled"], id="scheduled")

@@ -35,6 +35,7 @@ FUTURE_SLACK = dt.timedelta(days=1)  # clocks step; a later name is not ours
 CACHE = "index.json"
 INDEX = "index.html"
 TOP_TALKERS_KEPT = 1_000
+RUN_NOTES_KEPT = 50  # failed or skipped runs listed without a snapshot
 
 
 @dataclass
@@ -55,7 +56,8 @@ class Headline:
     top_talker: str | None = None
     seconds: float = 0.0          # the window's length: rates are bytes over it
     failed_sessions: int = 0
-    status: str = "ok"            # ok / unfinished (no end time) / failed (unreadable)
+    status: str = "ok"            # ok / unfinished (no end time) / failed / skipped
+    reason: str | None = None     # why a run failed or was skipped (from the service)
 
 
 def _named_like_snapshot(name: str) -> bool:
@@ -148,12 +150,14 @@ def headline(directory: Path) -> Headline:
                     n.failed_sessions, "ok" if meta.get("ended_at") else "unfinished")
 
 
-def failed_headline(directory: Path) -> Headline:
-    """A snapshot directory that is no readable capture (the run failed)."""
-    started = dt.datetime.strptime(directory.name[:16], "%Y%m%dT%H%M%SZ").replace(
+def failed_headline(directory: Path, status: str = "failed", trigger: str = "?",
+                    reason: str | None = None) -> Headline:
+    """A run with no readable capture: it failed (the directory holds none)
+    or was skipped (`directory` is the name it would have had)."""
+    started = dt.datetime.strptime(directory.name[:16], NAME_TIME).replace(
         tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
-    return Headline(directory.name, started, "?", False, 0, 0, 0, 0, 0, None, 0, [], False,
-                    status="failed")
+    return Headline(directory.name, started, trigger, False, 0, 0, 0, 0, 0, None, 0, [], False,
+                    status=status, reason=reason)
 
 
 def _cached(root: Path) -> dict[str, Headline]:
@@ -165,8 +169,9 @@ def _cached(root: Path) -> dict[str, Headline]:
 
 
 def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
-    """Rewrite ROOT/index.json and ROOT/index.html for the snapshots present;
-    `fresh` is a headline the caller already computed."""
+    """Rewrite ROOT/index.json and ROOT/index.html for the snapshots present
+    and the newest runs that left none (failed or skipped, as the service
+    noted them); `fresh` is a headline the caller already computed."""
     cache = _cached(root)
     if fresh:
         cache[fresh.name] = fresh
@@ -178,6 +183,10 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
             except BadCapture:
                 cache[directory.name] = failed_headline(directory)
         headlines.append(cache[directory.name])
+    present = {h.name for h in headlines}
+    notes = sorted((h for h in cache.values() if h.name not in present and h.reason),
+                   key=lambda h: h.name, reverse=True)[:RUN_NOTES_KEPT]
+    headlines = sorted(headlines + notes, key=lambda h: h.name, reverse=True)
     write_private(root / CACHE, jsonio.dumps([dataclasses.asdict(h) for h in headlines]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     write_private(root / INDEX, render_index(headlines, trend(_points(headlines)), str(root),

@@ -41,6 +41,8 @@ def write_inventory(directory: Path, targets: Path) -> Path:
         f"nettrail_local_bin={BIN / 'nettrail'}\n")
     (directory / "host_vars").mkdir()
     for host in HOSTS:
+        # the run directory's parent must exist: nettrail makes only the last part
+        (targets / host).mkdir(parents=True, mode=0o700)
         (directory / "host_vars" / f"{host}.yml").write_text(json.dumps({
             "nettrail_output": str(targets / host / "capture"),
             "nettrail_environment": {"NETTRAIL_RUN_DIR": str(targets / host / "run")}}))

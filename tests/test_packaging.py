@@ -78,7 +78,7 @@ def test_fresh_venv_without_compiler_runs_the_wheel(wheel: Path, tmp_path: Path)
     subprocess.run([venv / "bin" / "pip", "install", "-q", "--disable-pip-version-check",
                     str(wheel)], check=True, timeout=600)
     env = {"PATH": str(venv / "bin"), "HOME": str(tmp_path),
-           "MPLCONFIGDIR": str(tmp_path / "mpl"), "NETTRAIL_RUN_DIR": str(tmp_path / "run")}
+           "NETTRAIL_RUN_DIR": str(tmp_path / "run")}
     for tool in ("cc", "gcc", "clang", "make", "bpftool"):
         assert shutil.which(tool, path=env["PATH"]) is None
 

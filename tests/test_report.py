@@ -192,7 +192,7 @@ def test_v2_names_come_from_the_same_process_before_connecting() -> None:
     groups = {(g.process, g.remote): g for g in aggregate(open_capture(V2)).groups}
     # probe resolved other-name.example to curl's server too: not curl's name for it
     assert groups[("curl (100)", "192.0.2.10:443")].hostnames == ["api.example.com"]
-    assert groups[("late?exe (950)", "192.0.2.10:443")].hostnames == ["api.example.com"]
+    assert groups[("late\\u202eexe (950)", "192.0.2.10:443")].hostnames == ["api.example.com"]
 
 
 def test_v2_one_view_of_a_lookup() -> None:
@@ -221,7 +221,7 @@ def test_v2_what_stands_out_links_to_rows() -> None:
     assert found["1 connections timed out (most: probe (400) → 192.0.2.21:80 ×1)"] == (
         "t-odd", "timeout")
     assert found["2 sessions retransmitted segments"] == ("t-odd", "retransmissions")
-    assert found["2 processes appeared mid-window: app (900), late?exe (950)"] == (
+    assert found["2 processes appeared mid-window: app (900), late\\u202eexe (950)"] == (
         "t-processes", "new")
     assert any(t.startswith("top talker by rate: curl (100): 3.01 Mbit/s") for t in found)
 
@@ -352,7 +352,7 @@ def test_control_and_bidi_characters_never_reach_the_page(tmp_path: Path) -> Non
     path = capture / "tcptop.jsonl"
     path.write_text(path.read_text().replace('"curl"', '"cu\\u001b[2Jrl\\u202e"'))
     html = write_report(capture).read_text()
-    assert "\u202e" not in html and "\x1b" not in html and "cu?[2Jrl?" in html
+    assert "\u202e" not in html and "\x1b" not in html and "cu\\x1b[2Jrl\\u202e" in html
 
 
 def test_unreadable_log_is_a_warning(tmp_path: Path) -> None:
