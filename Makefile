@@ -1,5 +1,6 @@
 # nettrail: `sudo make capture` sets everything up and runs a real capture;
-# `sudo make test` sets up and runs the whole test suite (what .ci/run does).
+# `sudo make test` sets up and runs the whole test suite (what .ci/run does):
+# the host suite, then the kernel tests under Debian's 6.1 and 6.12 in qemu.
 CLANG ?= clang
 # llvm-strip drops DWARF and keeps BTF; without it the objects are only larger
 STRIP ?= $(shell command -v llvm-strip || echo true)
@@ -14,7 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium
 
-.PHONY: all bpf setup capture test bench clean
+.PHONY: all bpf setup capture test test-host bench clean
 all: bpf
 bpf: $(OBJECTS)
 
@@ -52,7 +53,9 @@ capture: setup
 
 # The suite imports the installed nettrail: `pytest` (not `python -m pytest`)
 # keeps this source tree off sys.path.
-test: setup
+test: test-host test-kernels
+
+test-host: setup
 	$(VENV)/bin/pytest -q tests
 
 bench: setup
