@@ -43,6 +43,9 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_object__find_map_by_name": (c_void_p, [c_void_p, c_char_p]),
     "bpf_program__name": (c_char_p, [c_void_p]),
     "bpf_program__set_autoload": (c_int, [c_void_p, c_bool]),
+    "bpf_program__autoload": (c_bool, [c_void_p]),
+    "bpf_program__fd": (c_int, [c_void_p]),
+    "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "bpf_program__attach": (c_void_p, [c_void_p]),
     "bpf_program__attach_iter": (c_void_p, [c_void_p, c_void_p]),
     "bpf_program__attach_uprobe_opts": (c_void_p, [c_void_p, c_int, c_char_p, c_size_t,
@@ -82,6 +85,14 @@ class _IterAttachOpts(ctypes.Structure):
     """struct bpf_iter_attach_opts (libbpf 1.1)."""
 
     _fields_ = [("sz", c_size_t), ("link_info", c_void_p), ("link_info_len", c_uint32)]
+
+
+class ProgInfo(ctypes.Structure):
+    """The tail of struct bpf_prog_info (uapi, append-only) up to
+    recursion_misses: the kernel fills what fits in the length we pass."""
+
+    _fields_ = [("head", ctypes.c_uint8 * 192), ("run_time_ns", c_uint64),
+                ("run_cnt", c_uint64), ("recursion_misses", c_uint64)]
 
 
 class _BtfType(ctypes.Structure):
@@ -234,6 +245,17 @@ class BpfObject:
 
     def map_fd(self, name: str) -> int:
         return lib().bpf_map__fd(self._map(name))
+
+    def program_infos(self) -> dict[str, ProgInfo]:
+        """The kernel's run statistics of each loaded program."""
+        infos = {}
+        for name in self.program_names():
+            fd = lib().bpf_program__fd(self._program(name))
+            info, size = ProgInfo(), c_uint32(ctypes.sizeof(ProgInfo))
+            if fd >= 0 and lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info),
+                                                         ctypes.byref(size)) == 0:
+                infos[name] = info
+        return infos
 
     def reuse_map(self, name: str, fd: int) -> None:
         """Before load: use another object's map (by fd) for this one's `name`."""

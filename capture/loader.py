@@ -16,6 +16,9 @@ from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, 
 from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.errors import ProbeError, UnsupportedSystem
 
+# The one hook set of the TCP probes, on every kernel they support (5.11+;
+# preflight.tcp_counter_problem says what a kernel lacks).
+TCP_COUNTERS = "tp_btf/inet_sock_set_state + iter/task_file (TCP socket counters)"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ def read_stats(obj: BpfObject) -> int:
     return total
 
 
+def recursion_misses(obj: BpfObject) -> int:
+    """Runs the kernel skipped because one of the object's programs was
+    already running on that CPU (each one an event not seen)."""
+    return sum(info.recursion_misses for info in obj.program_infos().values())
+
+
 class Probe:
     """A probe's life: start (load, attach), hand over records while running
     and at the end, close. The window knows probes only through this
@@ -141,7 +150,7 @@ class Probe:
         return self.obj is not None
 
     def lost_events(self) -> int:
-        return read_stats(self.obj) if self.obj else 0
+        return read_stats(self.obj) + recursion_misses(self.obj) if self.obj else 0
 
     def close(self) -> None:
         if self.obj:

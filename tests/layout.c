@@ -14,17 +14,23 @@ int main(void)
 {
 	printf("{\n");
 	FIELD(conn_key, laddr); FIELD(conn_key, raddr); FIELD(conn_key, pid);
-	FIELD(conn_key, lport); FIELD(conn_key, rport); FIELD(conn_key, family);
+	FIELD(conn_key, netns); FIELD(conn_key, lport); FIELD(conn_key, rport);
+	FIELD(conn_key, family);
 	SIZE(conn_key);
-	FIELD(conn_val, rx_bytes); FIELD(conn_val, tx_bytes); FIELD(conn_val, comm);
+	FIELD(conn_val, rx_bytes); FIELD(conn_val, tx_bytes); FIELD(conn_val, retrans_bytes);
+	FIELD(conn_val, cgroup_id); FIELD(conn_val, srtt_us); FIELD(conn_val, side);
+	FIELD(conn_val, comm);
 	SIZE(conn_val);
 	FIELD(conn_row, key); FIELD(conn_row, val);
 	SIZE(conn_row);
 	FIELD(session_event, ts_ns); FIELD(session_event, opened_ns);
 	FIELD(session_event, tx_bytes); FIELD(session_event, rx_bytes);
-	FIELD(session_event, laddr); FIELD(session_event, raddr); FIELD(session_event, pid);
+	FIELD(session_event, cgroup_id); FIELD(session_event, laddr);
+	FIELD(session_event, raddr); FIELD(session_event, pid); FIELD(session_event, netns);
+	FIELD(session_event, retrans_segs); FIELD(session_event, srtt_us);
 	FIELD(session_event, lport); FIELD(session_event, rport); FIELD(session_event, family);
-	FIELD(session_event, state); FIELD(session_event, comm);
+	FIELD(session_event, state); FIELD(session_event, side); FIELD(session_event, end);
+	FIELD(session_event, comm);
 	SIZE(session_event);
 	FIELD(dns_event, start_ns); FIELD(dns_event, end_ns); FIELD(dns_event, pid);
 	FIELD(dns_event, ret); FIELD(dns_event, h_errno); FIELD(dns_event, function);
