@@ -74,6 +74,7 @@ static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
 	row->val.cgroup_id = s->cgroup_id;
 	row->val.srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
 	row->val.side = s->side;
+	row->val.nspid = s->nspid;
 	__builtin_memcpy(row->val.comm, s->comm, COMM_LEN);
 	return true;
 }

@@ -50,8 +50,9 @@ struct conn_val {
 	__u64 retrans_bytes; /* payload retransmitted (bytes_retrans) */
 	__u64 cgroup_id;     /* the owner's cgroup v2 id */
 	__u32 srtt_us;       /* smoothed RTT when read */
+	__u32 nspid;         /* the owner's pid in its own pid namespace */
 	__u8 side;           /* enum conn_side */
-	__u8 pad[3];
+	__u8 pad[7];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
@@ -80,13 +81,14 @@ struct session_event {
 	__u32 netns;
 	__u32 retrans_segs;
 	__u32 srtt_us;
+	__u32 nspid;      /* the owner's pid in its own pid namespace */
 	__u16 lport;
 	__u16 rport;
 	__u16 family;
 	__u8 state;       /* enum session_state */
 	__u8 side;        /* enum conn_side */
 	__u8 end;         /* enum session_end */
-	__u8 pad[7];
+	__u8 pad[3];
 	char comm[COMM_LEN];
 };
 

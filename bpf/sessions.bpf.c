@@ -53,6 +53,7 @@ static __always_inline void fill_event(struct session_event *e, struct sock *sk,
 	e->netns = netns_of(sk);
 	read_endpoints(sk, &e->family, e->laddr, e->raddr, &e->lport, &e->rport);
 	e->pid = s->pid;
+	e->nspid = s->nspid;
 	e->cgroup_id = s->cgroup_id;
 	__builtin_memcpy(e->comm, s->comm, COMM_LEN);
 	e->state = state;

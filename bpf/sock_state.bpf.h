@@ -19,9 +19,10 @@ struct sock_state {
 	__u64 tx_seen;
 	__u64 retrans_seen;
 	__u32 pid;           /* owner (tgid), 0 while unknown; kept for the socket's life */
+	__u32 nspid;         /* the owner's pid in its own pid namespace */
 	__u8 side;           /* enum conn_side */
 	__u8 listed;         /* sessions: written by the open-sessions pass */
-	__u8 pad[2];
+	__u8 pad[6];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
@@ -105,6 +106,18 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	return state_of(sk, &init);
 }
 
+/* A process's pid in its own (innermost) pid namespace: read here because
+ * short-lived processes are gone from /proc before user space asks. */
+static __always_inline __u32 ns_pid(struct task_struct *leader)
+{
+	struct pid *pid = BPF_CORE_READ(leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+	return upid.nr;
+}
+
 /* The first process known to hold a socket owns it for the socket's life. */
 static __always_inline void claim(struct sock_state *s, struct task_struct *task)
 {
@@ -114,6 +127,7 @@ static __always_inline void claim(struct sock_state *s, struct task_struct *task
 		return;
 	leader = BPF_CORE_READ(task, group_leader);
 	bpf_core_read_str(s->comm, sizeof(s->comm), &leader->comm);
+	s->nspid = ns_pid(leader);
 	s->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	s->pid = BPF_CORE_READ(task, tgid);
 }

@@ -33,8 +33,8 @@ class ConnKey(ctypes.Structure):
 
 class ConnVal(ctypes.Structure):
     _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("retrans_bytes", c_uint64),
-                ("cgroup_id", c_uint64), ("srtt_us", c_uint32), ("side", c_uint8),
-                ("pad", c_uint8 * 3), ("comm", c_char * COMM_LEN)]
+                ("cgroup_id", c_uint64), ("srtt_us", c_uint32), ("nspid", c_uint32),
+                ("side", c_uint8), ("pad", c_uint8 * 7), ("comm", c_char * COMM_LEN)]
 
 
 class ConnRow(ctypes.Structure):
@@ -45,9 +45,9 @@ class SessionEvent(ctypes.Structure):
     _fields_ = [("ts_ns", c_uint64), ("opened_ns", c_uint64), ("tx_bytes", c_uint64),
                 ("rx_bytes", c_uint64), ("cgroup_id", c_uint64), ("laddr", c_uint8 * 16),
                 ("raddr", c_uint8 * 16), ("pid", c_uint32), ("netns", c_uint32),
-                ("retrans_segs", c_uint32), ("srtt_us", c_uint32), ("lport", c_uint16),
-                ("rport", c_uint16), ("family", c_uint16), ("state", c_uint8),
-                ("side", c_uint8), ("end", c_uint8), ("pad", c_uint8 * 7),
+                ("retrans_segs", c_uint32), ("srtt_us", c_uint32), ("nspid", c_uint32),
+                ("lport", c_uint16), ("rport", c_uint16), ("family", c_uint16),
+                ("state", c_uint8), ("side", c_uint8), ("end", c_uint8), ("pad", c_uint8 * 3),
                 ("comm", c_char * COMM_LEN)]
 
 
@@ -132,7 +132,8 @@ class RecordContext:
         if self.identities is None:
             object.__setattr__(self, "identities", Identities(self.host))
 
-    def identity(self, pid: int | None, comm: str, cgroup_id: int | None = None) -> dict:
+    def identity(self, pid: int | None, comm: str, cgroup_id: int | None = None,
+                 nspid: int | None = None) -> dict:
         """The identity fields (docs/format.md) of a record made by `pid`;
-        `cgroup_id`: the cgroup BPF saw it in, if known."""
-        return self.identities.identity(pid, comm, cgroup_id)  # type: ignore[union-attr]
+        `cgroup_id`, `nspid`: what BPF read of it, if it did."""
+        return self.identities.identity(pid, comm, cgroup_id, nspid)  # type: ignore[union-attr]

@@ -150,6 +150,11 @@ def process_facts(pid: int, proc: Path = PROC) -> ProcessFacts:
     return ProcessFacts(comm.rstrip("\n") if comm is not None else None, nspid, cgroup)
 
 
+def ns_only(nspid: int | None, pid: int) -> int | None:
+    """The namespace pid where it differs from the host pid."""
+    return nspid if nspid and nspid != pid else None
+
+
 class _Lru(OrderedDict):
     def __init__(self, limit: int) -> None:
         super().__init__()
@@ -192,9 +197,10 @@ class Identities:
             self._named.put(path, named)
         return named
 
-    def identity(self, pid: int | None, comm: str, cgroup_id: int | None = None) -> dict:
-        """`comm` as BPF read it; `cgroup_id` the cgroup BPF saw the process
-        in (more exact than /proc, and known after the process exits)."""
+    def identity(self, pid: int | None, comm: str, cgroup_id: int | None = None,
+                 nspid: int | None = None) -> dict:
+        """`comm` as BPF read it; `cgroup_id` and `nspid` as BPF read them, if
+        it did (exact at the event, and known after the process exits)."""
         if not pid:
             return {"host": self.host, "pid": None, "comm": comm, "nspid": None,
                     "cgroup": None, "container": None, "unit": None}
@@ -202,7 +208,7 @@ class Identities:
         cgroup = (self._path_of(cgroup_id) if cgroup_id else None) or facts.cgroup
         named = self._named_in(cgroup)
         return {"host": self.host, "pid": pid, "comm": facts.comm or comm,
-                "nspid": facts.nspid if facts.nspid != pid else None, "cgroup": cgroup,
+                "nspid": ns_only(nspid or facts.nspid, pid), "cgroup": cgroup,
                 "container": named.container, "unit": named.unit}
 
     def close(self) -> None:

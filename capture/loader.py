@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, RecordContext
 from nettrail.capture.libbpf import BpfObject, map_lookup
-from nettrail.errors import ProbeError, UnsupportedSystem
+from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
 
 # The one hook set of the TCP probes, on every kernel they support (5.11+;
 # preflight.tcp_counter_problem says what a kernel lacks).
@@ -103,6 +103,11 @@ class Probe:
     name = ""  # its key in logformat.LOG_FILES
     hook_sets: tuple[HookSet, ...] = ()
 
+    @staticmethod
+    def kernel_problem() -> NettrailError | None:
+        """What this kernel lacks for the probe (checked before loading)."""
+        return None
+
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         self.ctx = ctx
         self.pids = pids
@@ -136,6 +141,10 @@ class Probe:
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """Load and attach; `started` are the probes started before this one."""
+        problem = self.kernel_problem()
+        if problem:
+            self.status = ProbeStatus("failed", error=problem.problem, detail=self.status.detail)
+            return
         try:
             self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,
                                                  self.attach)

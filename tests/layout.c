@@ -18,7 +18,8 @@ int main(void)
 	FIELD(conn_key, family);
 	SIZE(conn_key);
 	FIELD(conn_val, rx_bytes); FIELD(conn_val, tx_bytes); FIELD(conn_val, retrans_bytes);
-	FIELD(conn_val, cgroup_id); FIELD(conn_val, srtt_us); FIELD(conn_val, side);
+	FIELD(conn_val, cgroup_id); FIELD(conn_val, srtt_us); FIELD(conn_val, nspid);
+	FIELD(conn_val, side);
 	FIELD(conn_val, comm);
 	SIZE(conn_val);
 	FIELD(conn_row, key); FIELD(conn_row, val);
@@ -28,6 +29,7 @@ int main(void)
 	FIELD(session_event, cgroup_id); FIELD(session_event, laddr);
 	FIELD(session_event, raddr); FIELD(session_event, pid); FIELD(session_event, netns);
 	FIELD(session_event, retrans_segs); FIELD(session_event, srtt_us);
+	FIELD(session_event, nspid);
 	FIELD(session_event, lport); FIELD(session_event, rport); FIELD(session_event, family);
 	FIELD(session_event, state); FIELD(session_event, side); FIELD(session_event, end);
 	FIELD(session_event, comm);

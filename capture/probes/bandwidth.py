@@ -12,6 +12,7 @@ from nettrail.capture.events import (CONN_KEY, CONN_ROW, CONN_VAL, FAMILIES, SID
                                      RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
+from nettrail.capture.preflight import tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
 
@@ -33,6 +34,7 @@ class Conn(NamedTuple):
     retrans_bytes: int
     srtt_us: int
     cgroup_id: int
+    nspid: int
 
     @property
     def key(self) -> tuple:
@@ -42,22 +44,22 @@ class Conn(NamedTuple):
 
 def _conn(laddr: bytes, raddr: bytes, pid: int, netns: int, lport: int, rport: int,
           family: int, rx: int, tx: int, retrans: int, cgroup_id: int, srtt_us: int,
-          side: int, comm: bytes) -> Conn:
+          nspid: int, side: int, comm: bytes) -> Conn:
     return Conn(pid, text(comm), netns, family, address(family, laddr), lport,
-                address(family, raddr), rport, side, rx, tx, retrans, srtt_us, cgroup_id)
+                address(family, raddr), rport, side, rx, tx, retrans, srtt_us, cgroup_id, nspid)
 
 
 def conns_from_maps(keys: bytes, values: bytes) -> list[Conn]:
     """Connections closed in the interval, from a hash map's batch."""
-    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, side, comm)
-            for (la, ra, pid, ns, lp, rp, fam, _), (rx, tx, re, cg, srtt, side, _, comm)
+    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, nspid, side, comm)
+            for (la, ra, pid, ns, lp, rp, fam, _), (rx, tx, re, cg, srtt, nspid, side, _, comm)
             in zip(CONN_KEY.iter_unpack(keys), CONN_VAL.iter_unpack(values))]
 
 
 def conns_from_rows(rows: bytes) -> list[Conn]:
     """Connections as the pass writes them (struct conn_row)."""
-    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, side, comm)
-            for la, ra, pid, ns, lp, rp, fam, _, rx, tx, re, cg, srtt, side, _, comm
+    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, nspid, side, comm)
+            for la, ra, pid, ns, lp, rp, fam, _, rx, tx, re, cg, srtt, nspid, side, _, comm
             in CONN_ROW.iter_unpack(rows)]
 
 
@@ -77,7 +79,7 @@ def merge(conns: list[Conn]) -> list[Conn]:
 def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
                      interval_s: float) -> dict:
     return {"kind": "bandwidth", "ts": ts, "interval": interval, "interval_s": interval_s,
-            **ctx.identity(c.pid or None, c.comm, c.cgroup_id), "netns": c.netns or None,
+            **ctx.identity(c.pid or None, c.comm, c.cgroup_id, c.nspid), "netns": c.netns or None,
             "family": FAMILIES[c.family], "laddr": c.laddr, "lport": c.lport,
             "raddr": c.raddr, "rport": c.rport, "side": SIDES.get(c.side),
             "rx_bytes": c.rx_bytes, "tx_bytes": c.tx_bytes,
@@ -88,6 +90,7 @@ class BandwidthProbe(Probe):
     name = "bandwidth"
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("pass_conns", "peek_conns")),)
     _maps = ("conns_a", "conns_b")
+    kernel_problem = staticmethod(tcp_counter_problem)
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)

@@ -9,6 +9,7 @@ from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SI
                                      RecordContext, address, ms, text)
 from nettrail.capture.libbpf import BpfObject
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
+from nettrail.capture.preflight import tcp_counter_problem
 from nettrail.errors import ProbeError
 
 
@@ -16,9 +17,9 @@ def session_records(blob: bytes, ctx: RecordContext) -> list[dict]:
     """Records from struct session_event bytes (ring buffer or pass)."""
     out, unix = [], ctx.clock.unix
     for (ts, opened, tx, rx, cgroup_id, laddr, raddr, pid, netns, retrans_segs, srtt_us,
-         lport, rport, family, state, side, end, _pad, comm) in SESSION.iter_unpack(blob):
+         nspid, lport, rport, family, state, side, end, _pad, comm) in SESSION.iter_unpack(blob):
         out.append({"kind": "session", "ts": unix(ts),
-                    **ctx.identity(pid or None, text(comm), cgroup_id),
+                    **ctx.identity(pid or None, text(comm), cgroup_id, nspid),
                     "netns": netns or None, "family": FAMILIES[family],
                     "laddr": address(family, laddr), "lport": lport,
                     "raddr": address(family, raddr), "rport": rport, "side": SIDES.get(side),
@@ -39,6 +40,7 @@ class SessionsProbe(Probe):
     name = "sessions"
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("claim_owners", "dump_open")),)
     shared_state_fd: int | None = None
+    kernel_problem = staticmethod(tcp_counter_problem)
 
     def start(self, started: Mapping[str, Probe]) -> None:
         bandwidth = started.get("bandwidth")
