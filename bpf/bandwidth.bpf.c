@@ -56,6 +56,10 @@ static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
 	struct payload p;
 
 	read_payload((const struct tcp_sock *)sk, &p);
+	// most held sockets are idle: leave their state untouched
+	if (p.rx_bytes == s->rx_seen && p.tx_bytes == s->tx_seen &&
+	    p.retrans_bytes == s->retrans_seen)
+		return false;
 	if (commit) {
 		row->val.rx_bytes = take(&s->rx_seen, p.rx_bytes);
 		row->val.tx_bytes = take(&s->tx_seen, p.tx_bytes);
@@ -72,7 +76,7 @@ static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
 	read_endpoints(sk, &row->key.family, row->key.laddr, row->key.raddr, &row->key.lport,
 		       &row->key.rport);
 	row->val.cgroup_id = s->cgroup_id;
-	row->val.srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	row->val.srtt_us = ((struct tcp_sock *)sk)->srtt_us >> 3;
 	row->val.side = s->side;
 	row->val.nspid = s->nspid;
 	__builtin_memcpy(row->val.comm, s->comm, COMM_LEN);
@@ -113,7 +117,9 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	struct sock_state *s;
 	struct conn_row row = {};
 
-	if (!is_session_change(sk, oldstate, newstate))
+	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
+	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	if (!sk || !is_session_change(sk, oldstate, newstate))
 		return 0;
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE || !s || !pid_wanted(s->pid))

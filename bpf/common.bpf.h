@@ -46,18 +46,18 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return false;
 }
 
-/* Socket fields are read with CO-RE probe reads: these run on state changes
- * and once per socket per pass, never per packet, and the same code serves
- * every pointer kind (tracepoint argument, iterator, helper result). */
+/* Socket pointers here are BTF-typed (tp_btf arguments, iterator fields,
+ * helper results): fields are plain CO-RE loads, no probe-read helper calls;
+ * the pass runs these once per socket of every process. */
 
 /* Only IPv4/IPv6 TCP sockets count. */
 static __always_inline bool is_inet_tcp(const struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 
 	if (family != AF_INET && family != AF_INET6)
 		return false;
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP;
 }
 
 /* Copy a socket's family, addresses and ports (host byte order). */
@@ -66,16 +66,16 @@ static __always_inline void read_endpoints(const struct sock *sk, __u16 *family,
 {
 	const struct inet_sock *inet = (const struct inet_sock *)sk;
 
-	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	*family = sk->__sk_common.skc_family;
 	// inet_sport survives inet_put_port() at close; skc_num does not
-	*lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	*rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	*lport = bpf_ntohs(inet->inet_sport);
+	*rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (*family == AF_INET) {
-		bpf_core_read(laddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(raddr, 4, &sk->__sk_common.skc_daddr);
+		__builtin_memcpy(laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_daddr, 4);
 	} else {
-		bpf_core_read(laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(raddr, 16, &sk->__sk_common.skc_v6_daddr);
+		__builtin_memcpy(laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
 	}
 }
 

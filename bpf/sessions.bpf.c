@@ -48,8 +48,8 @@ static __always_inline void fill_event(struct session_event *e, struct sock *sk,
 	read_payload(tp, &p);
 	e->tx_bytes = p.tx_bytes - syn_in_acked(e->side, p.tx_bytes);
 	e->rx_bytes = p.rx_bytes;
-	e->retrans_segs = BPF_CORE_READ(tp, total_retrans);
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	e->retrans_segs = tp->total_retrans;
+	e->srtt_us = tp->srtt_us >> 3;
 	e->netns = netns_of(sk);
 	read_endpoints(sk, &e->family, e->laddr, e->raddr, &e->lport, &e->rport);
 	e->pid = s->pid;
@@ -72,7 +72,7 @@ static __always_inline void emit_closed(struct sock *sk, const struct sock_state
 		return;
 	}
 	fill_event(e, sk, s, SESSION_CLOSED);
-	e->end = session_end(oldstate, BPF_CORE_READ(sk, sk_err));
+	e->end = session_end(oldstate, sk->sk_err);
 	// no wakeup: user space drains on a timer, sparing the closing task the cost
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
@@ -82,7 +82,9 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct sock_state unknown = {}, *s;
 
-	if (!is_session_change(sk, oldstate, newstate))
+	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
+	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	if (!sk || !is_session_change(sk, oldstate, newstate))
 		return 0;
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE)

@@ -42,8 +42,8 @@ struct payload {
 /* Our FIN was sent and acked: it took one sequence number of bytes_acked. */
 static __always_inline bool fin_acked(const struct sock *sk, const struct tcp_sock *tp)
 {
-	return (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & SEND_SHUTDOWN) &&
-	       BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq);
+	return (BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN) &&
+	       tp->snd_una == tp->write_seq;
 }
 
 /* TCP's own counters as payload bytes: bytes_received less the peer's FIN
@@ -54,13 +54,13 @@ static __always_inline void read_payload(const struct tcp_sock *tp, struct paylo
 	const struct sock *sk = (const struct sock *)tp;
 	unsigned long done = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE);
 
-	p->rx_bytes = BPF_CORE_READ(tp, bytes_received);
-	if (p->rx_bytes && (BPF_CORE_READ(sk, __sk_common.skc_flags) & done))
+	p->rx_bytes = tp->bytes_received;
+	if (p->rx_bytes && (sk->__sk_common.skc_flags & done))
 		p->rx_bytes -= 1;
-	p->tx_bytes = BPF_CORE_READ(tp, bytes_acked);
+	p->tx_bytes = tp->bytes_acked;
 	if (p->tx_bytes && fin_acked(sk, tp))
 		p->tx_bytes -= 1;
-	p->retrans_bytes = BPF_CORE_READ(tp, bytes_retrans);
+	p->retrans_bytes = tp->bytes_retrans;
 }
 
 /* Side of a socket first seen in a pass (opened before the window): an
@@ -68,7 +68,7 @@ static __always_inline void read_payload(const struct tcp_sock *tp, struct paylo
  * connected one never had one. (listen(0) servers read as clients.) */
 static __always_inline __u8 side_from_backlog(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, sk_max_ack_backlog) ? SIDE_SERVER : SIDE_CLIENT;
+	return sk->sk_max_ack_backlog ? SIDE_SERVER : SIDE_CLIENT;
 }
 
 /* The SYN a client's bytes_acked counts once the handshake completes. */
@@ -167,7 +167,7 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 		s = new_state(sk, SIDE_SERVER, true);
 	else
 		s = state_of(sk, NULL);
-	if (made_by_owner(oldstate, newstate, BPF_CORE_READ(sk, sk_err)))
+	if (made_by_owner(oldstate, newstate, sk->sk_err))
 		claim(s, bpf_get_current_task_btf());
 	return s;
 }
@@ -185,7 +185,7 @@ static __always_inline struct tcp_sock *connection_in_file(struct file *file)
 	tp = bpf_skc_to_tcp_sock(sock->sk);
 	if (!tp || !is_inet_tcp((struct sock *)tp))
 		return NULL;
-	state = BPF_CORE_READ((struct sock *)tp, __sk_common.skc_state);
+	state = ((struct sock *)tp)->__sk_common.skc_state;
 	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
 		return NULL;
 	return tp;
@@ -201,7 +201,7 @@ static __always_inline struct sock_state *state_in_pass(struct tcp_sock *tp,
 	int state;
 
 	if (!s) {
-		state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		state = sk->__sk_common.skc_state;
 		s = state == BPF_TCP_SYN_SENT ? new_state(sk, SIDE_CLIENT, false)
 					      : new_state(sk, side_from_backlog(sk), false);
 	}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ctypes
 import struct
 from importlib import resources
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,7 @@ class Probe:
         """Records at the end of an interval (`last`: the window's end)."""
         return []
 
-    def final_records(self) -> list[dict]:
+    def final_records(self) -> Iterable[dict]:
         """Records only known when the window ends (still open, still pending)."""
         return []
 

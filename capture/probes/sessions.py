@@ -3,7 +3,7 @@ end of the window (bpf/sessions.bpf.c)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SIDES,
                                      RecordContext, address, ms, text)
@@ -11,6 +11,8 @@ from nettrail.capture.libbpf import BpfObject
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
 from nettrail.capture.preflight import tcp_counter_problem
 from nettrail.errors import ProbeError
+
+CHUNK = 4096  # open sessions decoded at a time
 
 
 def session_records(blob: bytes, ctx: RecordContext) -> list[dict]:
@@ -66,11 +68,14 @@ class SessionsProbe(Probe):
             self._claim_owners()
         return []
 
-    def final_records(self) -> list[dict]:
-        """Every session a process holds now, in any network namespace."""
+    def final_records(self) -> Iterator[dict]:
+        """Every session a process holds now, in any network namespace,
+        decoded a chunk at a time (there may be 100,000)."""
         try:
             raw = self.obj.read_iter("dump_open")
         except ProbeError as exc:
             self.status.error = f"open sessions not written: {exc.problem}"
-            return []
-        return session_records(raw, self.ctx)
+            return
+        step = SESSION.size * CHUNK
+        for start in range(0, len(raw), step):
+            yield from session_records(raw[start:start + step], self.ctx)
