@@ -12,7 +12,7 @@ PROBES := bandwidth sessions dns
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
 VENV := .venv
-DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium
+DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables
 
 .PHONY: all bpf setup capture test bench clean
 all: bpf

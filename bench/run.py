@@ -105,39 +105,15 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
-@contextmanager
-def empty_programs() -> Iterator[None]:
-    """bench/floor.bpf.c attached: the cost of running any program per call."""
-    from nettrail.capture.libbpf import BpfObject
-    obj_path = Path(tempfile.gettempdir()) / "nettrail-floor.bpf.o"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-I", str(ROOT / "build" / "bpf"),
-                    "-c", str(ROOT / "bench" / "floor.bpf.c"), "-o", str(obj_path)], check=True)
-    obj = BpfObject(str(obj_path))
-    obj.load()
-    obj.attach("empty_send")
-    obj.attach("empty_recv")
-    try:
-        yield
-    finally:
-        obj.close()
-
-
 def bench_throughput(pairs: int, seconds: int) -> None:
     print("| writes | without capture: Gbit/s median (min–max) | with capture | "
           "loss of the medians | pairs |")
     print("|---|---|---|---|---|")
-    for label, length, nodelay, under in (
-            ("64 KiB, full capture", "64K", False, "capture"),
-            ("64 B, TCP_NODELAY, full capture", "64", True, "capture"),
-            ("64 B, TCP_NODELAY, floor: one empty program per send and per recv", "64", True,
-             "floor")):
+    for label, length, nodelay in (("64 KiB, full capture", "64K", False),
+                                   ("64 B, TCP_NODELAY, full capture", "64", True)):
         without, with_ = [], []
         for _ in range(pairs):
             without.append(iperf(length, nodelay, seconds))
-            if under == "floor":
-                with empty_programs():
-                    with_.append(iperf(length, nodelay, seconds))
-                continue
             with capture("1", str(seconds + 30)) as cap:
                 with_.append(iperf(length, nodelay, seconds))
                 cap.stop()
