@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -89,12 +90,19 @@ def lines(path: Path) -> Iterator[dict]:
 
 # -- throughput -------------------------------------------------------------------
 
+def free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def iperf(length: str, nodelay: bool, seconds: int) -> float:
     """Loopback TCP throughput in Gbit/s (iperf3, one stream)."""
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", "5299"],
+    port = free_port()  # the machine is shared: a fixed port may be someone else's
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
-    cmd = ["iperf3", "-c", "127.0.0.1", "-p", "5299", "-t", str(seconds), "-l", length, "-J"]
+    cmd = ["iperf3", "-c", "127.0.0.1", "-p", port, "-t", str(seconds), "-l", length, "-J"]
     out = subprocess.run(cmd + (["-N"] if nodelay else []), capture_output=True, text=True,
                          check=True).stdout
     server.wait(timeout=10)
