@@ -13,7 +13,7 @@ PROBES := bandwidth sessions dns
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
 VENV := .venv
-DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium
+DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables
 
 .PHONY: all bpf setup capture test test-host bench clean
 all: bpf
@@ -25,7 +25,7 @@ $(BUILD)/vmlinux.h:
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
 	@mkdir -p $(OUT)
-	$(CLANG) -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) \
+	$(CLANG) -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 		-I$(BUILD) -Ibpf -c $< -o $@.tmp
 	$(STRIP) -g $@.tmp
 	mv $@.tmp $@

@@ -46,48 +46,43 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return false;
 }
 
-/* Socket field reads for both kinds of hook. `typed`: the pointer is BTF-typed
- * (tp_btf, fentry) and a field is a plain load; otherwise (raw_tp, kprobe) it
- * takes a probe read. `typed` is a constant at every call site of these
- * __always_inline helpers, so each program holds only one form. */
-#define SK_READ(typed, sk, field) ((typed) ? (sk)->field : BPF_CORE_READ(sk, field))
-#define SK_COPY(typed, dst, sk, field, size)                                   \
-	do {                                                                   \
-		if (typed)                                                     \
-			__builtin_memcpy(dst, &(sk)->field, size);             \
-		else                                                           \
-			bpf_core_read(dst, size, &(sk)->field);                \
-	} while (0)
+/* Socket pointers here are BTF-typed (tp_btf arguments, iterator fields,
+ * helper results): fields are plain CO-RE loads, no probe-read helper calls;
+ * the pass runs these once per socket of every process. */
 
 /* Only IPv4/IPv6 TCP sockets count. */
-static __always_inline bool is_inet_tcp(const struct sock *sk, bool typed)
+static __always_inline bool is_inet_tcp(const struct sock *sk)
 {
-	__u16 family = SK_READ(typed, sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 
 	if (family != AF_INET && family != AF_INET6)
 		return false;
-	if (typed)
-		return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP;
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP;
 }
 
 /* Copy a socket's family, addresses and ports (host byte order). */
-static __always_inline void read_endpoints(const struct sock *sk, bool typed, __u16 *family,
-					   __u8 *laddr, __u8 *raddr, __u16 *lport, __u16 *rport)
+static __always_inline void read_endpoints(const struct sock *sk, __u16 *family, __u8 *laddr,
+					   __u8 *raddr, __u16 *lport, __u16 *rport)
 {
 	const struct inet_sock *inet = (const struct inet_sock *)sk;
 
-	*family = SK_READ(typed, sk, __sk_common.skc_family);
+	*family = sk->__sk_common.skc_family;
 	// inet_sport survives inet_put_port() at close; skc_num does not
-	*lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	*rport = bpf_ntohs(SK_READ(typed, sk, __sk_common.skc_dport));
+	*lport = bpf_ntohs(inet->inet_sport);
+	*rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (*family == AF_INET) {
-		SK_COPY(typed, laddr, sk, __sk_common.skc_rcv_saddr, 4);
-		SK_COPY(typed, raddr, sk, __sk_common.skc_daddr, 4);
+		__builtin_memcpy(laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_daddr, 4);
 	} else {
-		SK_COPY(typed, laddr, sk, __sk_common.skc_v6_rcv_saddr, 16);
-		SK_COPY(typed, raddr, sk, __sk_common.skc_v6_daddr, 16);
+		__builtin_memcpy(laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(raddr, &sk->__sk_common.skc_v6_daddr, 16);
 	}
+}
+
+/* The socket's network namespace, as its inode number. */
+static __always_inline __u32 netns_of(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
 #endif /* NETTRAIL_COMMON_BPF_H */

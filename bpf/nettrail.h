@@ -16,11 +16,28 @@ enum stat_index {
 	STAT_MAX = 2,
 };
 
+/* Which end of a connection this socket is. */
+enum conn_side {
+	SIDE_UNKNOWN = 0,
+	SIDE_CLIENT = 1, /* it connected */
+	SIDE_SERVER = 2, /* it was accepted */
+};
+
+/* How a session ended (docs/format.md `end`). */
+enum session_end {
+	END_NONE = 0,    /* still open */
+	END_NORMAL = 1,  /* FIN */
+	END_RESET = 2,   /* RST sent or received after the handshake */
+	END_REFUSED = 3, /* the connect was answered with RST */
+	END_TIMEOUT = 4, /* the SYN was never answered, or the connection timed out */
+};
+
 /* bandwidth: key and value of the per-interval connection maps. */
 struct conn_key {
 	__u8 laddr[16];
 	__u8 raddr[16];
 	__u32 pid;
+	__u32 netns;      /* the socket's network namespace (inode number) */
 	__u16 lport;
 	__u16 rport;
 	__u16 family;
@@ -28,38 +45,50 @@ struct conn_key {
 };
 
 struct conn_val {
-	__u64 rx_bytes;
-	__u64 tx_bytes;
-	char comm[COMM_LEN];
+	__u64 rx_bytes;      /* payload received (bytes_received, less the FIN) */
+	__u64 tx_bytes;      /* payload acked by the peer (bytes_acked, less SYN and FIN) */
+	__u64 retrans_bytes; /* payload retransmitted (bytes_retrans) */
+	__u64 cgroup_id;     /* the owner's cgroup v2 id */
+	__u32 srtt_us;       /* smoothed RTT when read */
+	__u32 nspid;         /* the owner's pid in its own pid namespace */
+	__u8 side;           /* enum conn_side */
+	__u8 pad[7];
+	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
-/* bandwidth: one connection's counts as the per-socket iterator writes them. */
+/* bandwidth: one connection's counts as the per-interval pass writes them. */
 struct conn_row {
 	struct conn_key key;
-	__u32 pad;
 	struct conn_val val;
 };
 
 /* sessions: one record per TCP session, from the ring buffer (closed) or
- * from the tcp iterator at window end (still open). */
+ * from the pass over every process's sockets at window end (still open). */
 enum session_state {
 	SESSION_CLOSED = 1,
 	SESSION_OPEN = 2,
 };
 
 struct session_event {
-	__u64 ts_ns;      /* close time, or iterator time for open sessions */
+	__u64 ts_ns;      /* close time, or pass time for open sessions */
 	__u64 opened_ns;  /* 0: opened before the window */
-	__u64 tx_bytes;   /* payload sent: bytes_sent - bytes_retrans */
-	__u64 rx_bytes;   /* payload received: bytes_received less the FIN */
+	__u64 tx_bytes;   /* payload acked by the peer over the session's life */
+	__u64 rx_bytes;   /* payload received over the session's life */
+	__u64 cgroup_id;  /* the owner's cgroup v2 id, 0 if unknown */
 	__u8 laddr[16];
 	__u8 raddr[16];
-	__u32 pid;        /* 0: no process touched the socket in the window */
+	__u32 pid;        /* 0: no process known to hold the socket */
+	__u32 netns;
+	__u32 retrans_segs;
+	__u32 srtt_us;
+	__u32 nspid;      /* the owner's pid in its own pid namespace */
 	__u16 lport;
 	__u16 rport;
 	__u16 family;
 	__u8 state;       /* enum session_state */
-	__u8 pad;
+	__u8 side;        /* enum conn_side */
+	__u8 end;         /* enum session_end */
+	__u8 pad[3];
 	char comm[COMM_LEN];
 };
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nettrail.capture import libbpf
 from nettrail.capture.clock import Clock
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libcs import find_libcs
-from nettrail.capture.preflight import VMLINUX_BTF, btf_problem, privilege_problem
+from nettrail.capture.preflight import (TCP_NEEDS, VMLINUX_BTF, KernelNeed, btf_has,
+                                        btf_problem, privilege_problem)
 from nettrail.capture.window import start_probes
 from nettrail.errors import NettrailError
 from nettrail.logformat import PROBES
@@ -47,6 +49,24 @@ def _system() -> list[Finding]:
     return findings
 
 
+def tcp_findings(has: Callable[[KernelNeed], bool]) -> list[Finding]:
+    """What the bandwidth and sessions probes use from this kernel, and why."""
+    return [Finding(need.what, f"{'found' if has(need) else 'missing'}: {need.why}",
+                    has(need), "" if has(need) else f"needs Linux {need.since} or later")
+            for need in TCP_NEEDS]
+
+
+def _tcp_engine() -> list[Finding]:
+    try:
+        btf = libbpf.KernelBtf()
+    except NettrailError as exc:
+        return [Finding("kernel BTF", exc.problem, False, exc.fix)]
+    try:
+        return tcp_findings(btf_has(btf))
+    finally:
+        btf.close()
+
+
 def _probes() -> list[Finding]:
     """Start the probes for a moment, as a capture would, to learn their hooks."""
     ctx = RecordContext(Clock(), socket.gethostname())
@@ -61,7 +81,7 @@ def _probes() -> list[Finding]:
 def run_check() -> list[Finding]:
     findings = _system()
     if all(f.ok for f in findings[:4]):
-        findings += _probes()
+        findings += _tcp_engine() + _probes()
     else:
         findings += [Finding(name, "not tried (fix the problems above)", False)
                      for name in PROBES]

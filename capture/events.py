@@ -11,6 +11,7 @@ from ctypes import c_char, c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 from dataclasses import dataclass
 
 from nettrail.capture.clock import Clock
+from nettrail.capture.identity import Identities
 
 CACHE_SIZE = 65536
 COMM_LEN = 16
@@ -20,27 +21,33 @@ MAX_PIDS = 16
 
 STAT_RINGBUF_FULL, STAT_MAP_FULL = 0, 1
 SESSION_CLOSED = 1  # enum session_state; anything else is open
+SIDES = {1: "client", 2: "server"}  # enum conn_side; 0: unknown
+ENDS = {1: "normal", 2: "reset", 3: "refused", 4: "timeout"}  # enum session_end
 
 
 class ConnKey(ctypes.Structure):
     _fields_ = [("laddr", c_uint8 * 16), ("raddr", c_uint8 * 16), ("pid", c_uint32),
-                ("lport", c_uint16), ("rport", c_uint16), ("family", c_uint16),
-                ("pad", c_uint16)]
+                ("netns", c_uint32), ("lport", c_uint16), ("rport", c_uint16),
+                ("family", c_uint16), ("pad", c_uint16)]
 
 
 class ConnVal(ctypes.Structure):
-    _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("comm", c_char * COMM_LEN)]
+    _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("retrans_bytes", c_uint64),
+                ("cgroup_id", c_uint64), ("srtt_us", c_uint32), ("nspid", c_uint32),
+                ("side", c_uint8), ("pad", c_uint8 * 7), ("comm", c_char * COMM_LEN)]
 
 
 class ConnRow(ctypes.Structure):
-    _fields_ = [("key", ConnKey), ("pad", c_uint32), ("val", ConnVal)]
+    _fields_ = [("key", ConnKey), ("val", ConnVal)]
 
 
 class SessionEvent(ctypes.Structure):
     _fields_ = [("ts_ns", c_uint64), ("opened_ns", c_uint64), ("tx_bytes", c_uint64),
-                ("rx_bytes", c_uint64), ("laddr", c_uint8 * 16), ("raddr", c_uint8 * 16),
-                ("pid", c_uint32), ("lport", c_uint16), ("rport", c_uint16),
-                ("family", c_uint16), ("state", c_uint8), ("pad", c_uint8),
+                ("rx_bytes", c_uint64), ("cgroup_id", c_uint64), ("laddr", c_uint8 * 16),
+                ("raddr", c_uint8 * 16), ("pid", c_uint32), ("netns", c_uint32),
+                ("retrans_segs", c_uint32), ("srtt_us", c_uint32), ("nspid", c_uint32),
+                ("lport", c_uint16), ("rport", c_uint16), ("family", c_uint16),
+                ("state", c_uint8), ("side", c_uint8), ("end", c_uint8), ("pad", c_uint8 * 3),
                 ("comm", c_char * COMM_LEN)]
 
 
@@ -114,12 +121,19 @@ def ms(ns: int) -> float:
 
 @dataclass(frozen=True)
 class RecordContext:
-    """What every record of one capture shares: its clock and its host."""
+    """What every record of one capture shares: its clock, its host, and who
+    each pid is."""
 
     clock: Clock
     host: str
+    identities: Identities | None = None  # made from host if not given
 
-    def identity(self, pid: int | None, comm: str) -> dict:
-        """The identity fields (docs/format.md) of a record made by `pid`."""
-        return {"host": self.host, "pid": pid, "comm": comm, "nspid": None, "cgroup": None,
-                "container": None, "unit": None}
+    def __post_init__(self) -> None:
+        if self.identities is None:
+            object.__setattr__(self, "identities", Identities(self.host))
+
+    def identity(self, pid: int | None, comm: str, cgroup_id: int | None = None,
+                 nspid: int | None = None) -> dict:
+        """The identity fields (docs/format.md) of a record made by `pid`;
+        `cgroup_id`, `nspid`: what BPF read of it, if it did."""
+        return self.identities.identity(pid, comm, cgroup_id, nspid)  # type: ignore[union-attr]

@@ -43,6 +43,9 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_object__find_map_by_name": (c_void_p, [c_void_p, c_char_p]),
     "bpf_program__name": (c_char_p, [c_void_p]),
     "bpf_program__set_autoload": (c_int, [c_void_p, c_bool]),
+    "bpf_program__autoload": (c_bool, [c_void_p]),
+    "bpf_program__fd": (c_int, [c_void_p]),
+    "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "bpf_program__attach": (c_void_p, [c_void_p]),
     "bpf_program__attach_iter": (c_void_p, [c_void_p, c_void_p]),
     "bpf_program__attach_uprobe_opts": (c_void_p, [c_void_p, c_int, c_char_p, c_size_t,
@@ -61,6 +64,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
                                      POINTER(c_uint32), c_void_p]),
     "bpf_map_lookup_and_delete_batch": (c_int, [c_int, c_void_p, c_void_p, c_void_p,
                                                 c_void_p, POINTER(c_uint32), c_void_p]),
+    "btf__load_vmlinux_btf": (c_void_p, []),
+    "btf__free": (None, [c_void_p]),
     "btf__find_by_name_kind": (c_int, [c_void_p, c_char_p, c_uint32]),
     "btf__type_by_id": (c_void_p, [c_void_p, c_uint32]),
     "btf__name_by_offset": (c_char_p, [c_void_p, c_uint32]),
@@ -84,12 +89,60 @@ class _IterAttachOpts(ctypes.Structure):
     _fields_ = [("sz", c_size_t), ("link_info", c_void_p), ("link_info_len", c_uint32)]
 
 
+class ProgInfo(ctypes.Structure):
+    """The tail of struct bpf_prog_info (uapi, append-only) up to
+    recursion_misses: the kernel fills what fits in the length we pass."""
+
+    _fields_ = [("head", ctypes.c_uint8 * 192), ("run_time_ns", c_uint64),
+                ("run_cnt", c_uint64), ("recursion_misses", c_uint64)]
+
+
 class _BtfType(ctypes.Structure):
     _fields_ = [("name_off", c_uint32), ("info", c_uint32), ("size", c_uint32)]
 
 
 class _BtfVarSecinfo(ctypes.Structure):
     _fields_ = [("type", c_uint32), ("offset", c_uint32), ("size", c_uint32)]
+
+
+class _BtfNamed(ctypes.Structure):
+    """struct btf_member and struct btf_enum start with name_off (both 12 / 8
+    bytes: only the name is read, strides come from the kind)."""
+
+    _fields_ = [("name_off", c_uint32)]
+
+
+BTF_KIND_ENUM, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF = 6, 4, 8
+_MEMBER_SIZE = {BTF_KIND_STRUCT: 12, BTF_KIND_ENUM: 8}
+
+
+class KernelBtf:
+    """The running kernel's BTF (/sys/kernel/btf/vmlinux), for asking which
+    types, fields and helpers it has: features are decided from it, never
+    from the version number."""
+
+    def __init__(self) -> None:
+        self._btf = _check_ptr(lib().btf__load_vmlinux_btf(), "kernel BTF")
+
+    def has_type(self, name: str, kind: int) -> bool:
+        return lib().btf__find_by_name_kind(self._btf, name.encode(), kind) > 0
+
+    def names_in(self, name: str, kind: int) -> set[str]:
+        """Member names of a struct, or value names of an enum."""
+        type_id = lib().btf__find_by_name_kind(self._btf, name.encode(), kind)
+        if type_id <= 0:
+            return set()
+        addr = lib().btf__type_by_id(self._btf, type_id)
+        count = _BtfType.from_address(addr).info & 0xFFFF
+        first, stride = addr + ctypes.sizeof(_BtfType), _MEMBER_SIZE[kind]
+        return {lib().btf__name_by_offset(
+                    self._btf, _BtfNamed.from_address(first + i * stride).name_off).decode()
+                for i in range(count)}
+
+    def close(self) -> None:
+        if self._btf:
+            lib().btf__free(self._btf)
+            self._btf = 0
 
 
 _lib: ctypes.CDLL | None = None
@@ -234,6 +287,17 @@ class BpfObject:
 
     def map_fd(self, name: str) -> int:
         return lib().bpf_map__fd(self._map(name))
+
+    def program_infos(self) -> dict[str, ProgInfo]:
+        """The kernel's run statistics of each loaded program."""
+        infos = {}
+        for name in self.program_names():
+            fd = lib().bpf_program__fd(self._program(name))
+            info, size = ProgInfo(), c_uint32(ctypes.sizeof(ProgInfo))
+            if fd >= 0 and lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info),
+                                                         ctypes.byref(size)) == 0:
+                infos[name] = info
+        return infos
 
     def reuse_map(self, name: str, fd: int) -> None:
         """Before load: use another object's map (by fd) for this one's `name`."""

@@ -8,14 +8,17 @@ from __future__ import annotations
 import ctypes
 import struct
 from importlib import resources
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, RecordContext
 from nettrail.capture.libbpf import BpfObject, map_lookup
-from nettrail.errors import ProbeError, UnsupportedSystem
+from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
 
+# The one hook set of the TCP probes, on every kernel they support (5.11+;
+# preflight.tcp_counter_problem says what a kernel lacks).
+TCP_COUNTERS = "tp_btf/inet_sock_set_state + iter/task_file (TCP socket counters)"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ def read_stats(obj: BpfObject) -> int:
     return total
 
 
+def recursion_misses(obj: BpfObject) -> int:
+    """Runs the kernel skipped because one of the object's programs was
+    already running on that CPU (each one an event not seen)."""
+    return sum(info.recursion_misses for info in obj.program_infos().values())
+
+
 class Probe:
     """A probe's life: start (load, attach), hand over records while running
     and at the end, close. The window knows probes only through this
@@ -93,6 +102,11 @@ class Probe:
 
     name = ""  # its key in logformat.LOG_FILES
     hook_sets: tuple[HookSet, ...] = ()
+
+    @staticmethod
+    def kernel_problem() -> NettrailError | None:
+        """What this kernel lacks for the probe (checked before loading)."""
+        return None
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         self.ctx = ctx
@@ -110,7 +124,7 @@ class Probe:
         """Records at the end of an interval (`last`: the window's end)."""
         return []
 
-    def final_records(self) -> list[dict]:
+    def final_records(self) -> Iterable[dict]:
         """Records only known when the window ends (still open, still pending)."""
         return []
 
@@ -127,6 +141,10 @@ class Probe:
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """Load and attach; `started` are the probes started before this one."""
+        problem = self.kernel_problem()
+        if problem:
+            self.status = ProbeStatus("failed", error=problem.problem, detail=self.status.detail)
+            return
         try:
             self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,
                                                  self.attach)
@@ -141,7 +159,7 @@ class Probe:
         return self.obj is not None
 
     def lost_events(self) -> int:
-        return read_stats(self.obj) if self.obj else 0
+        return read_stats(self.obj) + recursion_misses(self.obj) if self.obj else 0
 
     def close(self) -> None:
         if self.obj:

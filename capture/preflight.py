@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from nettrail.errors import PrivilegeError, UnsupportedSystem
+from nettrail.capture.libbpf import BTF_KIND_ENUM, BTF_KIND_STRUCT, BTF_KIND_TYPEDEF, KernelBtf
+from nettrail.errors import PrivilegeError, ProbeError, UnsupportedSystem
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -41,3 +44,79 @@ def require_capture_ok() -> None:
     for problem in (privilege_problem(), btf_problem()):
         if problem:
             raise problem
+
+
+@dataclass(frozen=True)
+class KernelNeed:
+    """One thing the TCP probes need from the kernel, found in its BTF."""
+
+    what: str   # as `nettrail check` names it
+    kind: str   # struct / typedef / helper / member
+    name: str   # BTF name: type, BPF_FUNC_* value, or struct.member
+    why: str
+    since: str  # upstream version that added it (for the message only)
+
+
+TCP_NEEDS = (
+    KernelNeed("iter/task_file", "struct", "bpf_iter__task_file",
+               "one pass per interval over every process's open files, in every "
+               "network namespace: owners and counters of every held socket", "5.8"),
+    KernelNeed("bpf_sock_from_file", "helper", "BPF_FUNC_sock_from_file",
+               "the socket behind an open file", "5.11"),
+    KernelNeed("bpf_skc_to_tcp_sock", "helper", "BPF_FUNC_skc_to_tcp_sock",
+               "the TCP socket and its counters", "5.9"),
+    KernelNeed("bpf_get_current_task_btf", "helper", "BPF_FUNC_get_current_task_btf",
+               "the owner of a socket at connect and close", "5.11"),
+    KernelNeed("tp_btf/inet_sock_set_state", "typedef", "btf_trace_inet_sock_set_state",
+               "opens, owners' closes, and each socket's last counters at its close", "5.5"),
+    *(KernelNeed(f"tcp_sock.{m}", "member", f"tcp_sock.{m}", why, "4.19")
+      for m, why in (("bytes_received", "payload received"),
+                     ("bytes_acked", "payload the peer acknowledged"),
+                     ("bytes_retrans", "bytes retransmitted"),
+                     ("total_retrans", "segments retransmitted"),
+                     ("srtt_us", "smoothed RTT"))),
+)
+
+
+def btf_has(btf: KernelBtf) -> Callable[[KernelNeed], bool]:
+    """Whether the running kernel's BTF has a need."""
+    kinds = {"struct": BTF_KIND_STRUCT, "typedef": BTF_KIND_TYPEDEF}
+    helpers = btf.names_in("bpf_func_id", BTF_KIND_ENUM)
+    members: dict[str, set[str]] = {}
+
+    def has(need: KernelNeed) -> bool:
+        if need.kind == "helper":
+            return need.name in helpers
+        if need.kind == "member":
+            struct, member = need.name.split(".")
+            if struct not in members:
+                members[struct] = btf.names_in(struct, BTF_KIND_STRUCT)
+            return member in members[struct]
+        return btf.has_type(need.name, kinds[need.kind])
+    return has
+
+
+def missing_tcp_needs(has: Callable[[KernelNeed], bool]) -> list[KernelNeed]:
+    return [need for need in TCP_NEEDS if not has(need)]
+
+
+def tcp_needs_problem(missing: list[KernelNeed]) -> UnsupportedSystem | None:
+    """The one-line problem of a kernel that lacks what the TCP probes need."""
+    if not missing:
+        return None
+    names = ", ".join(f"{n.what} ({n.since}+)" for n in missing)
+    return UnsupportedSystem(f"this kernel's BTF lacks {names}",
+                             "the bandwidth and sessions probes need Linux 5.11 or later "
+                             "(Ubuntu 22.04, RHEL 9, Debian 12 and newer have it)")
+
+
+def tcp_counter_problem() -> UnsupportedSystem | None:
+    """Why the bandwidth and sessions probes cannot run here, or None."""
+    try:
+        btf = KernelBtf()
+    except ProbeError as exc:
+        return UnsupportedSystem(exc.problem, "use a kernel with BTF")
+    try:
+        return tcp_needs_problem(missing_tcp_needs(btf_has(btf)))
+    finally:
+        btf.close()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
+import itertools
 import math
 import platform
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -141,12 +142,14 @@ class Capture:
     def _running(self) -> list[Probe]:
         return [p for p in self.probes.values() if p.running]
 
-    def _write(self, probe: str, records: list[dict]) -> None:
+    def _write(self, probe: str, records: Iterable[dict]) -> None:
         """Append records to the probe's log, in chunks (a busy interval has
-        tens of thousands), and count them in the headline."""
-        for start in range(0, len(records), WRITE_CHUNK):
-            self.writer.write(probe, records[start:start + WRITE_CHUNK])
-        self.headline.add(probe, records)
+        tens of thousands; the open sessions at the end may be 100,000, made
+        chunk by chunk), and count them in the headline."""
+        records = iter(records)
+        while chunk := list(itertools.islice(records, WRITE_CHUNK)):
+            self.writer.write(probe, chunk)
+            self.headline.add(probe, chunk)
 
     def _subscribe(self, rings: RingBuffers) -> None:
         """Events arrive through ring buffers, in batches."""

@@ -266,8 +266,8 @@ def test_timestamps_share_one_clock(scenario: Scenario) -> None:
             assert start - 1 <= r["ts"] <= end + 1, (name, r)
 
 
-def test_sessions_alone_use_their_own_io_hooks(tmp_path, bpf: None) -> None:
-    """Without the bandwidth probe, sessions learns owners from its own I/O hooks."""
+def test_sessions_alone_make_their_own_passes(tmp_path, bpf: None) -> None:
+    """Without the bandwidth probe, sessions learns owners from its own passes."""
     pre_client, pre_server = tcp_pair()
     pre_client.sendall(b"p" * PRE_BEFORE)
     recv_exactly(pre_server, PRE_BEFORE)
@@ -283,7 +283,7 @@ def test_sessions_alone_use_their_own_io_hooks(tmp_path, bpf: None) -> None:
     pre_server.close()
     assert returncode == 0, stderr
     hook = run.meta()["probes"]["sessions"]["hook"]
-    assert hook.startswith("tp_btf/inet_sock_set_state+sock_send_length"), hook
+    assert hook.startswith("tp_btf/inet_sock_set_state + iter/task_file"), hook
     by_pid = {r["pid"]: r for r in run.records(SESSIONS) if t.port in (r["lport"], r["rport"])}
     assert by_pid[t.server.pid]["lport"] == t.port
     assert (by_pid[t.client.pid]["tx_bytes"], by_pid[t.client.pid]["rx_bytes"]) == (5_000, 300)

@@ -107,7 +107,8 @@ def test_check_lists_hooks(bpf: None) -> None:
     result = nettrail("check")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert "tp_btf/sock_send_length" in lines["bandwidth"]
+    assert "iter/task_file" in lines["bandwidth"]
+    assert lines["iter/task_file"].split()[1] == "ok"
     assert "libc.so.6" in lines["libcs"]
 
 

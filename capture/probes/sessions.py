@@ -1,79 +1,81 @@
 """sessions probe: one record per TCP session, closed in or still open at the
-end of the window."""
+end of the window (bpf/sessions.bpf.c)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
-from nettrail.capture.events import (FAMILIES, SESSION, SESSION_CLOSED, RecordContext, address,
-                                     ms, text)
+from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SIDES,
+                                     RecordContext, address, ms, text)
 from nettrail.capture.libbpf import BpfObject
-from nettrail.capture.loader import HookSet, Probe
+from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
+from nettrail.capture.preflight import tcp_counter_problem
 from nettrail.errors import ProbeError
 
-_IO = "sock_send_length+sock_recv_length"
+CHUNK = 4096  # open sessions decoded at a time
 
 
 def session_records(blob: bytes, ctx: RecordContext) -> list[dict]:
-    """Records from struct session_event bytes (ring buffer or iterator)."""
+    """Records from struct session_event bytes (ring buffer or pass)."""
     out, unix = [], ctx.clock.unix
-    for (ts, opened, tx, rx, laddr, raddr, pid, lport, rport, family, state, _pad,
-         comm) in SESSION.iter_unpack(blob):
-        out.append({"kind": "session", "ts": unix(ts), **ctx.identity(pid or None, text(comm)),
-                    "netns": None, "family": FAMILIES[family],
+    for (ts, opened, tx, rx, cgroup_id, laddr, raddr, pid, netns, retrans_segs, srtt_us,
+         nspid, lport, rport, family, state, side, end, _pad, comm) in SESSION.iter_unpack(blob):
+        out.append({"kind": "session", "ts": unix(ts),
+                    **ctx.identity(pid or None, text(comm), cgroup_id, nspid),
+                    "netns": netns or None, "family": FAMILIES[family],
                     "laddr": address(family, laddr), "lport": lport,
-                    "raddr": address(family, raddr), "rport": rport, "side": None,
-                    "tx_bytes": tx, "rx_bytes": rx, "retrans_segs": None, "srtt_us": None,
-                    "opened_at": unix(opened) if opened else None,
+                    "raddr": address(family, raddr), "rport": rport, "side": SIDES.get(side),
+                    "tx_bytes": tx, "rx_bytes": rx, "retrans_segs": retrans_segs,
+                    "srtt_us": srtt_us, "opened_at": unix(opened) if opened else None,
                     "duration_ms": ms(ts - opened) if opened else None,
-                    "state": "closed" if state == SESSION_CLOSED else "open", "end": None})
+                    "state": "closed" if state == SESSION_CLOSED else "open",
+                    "end": ENDS.get(end)})
     return out
 
 
-SHARED = HookSet("tp_btf/inet_sock_set_state (owners from bandwidth's socket counters)",
-                 ("tp_state",), ("dump_open",))
-
-
 class SessionsProbe(Probe):
-    """With the bandwidth probe's per-socket counters (shared_counts_fd), the
-    first process that did I/O on a socket is known without I/O hooks of our
-    own: one program per send/recv instead of two."""
+    """Owners and sides live in per-socket state. With the bandwidth probe
+    running, its map is shared (one state per socket, one owner for both
+    logs) and its passes claim owners; alone, this probe makes its own
+    passes."""
 
     name = "sessions"
-    shared_counts_fd: int | None = None
-    own_hook_sets = (
-        HookSet(f"tp_btf/inet_sock_set_state+{_IO}", ("tp_state", "tp_send", "tp_recv"),
-                ("dump_open",)),
-        HookSet(f"raw_tp/inet_sock_set_state+{_IO}", ("raw_state", "raw_send", "raw_recv"),
-                ("dump_open",)),
-        # kernels before 6.4: owners only from connect and close
-        HookSet("raw_tp/inet_sock_set_state", ("raw_state",), ("dump_open",)),
-    )
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("claim_owners", "dump_open")),)
+    shared_state_fd: int | None = None
+    kernel_problem = staticmethod(tcp_counter_problem)
 
     def start(self, started: Mapping[str, Probe]) -> None:
         bandwidth = started.get("bandwidth")
-        self.shared_counts_fd = (bandwidth.shared_counts_fd()
-                                 if bandwidth is not None and bandwidth.running else None)
-        self.hook_sets = ((SHARED,) if self.shared_counts_fd is not None else ()
-                          ) + self.own_hook_sets
+        self.shared_state_fd = (bandwidth.sock_state_fd()  # type: ignore[attr-defined]
+                                if bandwidth is not None and bandwidth.running else None)
         super().start(started)
-
-    def rodata(self, hooks: HookSet) -> dict[str, bytes]:
-        return {**super().rodata(hooks), "shared_counts": bytes([hooks is SHARED])}
+        if self.running and self.shared_state_fd is None:
+            self._claim_owners()
 
     def configure(self, obj: BpfObject, hooks: HookSet) -> None:
         super().configure(obj, hooks)
-        if hooks is SHARED:
-            obj.reuse_map("sock_counts", self.shared_counts_fd)
+        if self.shared_state_fd is not None:
+            obj.reuse_map("sock_state", self.shared_state_fd)
+
+    def _claim_owners(self) -> None:
+        self.obj.read_iter("claim_owners")
 
     def streams(self) -> list[tuple[str, Callable[[bytes], list[dict]]]]:
         return [("events", lambda blob: session_records(blob, self.ctx))]
 
-    def final_records(self) -> list[dict]:
-        """Tracked sessions still open now, with their bytes so far."""
+    def interval_records(self, interval: int, last: bool) -> list[dict]:
+        if self.shared_state_fd is None:
+            self._claim_owners()
+        return []
+
+    def final_records(self) -> Iterator[dict]:
+        """Every session a process holds now, in any network namespace,
+        decoded a chunk at a time (there may be 100,000)."""
         try:
             raw = self.obj.read_iter("dump_open")
         except ProbeError as exc:
             self.status.error = f"open sessions not written: {exc.problem}"
-            return []
-        return session_records(raw, self.ctx)
+            return
+        step = SESSION.size * CHUNK
+        for start in range(0, len(raw), step):
+            yield from session_records(raw[start:start + step], self.ctx)

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What nettrail knows about each TCP socket, in the socket's own storage
+ * (freed with the socket), shared by the bandwidth and sessions probes (the
+ * map is reused by fd): its owner, since when it is known, which side it is,
+ * and the counters the bandwidth probe last reported.
+ *
+ * Nothing here runs per packet or per send/recv: the state changes of
+ * inet_sock_set_state and one pass per interval over every process's open
+ * files (iter/task_file) read what TCP already counts. */
+#ifndef NETTRAIL_SOCK_STATE_BPF_H
+#define NETTRAIL_SOCK_STATE_BPF_H
+
+#define SEND_SHUTDOWN 2
+
+struct sock_state {
+	__u64 opened_ns;     /* 0: opened before the window */
+	__u64 cgroup_id;     /* the owner's cgroup v2 id */
+	__u64 rx_seen;       /* payload counters as last reported (bandwidth) */
+	__u64 tx_seen;
+	__u64 retrans_seen;
+	__u32 pid;           /* owner (tgid), 0 while unknown; kept for the socket's life */
+	__u32 nspid;         /* the owner's pid in its own pid namespace */
+	__u8 side;           /* enum conn_side */
+	__u8 listed;         /* sessions: written by the open-sessions pass */
+	__u8 pad[6];
+	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_state);
+} sock_state SEC(".maps");
+
+struct payload {
+	__u64 rx_bytes;
+	__u64 tx_bytes;
+	__u64 retrans_bytes;
+};
+
+/* Our FIN was sent and acked: it took one sequence number of bytes_acked. */
+static __always_inline bool fin_acked(const struct sock *sk, const struct tcp_sock *tp)
+{
+	return (BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN) &&
+	       tp->snd_una == tp->write_seq;
+}
+
+/* TCP's own counters as payload bytes: bytes_received less the peer's FIN
+ * (SOCK_DONE), bytes_acked less our FIN. A client's bytes_acked also counts
+ * its SYN: the state's baseline holds it (see new_state). */
+static __always_inline void read_payload(const struct tcp_sock *tp, struct payload *p)
+{
+	const struct sock *sk = (const struct sock *)tp;
+	unsigned long done = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE);
+
+	p->rx_bytes = tp->bytes_received;
+	if (p->rx_bytes && (sk->__sk_common.skc_flags & done))
+		p->rx_bytes -= 1;
+	p->tx_bytes = tp->bytes_acked;
+	if (p->tx_bytes && fin_acked(sk, tp))
+		p->tx_bytes -= 1;
+	p->retrans_bytes = tp->bytes_retrans;
+}
+
+/* Side of a socket first seen in a pass (opened before the window): an
+ * accepted socket is a copy of its listener and keeps the listen backlog; a
+ * connected one never had one. (listen(0) servers read as clients.) */
+static __always_inline __u8 side_from_backlog(const struct sock *sk)
+{
+	return sk->sk_max_ack_backlog ? SIDE_SERVER : SIDE_CLIENT;
+}
+
+/* The SYN a client's bytes_acked counts once the handshake completes. */
+static __always_inline __u64 syn_in_acked(__u8 side, __u64 tx_acked)
+{
+	return side == SIDE_CLIENT && tx_acked ? 1 : 0;
+}
+
+/* The socket's state; created (with `init`) if it has none yet. Racing
+ * creators agree: the storage keeps whichever init came first. */
+static __always_inline struct sock_state *state_of(struct sock *sk, struct sock_state *init)
+{
+	struct sock_state *s = bpf_sk_storage_get(&sock_state, sk, init,
+						  init ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+
+	if (!s && init)
+		stat_inc(STAT_MAP_FULL);
+	return s;
+}
+
+/* State for a socket first seen now: counters so far are before the window
+ * (or, for a new client, the SYN), so the bandwidth probe starts from them. */
+static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, bool opening)
+{
+	struct sock_state init = {};
+	struct payload p;
+
+	read_payload((const struct tcp_sock *)sk, &p);
+	init.side = side;
+	init.opened_ns = opening ? bpf_ktime_get_boot_ns() : 0;
+	init.rx_seen = p.rx_bytes;
+	// a client's SYN is acked with the handshake: baseline it if still to come
+	init.tx_seen = p.tx_bytes + (side == SIDE_CLIENT && !p.tx_bytes);
+	init.retrans_seen = p.retrans_bytes;
+	return state_of(sk, &init);
+}
+
+/* A process's pid in its own (innermost) pid namespace: read here because
+ * short-lived processes are gone from /proc before user space asks. */
+static __always_inline __u32 ns_pid(struct task_struct *leader)
+{
+	struct pid *pid = BPF_CORE_READ(leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+	return upid.nr;
+}
+
+/* The first process known to hold a socket owns it for the socket's life. */
+static __always_inline void claim(struct sock_state *s, struct task_struct *task)
+{
+	struct task_struct *leader;
+
+	if (!s || s->pid)
+		return;
+	leader = BPF_CORE_READ(task, group_leader);
+	bpf_core_read_str(s->comm, sizeof(s->comm), &leader->comm);
+	s->nspid = ns_pid(leader);
+	s->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	s->pid = BPF_CORE_READ(task, tgid);
+}
+
+/* Transitions only the process holding the socket makes, in its own
+ * context: connect, close or shutdown, an abortive close. (The handshake of
+ * an accepted socket completes in whatever task runs: never a claim.) */
+static __always_inline bool made_by_owner(int oldstate, int newstate, int sk_err)
+{
+	if (newstate == BPF_TCP_SYN_SENT)
+		return true;
+	if (oldstate == BPF_TCP_ESTABLISHED && newstate == BPF_TCP_FIN_WAIT1)
+		return true;
+	if (oldstate == BPF_TCP_CLOSE_WAIT && newstate == BPF_TCP_LAST_ACK)
+		return true;
+	return newstate == BPF_TCP_CLOSE && !sk_err &&
+	       (oldstate == BPF_TCP_ESTABLISHED || oldstate == BPF_TCP_CLOSE_WAIT);
+}
+
+/* Listening sockets are not sessions; their children start LISTEN->SYN_RECV. */
+static __always_inline bool is_session_change(const struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate == BPF_TCP_LISTEN || (oldstate == BPF_TCP_LISTEN && newstate == BPF_TCP_CLOSE))
+		return false;
+	return is_inet_tcp(sk);
+}
+
+/* Follow a session's state change: its state is created when it opens, and
+ * its owner claimed on the transitions the owner makes. */
+static __always_inline struct sock_state *track(struct sock *sk, int oldstate, int newstate)
+{
+	struct sock_state *s;
+
+	if (newstate == BPF_TCP_SYN_SENT)
+		s = new_state(sk, SIDE_CLIENT, true);
+	else if (oldstate == BPF_TCP_LISTEN && newstate == BPF_TCP_SYN_RECV)
+		s = new_state(sk, SIDE_SERVER, true);
+	else
+		s = state_of(sk, NULL);
+	if (made_by_owner(oldstate, newstate, sk->sk_err))
+		claim(s, bpf_get_current_task_btf());
+	return s;
+}
+
+/* A socket in a process's file table, as a TCP socket with a connection
+ * (not listening, not closed), or NULL. */
+static __always_inline struct tcp_sock *connection_in_file(struct file *file)
+{
+	struct socket *sock = bpf_sock_from_file(file);
+	struct tcp_sock *tp;
+	int state;
+
+	if (!sock)
+		return NULL;
+	tp = bpf_skc_to_tcp_sock(sock->sk);
+	if (!tp || !is_inet_tcp((struct sock *)tp))
+		return NULL;
+	state = ((struct sock *)tp)->__sk_common.skc_state;
+	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
+		return NULL;
+	return tp;
+}
+
+/* A socket seen in `task`'s files during a pass: its state (created if the
+ * socket opened before the window), owned by the first process seen. */
+static __always_inline struct sock_state *state_in_pass(struct tcp_sock *tp,
+							 struct task_struct *task)
+{
+	struct sock *sk = (struct sock *)tp;
+	struct sock_state *s = state_of(sk, NULL);
+	int state;
+
+	if (!s) {
+		state = sk->__sk_common.skc_state;
+		s = state == BPF_TCP_SYN_SENT ? new_state(sk, SIDE_CLIENT, false)
+					      : new_state(sk, side_from_backlog(sk), false);
+	}
+	claim(s, task);
+	return s;
+}
+
+#endif /* NETTRAIL_SOCK_STATE_BPF_H */

@@ -1,0 +1,132 @@
+"""Capture engine v2, root-free: identity from cgroup paths and /proc, the
+kernel-feature choice made from BTF (kernels this machine cannot boot), and
+the kernel ABI mirrors."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nettrail.capture.identity import (Identities, Named, cgroup2_mount, names_in_cgroup,
+                                       process_facts)
+from nettrail.capture.libbpf import ProgInfo
+from nettrail.capture.preflight import TCP_NEEDS, missing_tcp_needs, tcp_needs_problem
+
+ID = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("path, named", [
+    (f"/system.slice/docker-{ID}.scope", Named(ID, f"docker-{ID}.scope")),
+    (f"/system.slice/cri-containerd-{ID}.scope", Named(ID, f"cri-containerd-{ID}.scope")),
+    (f"/machine.slice/libpod-{ID}.scope", Named(ID, f"libpod-{ID}.scope")),
+    (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_0000_1111_2222"
+     f"_333344445555.slice/crio-{ID}.scope", Named(ID, f"crio-{ID}.scope")),
+    ("/kubepods.slice/kubepods-pod1a2b3c4d_0000_1111_2222_333344445555.slice",
+     Named("1a2b3c4d-0000-1111-2222-333344445555", None)),
+    (f"/kubepods/besteffort/pod1a2b3c4d-0000-1111-2222-333344445555/{ID}", Named(ID, None)),
+    (f"/docker/{ID}", Named(ID, None)),
+    ("/system.slice/nginx.service", Named(None, "nginx.service")),
+    ("/user.slice/user-0.slice/session-4.scope", Named(None, "session-4.scope")),
+    ("/system.slice/docker-notanid.scope", Named(None, "docker-notanid.scope")),
+    ("/", Named(None, None)),
+    (None, Named(None, None)),
+])
+def test_names_in_cgroup(path: str | None, named: Named) -> None:
+    assert names_in_cgroup(path) == named
+
+
+def test_cgroup2_mount_found_on_hybrid_and_unified_hosts(tmp_path: Path) -> None:
+    hybrid = tmp_path / "hybrid"
+    hybrid.write_text(
+        "30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n"
+        "31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n"
+        "32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n")
+    unified = tmp_path / "unified"
+    unified.write_text("35 24 0:30 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw\n"
+                       "36 24 0:31 /sub /mnt/with\\040space rw - cgroup2 cgroup2 rw\n")
+    assert cgroup2_mount(hybrid) == "/sys/fs/cgroup/unified"
+    assert cgroup2_mount(unified) == "/sys/fs/cgroup"
+    assert cgroup2_mount(tmp_path / "missing") is None
+
+
+def fake_proc(root: Path, pid: int, comm: str, nspids: str, cgroup: str) -> None:
+    d = root / str(pid)
+    d.mkdir(parents=True)
+    (d / "comm").write_text(comm + "\n")
+    (d / "status").write_text(f"Name:\t{comm}\nTgid:\t{pid}\nNSpid:\t{nspids}\n")
+    (d / "cgroup").write_text(f"0::{cgroup}\n")
+
+
+def test_identity_from_proc_once_per_process(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 7308, "nginx", "7308\t3", f"/system.slice/docker-{ID}.scope")
+    ids = Identities("web-3", proc=tmp_path)
+    first = ids.identity(7308, "nginx")
+    assert first == {"host": "web-3", "pid": 7308, "comm": "nginx", "nspid": 3,
+                     "cgroup": f"/system.slice/docker-{ID}.scope", "container": ID,
+                     "unit": f"docker-{ID}.scope"}
+    (tmp_path / "7308" / "status").unlink()  # read once: the cache answers now
+    assert ids.identity(7308, "nginx") == first
+
+
+def test_identity_names_the_leader_and_survives_exit(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 42, "server", "42", "/system.slice/app.service")
+    ids = Identities("h", proc=tmp_path)
+    # a worker thread's name as comm: the leader's name is what is written
+    assert ids.identity(42, "pool-io-1")["comm"] == "server"
+    # a process gone from /proc: BPF's name and namespace pid still count
+    gone = ids.identity(99, "short", nspid=5)
+    assert (gone["comm"], gone["nspid"], gone["cgroup"]) == ("short", 5, None)
+    assert ids.identity(None, "")["pid"] is None
+
+
+def test_identity_cache_is_bounded(tmp_path: Path) -> None:
+    ids = Identities("h", proc=tmp_path, limit=8)
+    for pid in range(1, 100):
+        ids.identity(pid, "x")
+    assert len(ids._facts) == 8
+
+
+def test_process_facts_of_a_missing_process(tmp_path: Path) -> None:
+    facts = process_facts(12345, tmp_path)
+    assert (facts.comm, facts.nspid, facts.cgroup) == (None, None, None)
+
+
+def kernel_with(*absent: str):
+    return lambda need: need.name not in absent
+
+
+def test_kernels_from_5_11_have_everything() -> None:
+    """5.15 (Ubuntu 22.04), RHEL 9's 5.14, 6.1, 6.12: all needs are in BTF."""
+    assert missing_tcp_needs(kernel_with()) == []
+    assert tcp_needs_problem([]) is None
+
+
+def test_a_5_10_kernel_is_refused_with_what_it_lacks() -> None:
+    missing = missing_tcp_needs(kernel_with("BPF_FUNC_sock_from_file",
+                                            "BPF_FUNC_get_current_task_btf"))
+    assert [n.what for n in missing] == ["bpf_sock_from_file", "bpf_get_current_task_btf"]
+    problem = tcp_needs_problem(missing)
+    assert "bpf_sock_from_file (5.11+)" in problem.problem
+    assert "5.11" in problem.fix
+
+
+def test_needs_are_named_by_btf_only() -> None:
+    assert {n.kind for n in TCP_NEEDS} <= {"struct", "typedef", "helper", "member"}
+
+
+def test_prog_info_mirror_matches_the_uapi_header(tmp_path: Path) -> None:
+    source = tmp_path / "info.c"
+    source.write_text('#include <stdio.h>\n#include <stddef.h>\n#include <linux/bpf.h>\n'
+                      'int main(void) { printf("%zu %zu %zu", '
+                      'offsetof(struct bpf_prog_info, run_time_ns), '
+                      'offsetof(struct bpf_prog_info, run_cnt), '
+                      'offsetof(struct bpf_prog_info, recursion_misses)); return 0; }\n')
+    subprocess.run(["cc", str(source), "-o", str(tmp_path / "info")], check=True)
+    offsets = subprocess.run([str(tmp_path / "info")], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert [int(o) for o in offsets] == [ProgInfo.run_time_ns.offset, ProgInfo.run_cnt.offset,
+                                         ProgInfo.recursion_misses.offset]
+    assert ctypes.sizeof(ProgInfo) == ProgInfo.recursion_misses.offset + 8
