@@ -2,10 +2,11 @@
 /* dns: every name lookup through libc, with latency, outcome and addresses.
  * Entry uprobes note the lookup per thread; one uretprobe finishes it.
  * A lookup made inside another (glibc's gethostbyname calls
- * gethostbyname_r) is folded into the outer one, which keeps its h_errno. */
-#include "common.bpf.h"
+ * gethostbyname_r) is folded into the outer one, which keeps its h_errno.
+ * Every exec is reported, so user space can probe libcs and static programs
+ * that start during the window. */
+#include "dns_shared.bpf.h"
 
-#define MAX_LOOKUPS 10240
 #define MAX_AI_WALK 24
 #define SOCKADDR_IN_ADDR 4   /* offsetof(struct sockaddr_in, sin_addr) */
 #define SOCKADDR_IN6_ADDR 8  /* offsetof(struct sockaddr_in6, sin6_addr) */
@@ -21,13 +22,6 @@
 #error "dns.bpf.c: add USER_PARM6/7 for this architecture"
 #endif
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_LOOKUPS);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct dns_lookup);
-} lookups SEC(".maps");
-
 /* Room to build a dns_lookup: too large for the BPF stack with an event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -40,6 +34,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} execs SEC(".maps");
 
 /* glibc/musl struct addrinfo and struct hostent on LP64. */
 struct user_addrinfo {
@@ -69,6 +68,17 @@ static __always_inline __u64 stack_arg(__u64 sp, int slot)
 	return val;
 }
 
+/* Copy the name; a name that fills the buffer is cut if more follows. */
+static __always_inline void read_name(struct dns_lookup *l, const char *name)
+{
+	char next = 0;
+
+	if (bpf_probe_read_user_str(l->host, sizeof(l->host), name) < HOST_LEN)
+		return;
+	bpf_probe_read_user(&next, 1, name + HOST_LEN - 1);
+	l->name_truncated = next != 0;
+}
+
 static __always_inline int lookup_entry(__u8 function, const char *name, __u64 result_pp,
 					__u64 herrno_p)
 {
@@ -93,8 +103,9 @@ static __always_inline int lookup_entry(__u8 function, const char *name, __u64 r
 	l->herrno_p = herrno_p;
 	l->pid = pid;
 	l->function = function;
+	l->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(l->comm, sizeof(l->comm));
-	bpf_probe_read_user_str(l->host, sizeof(l->host), name);
+	read_name(l, name);
 	if (bpf_map_update_elem(&lookups, &tid, l, BPF_ANY))
 		stat_inc(STAT_MAP_FULL);
 	return 0;
@@ -199,8 +210,11 @@ static __always_inline int lookup_return(long rc)
 	__builtin_memset(e, 0, sizeof(*e) - HOST_LEN - COMM_LEN);
 	e->start_ns = l->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = l->cgroup_id;
 	e->pid = l->pid;
 	e->function = l->function;
+	e->name_truncated = l->name_truncated;
+	e->wire_queries = l->wire_queries;
 	__builtin_memcpy(e->comm, l->comm, COMM_LEN);
 	__builtin_memcpy(e->host, l->host, HOST_LEN);
 	read_outcome(e, l, rc);
@@ -246,6 +260,24 @@ SEC("uretprobe")
 int BPF_KRETPROBE(lookup_exit, long rc)
 {
 	return lookup_return(rc);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_watch, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct dns_exec_event *e;
+	__u32 pid = task->tgid;
+
+	if (!pid_wanted(pid))
+		return 0;
+	e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(STAT_RINGBUF_FULL);
+		return 0;
+	}
+	e->pid = pid;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -45,6 +45,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__set_autoload": (c_int, [c_void_p, c_bool]),
     "bpf_program__attach": (c_void_p, [c_void_p]),
     "bpf_program__attach_iter": (c_void_p, [c_void_p, c_void_p]),
+    "bpf_program__attach_cgroup": (c_void_p, [c_void_p, c_int]),
     "bpf_program__attach_uprobe_opts": (c_void_p, [c_void_p, c_int, c_char_p, c_size_t,
                                                    c_void_p]),
     "bpf_link__fd": (c_int, [c_void_p]),
@@ -54,6 +55,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__fd": (c_int, [c_void_p]),
     "bpf_map__initial_value": (c_void_p, [c_void_p, POINTER(c_size_t)]),
     "bpf_map__reuse_fd": (c_int, [c_void_p, c_int]),
+    "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
     "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
@@ -206,12 +208,18 @@ class BpfObject:
         link = lib().bpf_program__attach(self._program(program))
         self._links.append(_check_ptr(link, f"attach {program}"))
 
-    def attach_uprobe(self, program: str, binary: str, function: str, retprobe: bool) -> None:
-        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe,
-                           func_name=function.encode())
+    def attach_uprobe(self, program: str, binary: str, offset: int, retprobe: bool) -> None:
+        """A uprobe at a file offset of `binary` (the caller resolved the
+        symbol, so libbpf does not open the file again by its path)."""
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe)
         link = lib().bpf_program__attach_uprobe_opts(self._program(program), -1,
-                                                     binary.encode(), 0, ctypes.byref(opts))
-        self._links.append(_check_ptr(link, f"uprobe {function} in {binary}"))
+                                                     binary.encode(), offset, ctypes.byref(opts))
+        self._links.append(_check_ptr(link, f"uprobe at {offset:#x} in {binary}"))
+
+    def attach_cgroup(self, program: str, cgroup_fd: int) -> None:
+        """A cgroup program on a cgroup (a BPF link: other programs stay)."""
+        link = lib().bpf_program__attach_cgroup(self._program(program), cgroup_fd)
+        self._links.append(_check_ptr(link, f"attach {program} to a cgroup"))
 
     def read_iter(self, program: str, over_map: str | None = None) -> bytes:
         """Run a BPF iterator program once and return what it wrote; `over_map`
@@ -238,6 +246,11 @@ class BpfObject:
     def reuse_map(self, name: str, fd: int) -> None:
         """Before load: use another object's map (by fd) for this one's `name`."""
         _check_rc(lib().bpf_map__reuse_fd(self._map(name), fd), f"share map {name}")
+
+    def resize_map(self, name: str, max_entries: int) -> None:
+        """Before load: a map's size (for a ring buffer, its bytes)."""
+        _check_rc(lib().bpf_map__set_max_entries(self._map(name), max_entries),
+                  f"resize map {name}")
 
     def close(self) -> None:
         for link in self._links:

@@ -93,6 +93,8 @@ class Probe:
 
     name = ""  # its key in logformat.LOG_FILES
     hook_sets: tuple[HookSet, ...] = ()
+    # opt-in parts asked for (logformat.PROBE_OPTIONS), set before start()
+    options: frozenset[str] = frozenset()
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         self.ctx = ctx
