@@ -24,8 +24,9 @@ LIBC_NAME = re.compile(r"/(?:libc\.so(?:\.6)?|libc-[0-9.]+\.so|"
                        r"(?:libc|ld)-?\.?musl-\w+\.so\.1)$")
 DELETED = " (deleted)"
 # Files probed at most, and files listed as not probed at most: one user can
-# map any number of files named libc.so.6 (each costs ten uprobes and a parse).
-MAX_FILES = 64
+# map any number of files named libc.so.6, and each costs a parse and up to
+# ten uprobes, an fd each (32 files: 320 fds, well inside a 1024 fd limit).
+MAX_FILES = 32
 MAX_LISTED = 64
 # Symbol tables larger than this are not read (a symbol table of a huge binary
 # would cost seconds).
@@ -121,7 +122,10 @@ class Finder:
                 ) -> Iterator[Target]:
         """Each new file of these processes that has lookup functions, opened;
         the pids that map a libc are added to `with_libc`."""
-        for mapping in self.new_mappings(pids, set() if with_libc is None else with_libc):
+        found = list(self.new_mappings(pids, set() if with_libc is None else with_libc))
+        # root's files first: files other users made cannot crowd them out
+        found.sort(key=owned_by_others)
+        for mapping in found:
             if self.opened >= MAX_FILES:
                 self.skip(mapping, f"limit of {MAX_FILES} probed files reached")
                 continue
@@ -193,8 +197,23 @@ def candidate_mappings(pid: int) -> list[Mapping]:
         key = (fields[3], int(fields[4]))
         is_exe = fields[5] == exe
         if key not in found and (is_exe or LIBC_NAME.search(path)):
-            found[key] = Mapping(pid, fields[0], path, key, is_exe)
+            found[key] = Mapping(pid, map_files_name(fields[0]), path, key, is_exe)
     return list(found.values())
+
+
+def map_files_name(span: str) -> str:
+    """maps prints 00400000-00401000; map_files names it 400000-401000."""
+    start, end = span.split("-")
+    return f"{int(start, 16):x}-{int(end, 16):x}"
+
+
+def owned_by_others(mapping: Mapping) -> bool:
+    """The mapped file belongs to someone other than root (stat follows the
+    kernel's link to the file itself and opens nothing)."""
+    try:
+        return os.stat(f"/proc/{mapping.pid}/map_files/{mapping.span}").st_uid != 0
+    except OSError:
+        return True
 
 
 def open_mapped(mapping: Mapping) -> int:
