@@ -118,9 +118,13 @@ static __always_inline void copy_message(struct __sk_buff *skb, const struct pac
 
 	if (n > max_len)
 		n = max_len;
-	// keep n in one register: the verifier must see both bounds on it
+	// two tests on one register, kept apart: merged into one range test,
+	// older verifiers (6.1) lose both bounds
 	asm volatile("" : "+r"(n));
-	if (n < DNS_HEADER_LEN || n > max_len)
+	if (n < DNS_HEADER_LEN)
+		return;
+	asm volatile("" : "+r"(n));
+	if (n > max_len)
 		return;
 	if (!bpf_skb_load_bytes(skb, p->msg_off, dst, n))
 		*len = n;
