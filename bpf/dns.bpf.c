@@ -224,36 +224,70 @@ static __always_inline int lookup_return(long rc)
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(getaddrinfo_entry, const char *node, const char *service, void *hints, void *res)
+/* The arguments each function's entry needs; `function` is a constant in
+ * the one-function programs and the attach cookie in the multi program. */
+static __always_inline int entry_of(struct pt_regs *ctx, __u64 function)
 {
-	return lookup_entry(FN_GETADDRINFO, node, (__u64)res, 0);
+	const char *name = (const char *)PT_REGS_PARM1(ctx);
+
+	switch (function) {
+	case FN_GETADDRINFO: /* getaddrinfo(node, service, hints, res) */
+		return lookup_entry(FN_GETADDRINFO, name, PT_REGS_PARM4(ctx), 0);
+	case FN_GETHOSTBYNAME:
+	case FN_GETHOSTBYNAME2:
+		return lookup_entry(function, name, 0, 0);
+	case FN_GETHOSTBYNAME_R: /* (name, ret, buf, buflen, result, h_errnop) */
+		return lookup_entry(FN_GETHOSTBYNAME_R, name, PT_REGS_PARM5(ctx), USER_PARM6(ctx));
+	case FN_GETHOSTBYNAME2_R: /* (name, af, ret, buf, buflen, result, h_errnop) */
+		return lookup_entry(FN_GETHOSTBYNAME2_R, name, USER_PARM6(ctx), USER_PARM7(ctx));
+	}
+	return 0;
+}
+
+/* uprobe_multi (6.6+): one link per file and direction for every function,
+ * the cookie names the function. Detaching it costs one grace period, not
+ * one per function. */
+SEC("uprobe")
+int BPF_KPROBE(lookup_entry_multi)
+{
+	return entry_of(ctx, bpf_get_attach_cookie(ctx));
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(lookup_exit_multi, long rc)
+{
+	return lookup_return(rc);
+}
+
+/* One uprobe per function (kernels before 6.6). */
+SEC("uprobe")
+int BPF_KPROBE(getaddrinfo_entry)
+{
+	return entry_of(ctx, FN_GETADDRINFO);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname_entry, const char *name)
+int BPF_KPROBE(gethostbyname_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME, name, 0, 0);
+	return entry_of(ctx, FN_GETHOSTBYNAME);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname2_entry, const char *name)
+int BPF_KPROBE(gethostbyname2_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME2, name, 0, 0);
+	return entry_of(ctx, FN_GETHOSTBYNAME2);
 }
 
-/* gethostbyname_r(name, ret, buf, buflen, result, h_errnop) */
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname_r_entry, const char *name)
+int BPF_KPROBE(gethostbyname_r_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME_R, name, PT_REGS_PARM5(ctx), USER_PARM6(ctx));
+	return entry_of(ctx, FN_GETHOSTBYNAME_R);
 }
 
-/* gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop) */
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname2_r_entry, const char *name)
+int BPF_KPROBE(gethostbyname2_r_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME2_R, name, USER_PARM6(ctx), USER_PARM7(ctx));
+	return entry_of(ctx, FN_GETHOSTBYNAME2_R);
 }
 
 SEC("uretprobe")

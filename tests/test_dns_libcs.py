@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
 from nettrail.capture.libcs import MAX_FILES, NotProbeable, function_offsets
-from nettrail.capture.probes.dns import is_literal, resolved_by
+from nettrail.capture.loader import HookSet
+from nettrail.capture.probes.dns import DnsProbe, is_literal, resolved_by
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.cli import _probe_list
 from nettrail.logformat import PROBES
@@ -209,3 +212,19 @@ def test_probes_option_wire() -> None:
     assert _probe_list("+wire") == (*PROBES, "wire")
     assert _probe_list("wire") == ("wire", "dns")
     assert _probe_list("dns,wire") == ("dns", "wire")
+
+
+@pytest.mark.parametrize("hooks", DnsProbe.hook_sets, ids=[h.name.split("/")[0]
+                                                         for h in DnsProbe.hook_sets])
+def test_each_uprobe_hook_set_attaches(bpf: None, hooks: HookSet) -> None:
+    """uprobe_multi here; one uprobe per function is what kernels before 6.6
+    get, so it is attached here too."""
+    probe = DnsProbe(RecordContext(Clock(), "test"), (os.getpid(),))
+    probe.hook_sets = (hooks,)
+    probe.start({})
+    try:
+        assert probe.status.status == "ok", probe.status.error
+        assert probe.status.hook == hooks.name
+        assert any("getaddrinfo" in lib.functions for lib in probe.libraries)
+    finally:
+        probe.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, RecordContext,
                                      address, ms, text)
-from nettrail.capture.libbpf import BpfObject, RingBuffers, map_items
+from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
 from nettrail.capture.loader import HookSet, Probe
 from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WireDns
@@ -28,10 +28,12 @@ PROGRAMS = {"getaddrinfo": "getaddrinfo_entry", "gethostbyname": "gethostbyname_
             "gethostbyname_r": "gethostbyname_r_entry",
             "gethostbyname2_r": "gethostbyname2_r_entry"}
 RETURN_PROGRAM = "lookup_exit"
+MULTI_ENTRY, MULTI_RETURN = "lookup_entry_multi", "lookup_exit_multi"
 EXEC_PROGRAM = "exec_watch"
 # enum dns_function in bpf/nettrail.h
 FUNCTION_NAMES = {1: "getaddrinfo", 2: "gethostbyname", 3: "gethostbyname2",
                   4: "gethostbyname_r", 5: "gethostbyname2_r"}
+FUNCTION_IDS = {name: number for number, name in FUNCTION_NAMES.items()}
 FN_GETADDRINFO = 1
 EAI_NAMES = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
 H_ERRNO_NAMES = {1: "HOST_NOT_FOUND", 2: "TRY_AGAIN", 3: "NO_RECOVERY", 4: "NO_DATA"}
@@ -174,10 +176,15 @@ class ExecWatch:
         self.rings.free()
 
 
+_HOOKED = ",".join(PROGRAMS) + "+tp_btf/sched_process_exec"
+# one link per file and direction (6.6+), else one uprobe per function
+MULTI = HookSet("uprobe_multi/libc:" + _HOOKED, (MULTI_ENTRY, MULTI_RETURN, EXEC_PROGRAM))
+SINGLE = HookSet("uprobe/libc:" + _HOOKED, (*PROGRAMS.values(), RETURN_PROGRAM, EXEC_PROGRAM))
+
+
 class DnsProbe(Probe):
     name = "dns"
-    hook_sets = (HookSet("uprobe/libc:" + ",".join(PROGRAMS) + "+tp_btf/sched_process_exec",
-                         (*PROGRAMS.values(), RETURN_PROGRAM, EXEC_PROGRAM)),)
+    hook_sets = (MULTI, SINGLE)
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
@@ -185,6 +192,7 @@ class DnsProbe(Probe):
         self.libraries: list[Library] = []
         self.watch: ExecWatch | None = None
         self.wire: WireDns | None = None
+        self.multi = False
 
     @property
     def wire_on(self) -> bool:
@@ -193,13 +201,18 @@ class DnsProbe(Probe):
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
         """Exec watch first (a program started while the others are scanned
         is still seen), then every lookup function of every process."""
+        self.finder, self.libraries, self.multi = Finder(), [], hooks is MULTI
         obj.attach(EXEC_PROGRAM)
         self.probe_processes(obj, self.pids or all_pids())
-        if self.libraries and not any(lib.functions for lib in self.libraries):
-            raise ProbeError("no lookup function could be probed")
+        if self.finder.opened and not self.libraries:
+            raise ProbeError("no lookup function could be probed: "
+                             + self.finder.not_probed[-1]["reason"])
 
     def configure(self, obj: BpfObject, hooks: HookSet) -> None:
         super().configure(obj, hooks)
+        if hooks is MULTI:
+            for program in (MULTI_ENTRY, MULTI_RETURN):
+                obj.expect_attach_type(program, BPF_TRACE_UPROBE_MULTI)
         if WIRE not in self.options:
             obj.resize_map(WIRE_EVENTS, UNUSED_RING_BYTES)
 
@@ -226,6 +239,8 @@ class DnsProbe(Probe):
         for target in self.finder.targets(pids, with_libc):
             try:
                 self.libraries.append(self.attach_target(obj, target))
+            except ProbeError as exc:
+                self.finder.skip(target.mapping, f"attach failed: {exc.problem}")
             finally:
                 target.close()  # each uprobe holds the file now
         if self.watch:
@@ -233,17 +248,19 @@ class DnsProbe(Probe):
         return with_libc
 
     def attach_target(self, obj: BpfObject, target: Target) -> Library:
-        functions, missing = [], []
-        for function in LOOKUP_FUNCTIONS:
-            offset = target.offsets.get(function)
-            if offset is None:
-                missing.append(function)
-                continue
-            obj.attach_uprobe(PROGRAMS[function], target.attach_path, offset, retprobe=False)
-            obj.attach_uprobe(RETURN_PROGRAM, target.attach_path, offset, retprobe=True)
-            functions.append(function)
+        functions = [f for f in LOOKUP_FUNCTIONS if f in target.offsets]
+        offsets = [target.offsets[f] for f in functions]
+        if self.multi:
+            cookies = [FUNCTION_IDS[f] for f in functions]
+            for program, retprobe in ((MULTI_ENTRY, False), (MULTI_RETURN, True)):
+                obj.attach_uprobe_multi(program, target.attach_path, offsets, cookies,
+                                        retprobe)
+        else:
+            for function, offset in zip(functions, offsets):
+                obj.attach_uprobe(PROGRAMS[function], target.attach_path, offset, False)
+                obj.attach_uprobe(RETURN_PROGRAM, target.attach_path, offset, True)
         return Library(target.mapping.path, target.mapping.pid, target.kind, functions,
-                       missing)
+                       [f for f in LOOKUP_FUNCTIONS if f not in target.offsets])
 
     def update_status(self) -> None:
         """meta.json's view (new lists each time: the window may be writing
