@@ -24,6 +24,7 @@ from nettrail.capture.loader import HookSet
 from nettrail.capture.probes.dns import DnsProbe, is_literal, resolved_by
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.cli import _probe_list
+from nettrail.headline import Headline
 from nettrail.logformat import PROBES
 from helpers import TOOLS, CaptureRun
 
@@ -228,3 +229,14 @@ def test_each_uprobe_hook_set_attaches(bpf: None, hooks: HookSet) -> None:
         assert any("getaddrinfo" in lib.functions for lib in probe.libraries)
     finally:
         probe.close()
+
+
+def test_headline_counts_a_libc_call_and_its_queries_once() -> None:
+    call = {"ts": 10.0, "name": "db.example", "ok": True, "pending": False,
+            "latency_ms": 5.0, "resolved_by": "dns", "call_ts": None}
+    queries = [{**call, "ts": 10.001, "latency_ms": 2.0, "call_ts": 10.0},
+               {**call, "ts": 10.002, "latency_ms": 3.0, "call_ts": 10.0}]
+    wire_only = {**call, "name": "go.example", "latency_ms": 1.0}
+    headline = Headline()
+    headline.add("dns", [*queries, call, wire_only])
+    assert (headline.lookups, headline.slowest_name) == (2, "db.example")
