@@ -30,7 +30,7 @@ MAX_FILES = 32
 MAX_LISTED = 64
 # Symbol tables larger than this are not read (a symbol table of a huge binary
 # would cost seconds).
-MAX_SYMBOLS_BYTES = 64 << 20
+MAX_SYMBOLS_BYTES = 8 << 20
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 ELF_MAGIC = b"\x7fELF"
