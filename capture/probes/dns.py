@@ -124,12 +124,12 @@ def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool) -> list[dict]:
 def pending_record(ctx: RecordContext, lookup: DnsLookup, now_ns: int, wire_on: bool
                    ) -> dict:
     """A lookup still unanswered at window end; latency_ms is its age."""
-    resolver = "literal" if is_literal(text(lookup.host)) else (
-        "dns" if lookup.wire_queries else None)
     return lookup_record(ctx, lookup.start_ns, lookup.pid, lookup.comm, lookup.host,
                          lookup.name_truncated, lookup.function, lookup.cgroup_id,
                          latency_ms=ms(now_ns - lookup.start_ns), ok=False, error=None,
-                         addresses=[], resolver=resolver, pending=True)
+                         addresses=[], pending=True,
+                         resolver=resolved_by(text(lookup.host), False, lookup.wire_queries,
+                                              wire_on))
 
 
 class ExecWatch:

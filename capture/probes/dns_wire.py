@@ -5,6 +5,7 @@ offset is checked, names are text with U+FFFD for bytes that are not UTF-8."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 from collections.abc import Callable
@@ -143,7 +144,7 @@ def wire_record(ctx: RecordContext, q: DnsWireQuery, end_ns: int, status: int | 
 
 def wire_records(blob: bytes, ctx: RecordContext) -> list[dict]:
     """Records from struct dns_wire_event bytes."""
-    size = len(bytes(DnsWireEvent()))
+    size = ctypes.sizeof(DnsWireEvent)
     out = []
     for start in range(0, len(blob) - size + 1, size):
         e = DnsWireEvent.from_buffer_copy(blob, start)
