@@ -103,7 +103,6 @@ class Library:
 class Finder:
     """Finds each file once: by maps key before opening, by (dev, inode) after."""
 
-    pids: tuple[int, ...] = ()
     seen_keys: set[tuple[str, int]] = field(default_factory=set)
     seen_inodes: set[tuple[int, int]] = field(default_factory=set)
     opened: int = 0
@@ -131,7 +130,8 @@ class Finder:
                 continue
             try:
                 target = self.open_target(mapping)
-            except ProcessGone:
+            except ProcessGone:  # another process mapping it may still be there
+                self.seen_keys.discard(mapping.key)
                 continue
             except NotProbeable as exc:
                 if not mapping.executable:

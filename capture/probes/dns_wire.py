@@ -126,15 +126,15 @@ def wire_record(ctx: RecordContext, q: DnsWireQuery, end_ns: int, status: int | 
     time) or still pending (status None) at window end."""
     asked = parse_message(bytes(q.query[:q.query_len]))
     got = parse_message(answer) if status == WIRE_ANSWERED else None
-    name = asked if asked.name or not got else got
+    question = asked if asked.name or not got else got
     if got:
         error = None if got.rcode == 0 else RCODES.get(got.rcode, f"RCODE{got.rcode}")
     else:
         error = TIMEOUT if status == WIRE_RESENT else None
     return {"kind": "lookup", "ts": ctx.clock.unix(q.start_ns),
             **ctx.identity(q.pid, text(q.comm), cgroup_id=q.cgroup_id or None),
-            "source": "wire", "name": name.name, "name_truncated": name.truncated,
-            "qtype": name.qtype, "function": None,
+            "source": "wire", "name": question.name, "name_truncated": question.truncated,
+            "qtype": question.qtype, "function": None,
             "server": server_text(q.family, bytes(q.server), q.server_port),
             "latency_ms": ms(end_ns - q.start_ns), "ok": got is not None and got.rcode == 0,
             "error": error, "addresses": got.addresses if got else [],
