@@ -9,11 +9,12 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 BUILD := build/bpf
 OUT ?= build/bpf-objects
-PROBES := bandwidth sessions dns
+PROBES := bandwidth sessions dns dns_wire
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
 VENV := .venv
-DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables
+DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables \
+	musl-tools golang-go bind9-dnsutils
 
 .PHONY: all bpf setup capture test test-host bench clean
 all: bpf

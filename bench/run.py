@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|sessions|sockets|lookups|overhead|report|flood ...]
+    sudo .venv/bin/python -m bench.run [throughput|wire|sessions|sockets|lookups|overhead|report|flood ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -128,6 +128,39 @@ def bench_throughput(pairs: int, seconds: int) -> None:
         a, b = statistics.median(without), statistics.median(with_)
         print(f"| {label} | {_spread(without)} | {_spread(with_)} | "
               f"{100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+@contextmanager
+def wire_programs() -> Iterator[None]:
+    """Wire-level DNS alone (`--probes +wire` adds it): its cgroup_skb programs
+    on the cgroup v2 root, run for every packet of every socket."""
+    from nettrail.capture.libbpf import BpfObject
+    from nettrail.capture.loader import object_path
+    from nettrail.capture.probes.dns_wire import PROGRAMS, cgroup2_root
+    obj = BpfObject(str(object_path("dns_wire")))
+    obj.load()
+    cgroup = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for program in PROGRAMS:
+            obj.attach_cgroup(program, cgroup)
+        yield
+    finally:
+        os.close(cgroup)
+        obj.close()
+
+
+def bench_wire(pairs: int, seconds: int) -> None:
+    """The 64-byte TCP_NODELAY A/B with and without wire-level DNS's programs."""
+    without, with_ = [], []
+    for _ in range(pairs):
+        without.append(iperf("64", True, seconds))
+        with wire_programs():
+            with_.append(iperf("64", True, seconds))
+    a, b = statistics.median(without), statistics.median(with_)
+    print("| writes | without: Gbit/s median (min–max) | with wire-level DNS | loss | pairs |")
+    print("|---|---|---|---|---|")
+    print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
 # -- sessions ---------------------------------------------------------------------
@@ -421,7 +454,7 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", nargs="*", default=["throughput", "sessions", "sockets",
+    p.add_argument("which", nargs="*", default=["throughput", "wire", "sessions", "sockets",
                                                 "lookups", "overhead", "report", "flood"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
@@ -430,6 +463,8 @@ def main() -> None:
         print(f"\n### {which}\n")
         if which == "throughput":
             bench_throughput(args.pairs, seconds=3)
+        elif which == "wire":
+            bench_wire(args.pairs, seconds=3)
         elif which == "sessions":
             bench_sessions(rate=20_000, seconds=10)
         elif which == "sockets":

@@ -2,10 +2,11 @@
 /* dns: every name lookup through libc, with latency, outcome and addresses.
  * Entry uprobes note the lookup per thread; one uretprobe finishes it.
  * A lookup made inside another (glibc's gethostbyname calls
- * gethostbyname_r) is folded into the outer one, which keeps its h_errno. */
-#include "common.bpf.h"
+ * gethostbyname_r) is folded into the outer one, which keeps its h_errno.
+ * Every exec is reported, so user space can probe libcs and static programs
+ * that start during the window. */
+#include "dns_shared.bpf.h"
 
-#define MAX_LOOKUPS 10240
 #define MAX_AI_WALK 24
 #define SOCKADDR_IN_ADDR 4   /* offsetof(struct sockaddr_in, sin_addr) */
 #define SOCKADDR_IN6_ADDR 8  /* offsetof(struct sockaddr_in6, sin6_addr) */
@@ -21,13 +22,6 @@
 #error "dns.bpf.c: add USER_PARM6/7 for this architecture"
 #endif
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_LOOKUPS);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct dns_lookup);
-} lookups SEC(".maps");
-
 /* Room to build a dns_lookup: too large for the BPF stack with an event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -40,6 +34,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} execs SEC(".maps");
 
 /* glibc/musl struct addrinfo and struct hostent on LP64. */
 struct user_addrinfo {
@@ -69,6 +68,17 @@ static __always_inline __u64 stack_arg(__u64 sp, int slot)
 	return val;
 }
 
+/* Copy the name; a name that fills the buffer is cut if more follows. */
+static __always_inline void read_name(struct dns_lookup *l, const char *name)
+{
+	char next = 0;
+
+	if (bpf_probe_read_user_str(l->host, sizeof(l->host), name) < HOST_LEN)
+		return;
+	bpf_probe_read_user(&next, 1, name + HOST_LEN - 1);
+	l->name_truncated = next != 0;
+}
+
 static __always_inline int lookup_entry(__u8 function, const char *name, __u64 result_pp,
 					__u64 herrno_p)
 {
@@ -93,8 +103,9 @@ static __always_inline int lookup_entry(__u8 function, const char *name, __u64 r
 	l->herrno_p = herrno_p;
 	l->pid = pid;
 	l->function = function;
+	l->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(l->comm, sizeof(l->comm));
-	bpf_probe_read_user_str(l->host, sizeof(l->host), name);
+	read_name(l, name);
 	if (bpf_map_update_elem(&lookups, &tid, l, BPF_ANY))
 		stat_inc(STAT_MAP_FULL);
 	return 0;
@@ -199,8 +210,11 @@ static __always_inline int lookup_return(long rc)
 	__builtin_memset(e, 0, sizeof(*e) - HOST_LEN - COMM_LEN);
 	e->start_ns = l->start_ns;
 	e->end_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = l->cgroup_id;
 	e->pid = l->pid;
 	e->function = l->function;
+	e->name_truncated = l->name_truncated;
+	e->wire_queries = l->wire_queries;
 	__builtin_memcpy(e->comm, l->comm, COMM_LEN);
 	__builtin_memcpy(e->host, l->host, HOST_LEN);
 	read_outcome(e, l, rc);
@@ -210,42 +224,94 @@ static __always_inline int lookup_return(long rc)
 	return 0;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(getaddrinfo_entry, const char *node, const char *service, void *hints, void *res)
+/* The arguments each function's entry needs; `function` is a constant in
+ * the one-function programs and the attach cookie in the multi program. */
+static __always_inline int entry_of(struct pt_regs *ctx, __u64 function)
 {
-	return lookup_entry(FN_GETADDRINFO, node, (__u64)res, 0);
+	const char *name = (const char *)PT_REGS_PARM1(ctx);
+
+	switch (function) {
+	case FN_GETADDRINFO: /* getaddrinfo(node, service, hints, res) */
+		return lookup_entry(FN_GETADDRINFO, name, PT_REGS_PARM4(ctx), 0);
+	case FN_GETHOSTBYNAME:
+	case FN_GETHOSTBYNAME2:
+		return lookup_entry(function, name, 0, 0);
+	case FN_GETHOSTBYNAME_R: /* (name, ret, buf, buflen, result, h_errnop) */
+		return lookup_entry(FN_GETHOSTBYNAME_R, name, PT_REGS_PARM5(ctx), USER_PARM6(ctx));
+	case FN_GETHOSTBYNAME2_R: /* (name, af, ret, buf, buflen, result, h_errnop) */
+		return lookup_entry(FN_GETHOSTBYNAME2_R, name, USER_PARM6(ctx), USER_PARM7(ctx));
+	}
+	return 0;
+}
+
+/* uprobe_multi (6.6+): one link per file and direction for every function,
+ * the cookie names the function. Detaching it costs one grace period, not
+ * one per function. */
+SEC("uprobe")
+int BPF_KPROBE(lookup_entry_multi)
+{
+	return entry_of(ctx, bpf_get_attach_cookie(ctx));
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(lookup_exit_multi, long rc)
+{
+	return lookup_return(rc);
+}
+
+/* One uprobe per function (kernels before 6.6). */
+SEC("uprobe")
+int BPF_KPROBE(getaddrinfo_entry)
+{
+	return entry_of(ctx, FN_GETADDRINFO);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname_entry, const char *name)
+int BPF_KPROBE(gethostbyname_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME, name, 0, 0);
+	return entry_of(ctx, FN_GETHOSTBYNAME);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname2_entry, const char *name)
+int BPF_KPROBE(gethostbyname2_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME2, name, 0, 0);
+	return entry_of(ctx, FN_GETHOSTBYNAME2);
 }
 
-/* gethostbyname_r(name, ret, buf, buflen, result, h_errnop) */
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname_r_entry, const char *name)
+int BPF_KPROBE(gethostbyname_r_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME_R, name, PT_REGS_PARM5(ctx), USER_PARM6(ctx));
+	return entry_of(ctx, FN_GETHOSTBYNAME_R);
 }
 
-/* gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop) */
 SEC("uprobe")
-int BPF_KPROBE(gethostbyname2_r_entry, const char *name)
+int BPF_KPROBE(gethostbyname2_r_entry)
 {
-	return lookup_entry(FN_GETHOSTBYNAME2_R, name, USER_PARM6(ctx), USER_PARM7(ctx));
+	return entry_of(ctx, FN_GETHOSTBYNAME2_R);
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(lookup_exit, long rc)
 {
 	return lookup_return(rc);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_watch, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct dns_exec_event *e;
+	__u32 pid = task->tgid;
+
+	if (!pid_wanted(pid))
+		return 0;
+	e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(STAT_RINGBUF_FULL);
+		return 0;
+	}
+	e->pid = pid;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

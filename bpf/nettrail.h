@@ -104,12 +104,15 @@ enum dns_function {
 struct dns_event {
 	__u64 start_ns;
 	__u64 end_ns;
+	__u64 cgroup_id;
 	__u32 pid;
 	__s32 ret;        /* getaddrinfo: 0 or EAI_*; _r: 0 or errno; else 0/1 for ptr */
 	__s32 h_errno;    /* gethostbyname*: h_errno of the lookup, 0 if none */
 	__u8 function;    /* enum dns_function */
 	__u8 naddrs;
-	__u16 pad;
+	__u8 name_truncated;
+	__u8 pad;
+	__u32 wire_queries; /* DNS queries this call sent (counted by dns_wire) */
 	__u16 families[MAX_ADDRS];
 	__u8 addrs[MAX_ADDRS][16];
 	char comm[COMM_LEN];
@@ -117,19 +120,70 @@ struct dns_event {
 };
 
 /* dns: a lookup in progress, keyed by thread id; user space reads what is
- * left at window end as pending lookups. */
+ * left at window end as pending lookups. dns_wire counts the queries a
+ * lookup sends in `wire_queries`. */
 struct dns_lookup {
 	__u64 start_ns;
 	__u64 result_pp;      /* struct addrinfo ** or struct hostent ** */
 	__u64 herrno_p;       /* int *h_errnop of a _r call */
 	__u64 inner_herrno_p; /* h_errnop of a lookup made inside this one */
+	__u64 cgroup_id;
 	__s32 inner_herrno;
 	__u32 depth;          /* nested lookups still running */
 	__u32 pid;
+	__u32 wire_queries;
 	__u8 function;
-	__u8 pad[3];
+	__u8 name_truncated;
+	__u8 pad[6];
 	char comm[COMM_LEN];
 	char host[HOST_LEN];
+};
+
+/* dns: a process that started a new program (user space looks for new
+ * libcs and static programs in it). */
+struct dns_exec_event {
+	__u32 pid;
+};
+
+/* dns_wire: DNS over UDP/TCP port 53 as a socket sends and receives it. */
+#define DNS_MSG_LEN 512   /* bytes of a DNS message kept */
+#define DNS_QUERY_LEN 320 /* bytes of a query kept while it waits */
+
+enum dns_wire_status {
+	WIRE_ANSWERED = 1,
+	WIRE_RESENT = 2,  /* the same query (id) was sent again: no answer came */
+};
+
+/* key of a query waiting for its answer */
+struct dns_wire_key {
+	__u64 sock_cookie;
+	__u16 id;         /* the DNS transaction id */
+	__u16 pad[3];
+};
+
+struct dns_wire_query {
+	__u64 start_ns;
+	__u64 call_start_ns; /* start_ns of the libc lookup that sent it, or 0 */
+	__u64 cgroup_id;
+	__u32 pid;
+	__u16 family;
+	__u16 server_port;
+	__u8 server[16];
+	__u8 proto;       /* IPPROTO_UDP / IPPROTO_TCP */
+	__u8 pad;
+	__u16 query_len;  /* bytes of `query` (the message, from its header) */
+	char comm[COMM_LEN];
+	__u8 query[DNS_QUERY_LEN];
+};
+
+struct dns_wire_event {
+	struct dns_wire_query q;
+	__u64 end_ns;
+	__u8 status;      /* enum dns_wire_status */
+	__u8 pad;
+	__u16 answer_len; /* bytes of `answer` */
+	__u32 pad2;
+	__u8 answer[DNS_MSG_LEN];
 };
 
 #endif /* NETTRAIL_H */

@@ -16,7 +16,7 @@ from nettrail.capture.preflight import (TCP_NEEDS, VMLINUX_BTF, KernelNeed, btf_
                                         btf_problem, privilege_problem)
 from nettrail.capture.window import start_probes
 from nettrail.errors import NettrailError
-from nettrail.logformat import PROBES
+from nettrail.logformat import PROBE_OPTIONS, PROBES
 
 
 @dataclass
@@ -68,14 +68,22 @@ def _tcp_engine() -> list[Finding]:
 
 
 def _probes() -> list[Finding]:
-    """Start the probes for a moment, as a capture would, to learn their hooks."""
+    """Start the probes (and their opt-in parts) for a moment, as a capture
+    would, to learn their hooks."""
     ctx = RecordContext(Clock(), socket.gethostname())
-    probes = start_probes(ctx, PROBES, ())
+    probes = start_probes(ctx, (*PROBES, *PROBE_OPTIONS), ())
     for probe in probes.values():
         probe.close()
-    return [Finding(name, p.status.hook or p.status.error or "", p.status.status == "ok",
-                    "" if p.status.status == "ok" else "run with --debug for libbpf's log")
-            for name, p in probes.items()]
+    findings = [Finding(name, p.status.hook or p.status.error or "", p.status.status == "ok",
+                        "" if p.status.status == "ok" else "run with --debug for libbpf's log")
+                for name, p in probes.items()]
+    for option, probe_name in PROBE_OPTIONS.items():
+        detail = probes[probe_name].status.detail
+        if probes[probe_name].status.status == "ok":
+            error = detail.get(f"{option}_error")
+            findings.append(Finding(f"{probe_name} +{option}", error or "can run", not error,
+                                    "run with --debug for libbpf's log" if error else ""))
+    return findings
 
 
 def run_check() -> list[Finding]:

@@ -18,6 +18,8 @@ COMM_LEN = 16
 HOST_LEN = 256
 MAX_ADDRS = 8
 MAX_PIDS = 16
+DNS_MSG_LEN = 512
+DNS_QUERY_LEN = 320
 
 STAT_RINGBUF_FULL, STAT_MAP_FULL = 0, 1
 SESSION_CLOSED = 1  # enum session_state; anything else is open
@@ -52,22 +54,49 @@ class SessionEvent(ctypes.Structure):
 
 
 class DnsEvent(ctypes.Structure):
-    _fields_ = [("start_ns", c_uint64), ("end_ns", c_uint64), ("pid", c_uint32),
-                ("ret", c_int32), ("h_errno", c_int32), ("function", c_uint8),
-                ("naddrs", c_uint8), ("pad", c_uint16), ("families", c_uint16 * MAX_ADDRS),
-                ("addrs", (c_uint8 * 16) * MAX_ADDRS), ("comm", c_char * COMM_LEN),
-                ("host", c_char * HOST_LEN)]
+    _fields_ = [("start_ns", c_uint64), ("end_ns", c_uint64), ("cgroup_id", c_uint64),
+                ("pid", c_uint32), ("ret", c_int32), ("h_errno", c_int32),
+                ("function", c_uint8), ("naddrs", c_uint8), ("name_truncated", c_uint8),
+                ("pad", c_uint8), ("wire_queries", c_uint32),
+                ("families", c_uint16 * MAX_ADDRS), ("addrs", (c_uint8 * 16) * MAX_ADDRS),
+                ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
 
 class DnsLookup(ctypes.Structure):
     _fields_ = [("start_ns", c_uint64), ("result_pp", c_uint64), ("herrno_p", c_uint64),
-                ("inner_herrno_p", c_uint64), ("inner_herrno", c_int32), ("depth", c_uint32),
-                ("pid", c_uint32), ("function", c_uint8), ("pad", c_uint8 * 3),
+                ("inner_herrno_p", c_uint64), ("cgroup_id", c_uint64),
+                ("inner_herrno", c_int32), ("depth", c_uint32), ("pid", c_uint32),
+                ("wire_queries", c_uint32), ("function", c_uint8),
+                ("name_truncated", c_uint8), ("pad", c_uint8 * 6),
                 ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
 
+class DnsExecEvent(ctypes.Structure):
+    _fields_ = [("pid", c_uint32)]
+
+
+class DnsWireKey(ctypes.Structure):
+    _fields_ = [("sock_cookie", c_uint64), ("id", c_uint16), ("pad", c_uint16 * 3)]
+
+
+class DnsWireQuery(ctypes.Structure):
+    _fields_ = [("start_ns", c_uint64), ("call_start_ns", c_uint64), ("cgroup_id", c_uint64),
+                ("pid", c_uint32), ("family", c_uint16), ("server_port", c_uint16),
+                ("server", c_uint8 * 16), ("proto", c_uint8), ("pad", c_uint8),
+                ("query_len", c_uint16), ("comm", c_char * COMM_LEN),
+                ("query", c_uint8 * DNS_QUERY_LEN)]
+
+
+class DnsWireEvent(ctypes.Structure):
+    _fields_ = [("q", DnsWireQuery), ("end_ns", c_uint64), ("status", c_uint8),
+                ("pad", c_uint8), ("answer_len", c_uint16), ("pad2", c_uint32),
+                ("answer", c_uint8 * DNS_MSG_LEN)]
+
+
 MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
-           "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup}
+           "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup,
+           "dns_exec_event": DnsExecEvent, "dns_wire_key": DnsWireKey,
+           "dns_wire_query": DnsWireQuery, "dns_wire_event": DnsWireEvent}
 
 _SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 
@@ -97,6 +126,7 @@ CONN_VAL = struct.Struct("<" + _layout(ConnVal))
 CONN_ROW = struct.Struct("<" + _layout(ConnRow))
 SESSION = struct.Struct("<" + _layout(SessionEvent))
 DNS = struct.Struct("<" + _layout(DnsEvent))
+DNS_EXEC = struct.Struct("<" + _layout(DnsExecEvent))
 
 
 # Names and addresses repeat from event to event: convert each once.

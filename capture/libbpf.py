@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -19,6 +20,14 @@ from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_size_t, c_uin
 from nettrail.errors import ProbeError, UnsupportedSystem
 
 BTF_KIND_DATASEC = 15
+# What libbpf 1.1 cannot attach: uprobe_multi links (kernel 6.6+), made here
+# with the bpf() system call (union bpf_attr's link_create).
+BPF_TRACE_UPROBE_MULTI = 48
+BPF_F_UPROBE_MULTI_RETURN = 1
+_BPF_LINK_CREATE = 28
+_NR_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
+_LINK_CREATE_UPROBE_MULTI = struct.Struct("<IIIIQQQQIII")
+_BPF_ATTR_SIZE = 128
 LOG_LINES = 2000
 
 # Everything libbpf said, for --debug.
@@ -44,10 +53,12 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_program__name": (c_char_p, [c_void_p]),
     "bpf_program__set_autoload": (c_int, [c_void_p, c_bool]),
     "bpf_program__autoload": (c_bool, [c_void_p]),
+    "bpf_program__set_expected_attach_type": (c_int, [c_void_p, c_int]),
     "bpf_program__fd": (c_int, [c_void_p]),
     "bpf_obj_get_info_by_fd": (c_int, [c_int, c_void_p, POINTER(c_uint32)]),
     "bpf_program__attach": (c_void_p, [c_void_p]),
     "bpf_program__attach_iter": (c_void_p, [c_void_p, c_void_p]),
+    "bpf_program__attach_cgroup": (c_void_p, [c_void_p, c_int]),
     "bpf_program__attach_uprobe_opts": (c_void_p, [c_void_p, c_int, c_char_p, c_size_t,
                                                    c_void_p]),
     "bpf_link__fd": (c_int, [c_void_p]),
@@ -57,6 +68,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__fd": (c_int, [c_void_p]),
     "bpf_map__initial_value": (c_void_p, [c_void_p, POINTER(c_size_t)]),
     "bpf_map__reuse_fd": (c_int, [c_void_p, c_int]),
+    "bpf_map__set_max_entries": (c_int, [c_void_p, c_uint32]),
     "bpf_map_lookup_elem": (c_int, [c_int, c_void_p, c_void_p]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, c_uint64]),
     "bpf_map_get_next_key": (c_int, [c_int, c_void_p, c_void_p]),
@@ -202,6 +214,7 @@ class BpfObject:
         self._obj = _check_ptr(lib().bpf_object__open_file(path.encode(), None),
                                f"open {os.path.basename(path)}")
         self._links: list[int] = []
+        self._link_fds: list[int] = []  # links made without libbpf
 
     def program_names(self) -> list[str]:
         names, prog = [], None
@@ -259,12 +272,42 @@ class BpfObject:
         link = lib().bpf_program__attach(self._program(program))
         self._links.append(_check_ptr(link, f"attach {program}"))
 
-    def attach_uprobe(self, program: str, binary: str, function: str, retprobe: bool) -> None:
-        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe,
-                           func_name=function.encode())
+    def attach_uprobe(self, program: str, binary: str, offset: int, retprobe: bool) -> None:
+        """A uprobe at a file offset of `binary` (the caller resolved the
+        symbol, so libbpf does not open the file again by its path)."""
+        opts = _UprobeOpts(sz=ctypes.sizeof(_UprobeOpts), retprobe=retprobe)
         link = lib().bpf_program__attach_uprobe_opts(self._program(program), -1,
-                                                     binary.encode(), 0, ctypes.byref(opts))
-        self._links.append(_check_ptr(link, f"uprobe {function} in {binary}"))
+                                                     binary.encode(), offset, ctypes.byref(opts))
+        self._links.append(_check_ptr(link, f"uprobe at {offset:#x} in {binary}"))
+
+    def attach_cgroup(self, program: str, cgroup_fd: int) -> None:
+        """A cgroup program on a cgroup (a BPF link: other programs stay)."""
+        link = lib().bpf_program__attach_cgroup(self._program(program), cgroup_fd)
+        self._links.append(_check_ptr(link, f"attach {program} to a cgroup"))
+
+    def expect_attach_type(self, program: str, attach_type: int) -> None:
+        """Before load: the attach type the kernel checks at attach time."""
+        _check_rc(lib().bpf_program__set_expected_attach_type(self._program(program),
+                                                              attach_type),
+                  f"attach type of {program}")
+
+    def attach_uprobe_multi(self, program: str, binary: str, offsets: list[int],
+                            cookies: list[int], retprobe: bool) -> None:
+        """One uprobe_multi link on several file offsets of `binary`, each
+        with its cookie (the program reads it with bpf_get_attach_cookie)."""
+        path = ctypes.create_string_buffer(binary.encode())
+        offs = (c_uint64 * len(offsets))(*offsets)
+        cooks = (c_uint64 * len(cookies))(*cookies)
+        attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+        _LINK_CREATE_UPROBE_MULTI.pack_into(
+            attr, 0, lib().bpf_program__fd(self._program(program)), 0,
+            BPF_TRACE_UPROBE_MULTI, 0, ctypes.addressof(path), ctypes.addressof(offs), 0,
+            ctypes.addressof(cooks), len(offsets),
+            BPF_F_UPROBE_MULTI_RETURN if retprobe else 0, 0)
+        fd = _libc.syscall(_NR_BPF, _BPF_LINK_CREATE, attr, _BPF_ATTR_SIZE)
+        if fd < 0:
+            raise ProbeError(f"uprobe_multi in {binary}: {os.strerror(ctypes.get_errno())}")
+        self._link_fds.append(fd)
 
     def read_iter(self, program: str, over_map: str | None = None) -> bytes:
         """Run a BPF iterator program once and return what it wrote; `over_map`
@@ -303,10 +346,18 @@ class BpfObject:
         """Before load: use another object's map (by fd) for this one's `name`."""
         _check_rc(lib().bpf_map__reuse_fd(self._map(name), fd), f"share map {name}")
 
+    def resize_map(self, name: str, max_entries: int) -> None:
+        """Before load: a map's size (for a ring buffer, its bytes)."""
+        _check_rc(lib().bpf_map__set_max_entries(self._map(name), max_entries),
+                  f"resize map {name}")
+
     def close(self) -> None:
         for link in self._links:
             lib().bpf_link__destroy(link)
         self._links.clear()
+        for fd in self._link_fds:
+            os.close(fd)
+        self._link_fds.clear()
         if self._obj:
             lib().bpf_object__close(self._obj)
             self._obj = 0

@@ -102,6 +102,8 @@ class Probe:
 
     name = ""  # its key in logformat.LOG_FILES
     hook_sets: tuple[HookSet, ...] = ()
+    # opt-in parts asked for (logformat.PROBE_OPTIONS), set before start()
+    options: frozenset[str] = frozenset()
 
     @staticmethod
     def kernel_problem() -> NettrailError | None:

@@ -28,7 +28,7 @@ from nettrail.capture.probes import PROBE_CLASSES
 from nettrail.errors import NettrailError, ProbeError
 from nettrail.headline import Headline
 from nettrail.hostlock import capture_lock
-from nettrail.logformat import FORMAT, PROBES
+from nettrail.logformat import FORMAT, PROBE_OPTIONS, PROBES
 
 POLL_MS = 100
 WRITE_CHUNK = 4096
@@ -43,6 +43,7 @@ def start_probes(ctx: RecordContext, names: tuple[str, ...], pids: tuple[int, ..
     for cls in PROBE_CLASSES:
         if cls.name in names:
             probe = cls(ctx, pids)
+            probe.options = frozenset(o for o in names if PROBE_OPTIONS.get(o) == cls.name)
             probe.start(probes)
             probes[cls.name] = probe
     return probes

@@ -18,7 +18,7 @@ from typing import NoReturn
 from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
 from nettrail.errors import ExitStatus, NettrailError
-from nettrail.logformat import MAX_COUNT, MAX_INTERVAL_S, PROBES
+from nettrail.logformat import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.units import printable
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
@@ -72,12 +72,18 @@ def _pid_list(text: str) -> list[int]:
 
 
 def _probe_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in PROBES]
+    """Probes and probe options by name; `+NAME` alone adds to all probes;
+    an option brings its probe."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names and all(n.startswith("+") for n in names):
+        names = [*PROBES, *(n[1:] for n in names)]
+    known = (*PROBES, *PROBE_OPTIONS)
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown probe {', '.join(unknown) or '(none)'}: choose from {','.join(PROBES)}")
-    return names
+            f"unknown probe {', '.join(unknown) or '(none)'}: choose from {','.join(known)}")
+    return tuple(dict.fromkeys([*names, *(PROBE_OPTIONS[n] for n in names
+                                          if n in PROBE_OPTIONS)]))
 
 
 # argparse names the type in "invalid <name> value"
@@ -96,7 +102,9 @@ def add_window_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--pid", dest="pids", type=_pid_list, action="extend", default=[],
                    metavar="PID", help="trace only this process; repeat -p, or PID,PID,...")
     p.add_argument("--probes", type=_probe_list, default=PROBES,
-                   help=f"comma-separated subset of {','.join(PROBES)} (default: all)")
+                   help=f"comma-separated subset of {','.join(PROBES)} (default: all); "
+                        "+wire adds wire-level DNS (DNS packets of resolvers that bypass "
+                        "libc)")
 
 
 def add_debug(p: argparse.ArgumentParser) -> None:

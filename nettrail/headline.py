@@ -38,6 +38,8 @@ class Headline:
                 self._add_lookup(r)
 
     def _add_lookup(self, r: dict) -> None:
+        if r.get("call_ts") is not None:
+            return  # a query its libc call sent: that call is the lookup
         self.lookups += 1
         self.pending_lookups += r["pending"]
         self.failed_lookups += not r["ok"] and not r["pending"]

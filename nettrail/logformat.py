@@ -20,6 +20,8 @@ REPORT = "report.html"
 
 LOG_FILES = {"bandwidth": BANDWIDTH, "sessions": SESSIONS, "dns": DNS}
 PROBES = tuple(LOG_FILES)
+# Opt-in parts of a probe, named in --probes like a probe: option: its probe
+PROBE_OPTIONS = {"wire": "dns"}
 # `kind` on every line: logs shipped together stay apart
 KINDS = {"bandwidth": "bandwidth", "sessions": "session", "dns": "lookup"}
 
@@ -64,7 +66,8 @@ SCHEMAS: dict[str, dict[str, Types]] = {
     "dns": {"kind": str, "ts": _NUM, **IDENTITY, "source": str, "name": str,
             "name_truncated": bool, "qtype": _OPT_STR, "function": _OPT_STR,
             "server": _OPT_STR, "latency_ms": _NUM, "ok": bool, "error": _OPT_STR,
-            "addresses": list, "pending": bool, "resolved_by": _OPT_STR},
+            "addresses": list, "pending": bool, "resolved_by": _OPT_STR,
+            "call_ts": _OPT_NUM},
 }
 
 BANDWIDTH_FIELDS = tuple(SCHEMAS["bandwidth"])
@@ -105,10 +108,26 @@ V1_SCHEMAS: dict[str, dict[str, Types]] = {
 }
 
 
+# Fields added to /2 after it was first written: /2 logs without them are
+# still valid, the field read as null.
+ADDED_IN_2: dict[str, tuple[str, ...]] = {"dns": ("call_ts",)}
+
+
+def _add_later_fields(fields: tuple[str, ...]) -> Callable[[dict], dict]:
+    def upgrade(record: dict) -> dict:
+        return record if all(f in record for f in fields) else {
+            **record, **{f: None for f in fields if f not in record}}
+    return upgrade
+
+
 def reading_rules(fmt: str, probe: str, host: str
                   ) -> tuple[dict[str, Types], Callable[[dict], dict] | None]:
     """The schema a line of `probe`'s log must match in format `fmt`, and the
     function that brings a valid record to the current shape (None: as is)."""
     if fmt == FORMAT_V1:
         return V1_SCHEMAS[probe], _upgrade_v1(probe, host)
-    return SCHEMAS[probe], None
+    later = ADDED_IN_2.get(probe, ())
+    if not later:
+        return SCHEMAS[probe], None
+    schema = {k: v for k, v in SCHEMAS[probe].items() if k not in later}
+    return schema, _add_later_fields(later)

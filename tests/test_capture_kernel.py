@@ -302,7 +302,7 @@ def test_dns_covers_a_second_libc(tmp_path, bpf: None) -> None:
     """A process on another libc file (as in a container) is found and probed."""
     libc_dir = tmp_path / "otherlibc"
     libc_dir.mkdir()
-    system_libc = next(c.open_path for c in find_libcs([os.getpid()]))
+    system_libc = next(c.path for c in find_libcs([os.getpid()]))
     shutil.copy(system_libc, libc_dir / "libc.so.6")
     other = subprocess.Popen([sys.executable, "-c", WAIT_THEN_LOOKUP], stdin=subprocess.PIPE,
                              text=True, env={**os.environ, "LD_LIBRARY_PATH": str(libc_dir)})

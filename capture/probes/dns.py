@@ -1,32 +1,51 @@
-"""dns probe: every libc name lookup, on every libc running processes map."""
+"""dns probe: every libc name lookup, in every process that maps a libc or
+contains the lookup functions itself, also in processes started during the
+window; with the `wire` option, DNS queries on the wire as well
+(capture/probes/dns_wire.py)."""
 
 from __future__ import annotations
 
 import ctypes
-
 import errno
+import ipaddress
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 from nettrail.capture.clock import boot_ns
-from nettrail.capture.events import DNS, MAX_ADDRS, DnsLookup, RecordContext, address, ms, text
-from nettrail.capture.libbpf import BpfObject, map_items
-from nettrail.capture.libcs import find_libcs
+from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, RecordContext,
+                                     address, ms, text)
+from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
+from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
 from nettrail.capture.loader import HookSet, Probe
-from nettrail.errors import ProbeError
+from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WireDns
+from nettrail.errors import NettrailError, ProbeError
 
 # libc function: its entry program (all share the return program)
 PROGRAMS = {"getaddrinfo": "getaddrinfo_entry", "gethostbyname": "gethostbyname_entry",
-             "gethostbyname2": "gethostbyname2_entry",
-             "gethostbyname_r": "gethostbyname_r_entry",
-             "gethostbyname2_r": "gethostbyname2_r_entry"}
+            "gethostbyname2": "gethostbyname2_entry",
+            "gethostbyname_r": "gethostbyname_r_entry",
+            "gethostbyname2_r": "gethostbyname2_r_entry"}
 RETURN_PROGRAM = "lookup_exit"
-# enum lookup_function in bpf/nettrail.h
-LOOKUP_FUNCTIONS = {1: "getaddrinfo", 2: "gethostbyname", 3: "gethostbyname2",
-                    4: "gethostbyname_r", 5: "gethostbyname2_r"}
+MULTI_ENTRY, MULTI_RETURN = "lookup_entry_multi", "lookup_exit_multi"
+EXEC_PROGRAM = "exec_watch"
+# enum dns_function in bpf/nettrail.h
+FUNCTION_NAMES = {1: "getaddrinfo", 2: "gethostbyname", 3: "gethostbyname2",
+                  4: "gethostbyname_r", 5: "gethostbyname2_r"}
+FUNCTION_IDS = {name: number for number, name in FUNCTION_NAMES.items()}
 FN_GETADDRINFO = 1
 EAI_NAMES = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
 H_ERRNO_NAMES = {1: "HOST_NOT_FOUND", 2: "TRY_AGAIN", 3: "NO_RECOVERY", 4: "NO_DATA"}
+# names every resolver answers without asking DNS (RFC 6761 localhost)
+LOCALHOST = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+# A new program maps its libc after exec (the dynamic loader does): look at
+# it every POLL_S until a libc shows up, for at most WATCH_S.
+POLL_S = 0.1
+WATCH_S = 1.0
+MAX_WATCHED = 256
+UNUSED_RING_BYTES = 4096  # a ring buffer's smallest size: one page
 
 
 def dns_error(function: int, ret: int, h_errno: int) -> str | None:
@@ -40,70 +59,243 @@ def dns_error(function: int, ret: int, h_errno: int) -> str | None:
     return errno.errorcode.get(ret, "UNKNOWN") if ret > 0 else "UNKNOWN"
 
 
-def dns_records(blob: bytes, ctx: RecordContext) -> list[dict]:
+def is_literal(name: str) -> bool:
+    """An address written out (getaddrinfo also takes inet_aton's short forms
+    like 10.1); such a "lookup" asks nobody."""
+    try:
+        socket.inet_aton(name)
+        return True
+    except OSError:
+        pass
+    try:
+        ipaddress.IPv6Address(name.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
+
+
+def is_localhost(name: str) -> bool:
+    lowered = name.lower().rstrip(".")
+    return lowered in LOCALHOST or lowered.endswith(".localhost")
+
+
+def resolved_by(name: str, ok: bool, wire_queries: int, wire_on: bool) -> str | None:
+    """literal, hosts or dns; None when nothing tells (wire-level DNS off)."""
+    if is_literal(name):
+        return "literal"
+    if wire_queries:
+        return "dns"
+    if is_localhost(name) or (wire_on and ok):
+        return "hosts"  # answered, and no query left this process
+    return None
+
+
+def lookup_record(ctx: RecordContext, start_ns: int, pid: int, comm: bytes, name: bytes,
+                  truncated: int, function: int, cgroup_id: int, latency_ms: float, ok: bool,
+                  error: str | None, addresses: list[str], resolver: str | None,
+                  pending: bool = False) -> dict:
+    return {"kind": "lookup", "ts": ctx.clock.unix(start_ns),
+            **ctx.identity(pid, text(comm), cgroup_id=cgroup_id or None),
+            "source": "libc", "name": text(name), "name_truncated": bool(truncated),
+            "qtype": None, "function": FUNCTION_NAMES.get(function, "?"), "server": None,
+            "latency_ms": latency_ms, "ok": ok, "error": error, "addresses": addresses,
+            "pending": pending, "resolved_by": resolver, "call_ts": None}
+
+
+def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool) -> list[dict]:
     """Records from struct dns_event bytes."""
     out = []
-    for start, end, pid, ret, h_errno, function, naddrs, _pad, *rest in DNS.iter_unpack(blob):
+    for (start, end, cgroup_id, pid, ret, h_errno, function, naddrs, truncated, _pad,
+         wire_queries, *rest) in DNS.iter_unpack(blob):
         families, (addrs, comm, host) = rest[:MAX_ADDRS], rest[MAX_ADDRS:]
         addresses: list[str] = []
         for i in range(min(naddrs, MAX_ADDRS)):
             addr = address(families[i], addrs[16 * i:16 * i + 16])
             if addr not in addresses:
                 addresses.append(addr)
-        out.append(lookup_record(ctx, start, pid, comm, host, function,
-                                 latency_ms=ms(end - start), ok=ret == 0,
-                                 error=dns_error(function, ret, h_errno), addresses=addresses))
+        out.append(lookup_record(
+            ctx, start, pid, comm, host, truncated, function, cgroup_id,
+            latency_ms=ms(end - start), ok=ret == 0, error=dns_error(function, ret, h_errno),
+            addresses=addresses,
+            resolver=resolved_by(text(host), ret == 0, wire_queries, wire_on)))
     return out
 
 
-def lookup_record(ctx: RecordContext, start_ns: int, pid: int, comm: bytes, name: bytes,
-                  function: int, latency_ms: float, ok: bool, error: str | None,
-                  addresses: list[str], pending: bool = False) -> dict:
-    return {"kind": "lookup", "ts": ctx.clock.unix(start_ns), **ctx.identity(pid, text(comm)),
-            "source": "libc", "name": text(name), "name_truncated": False, "qtype": None,
-            "function": LOOKUP_FUNCTIONS.get(function, "?"), "server": None,
-            "latency_ms": latency_ms, "ok": ok, "error": error, "addresses": addresses,
-            "pending": pending, "resolved_by": None}
-
-
-def pending_record(ctx: RecordContext, lookup: DnsLookup, now_ns: int) -> dict:
+def pending_record(ctx: RecordContext, lookup: DnsLookup, now_ns: int, wire_on: bool
+                   ) -> dict:
     """A lookup still unanswered at window end; latency_ms is its age."""
     return lookup_record(ctx, lookup.start_ns, lookup.pid, lookup.comm, lookup.host,
-                         lookup.function, latency_ms=ms(now_ns - lookup.start_ns), ok=False,
-                         error=None, addresses=[], pending=True)
+                         lookup.name_truncated, lookup.function, lookup.cgroup_id,
+                         latency_ms=ms(now_ns - lookup.start_ns), ok=False, error=None,
+                         addresses=[], pending=True,
+                         resolver=resolved_by(text(lookup.host), False, lookup.wire_queries,
+                                              wire_on))
+
+
+class ExecWatch:
+    """Processes that start a program during the window: each is looked at
+    again every POLL_S until it maps a libc, for at most WATCH_S, on a thread
+    of its own (the window's loop knows nothing of it)."""
+
+    def __init__(self, obj: BpfObject, probe_pids: Callable[[Iterable[int]], set[int]]) -> None:
+        self.probe_pids = probe_pids
+        self.watching: dict[int, float] = {}  # pid: until (monotonic)
+        self.unwatched = 0
+        self.rings = RingBuffers()
+        self.rings.add(obj.map_fd("execs"), self._on_execs)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="nettrail-dns-exec", daemon=True)
+        self.error: str | None = None
+
+    def _on_execs(self, blob: bytes) -> None:
+        until = time.monotonic() + WATCH_S
+        for (pid,) in DNS_EXEC.iter_unpack(blob):
+            if pid in self.watching or len(self.watching) < MAX_WATCHED:
+                self.watching[pid] = until
+            else:
+                self.unwatched += 1
+
+    def _run(self) -> None:
+        try:
+            while not self.done.wait(POLL_S):
+                self.rings.drain()
+                now = time.monotonic()
+                with_libc = self.probe_pids(list(self.watching))
+                self.watching = {pid: until for pid, until in self.watching.items()
+                                 if until > now and pid not in with_libc}
+        except NettrailError as exc:  # the window goes on without new programs
+            self.error = exc.problem
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        self.rings.free()
+
+
+_HOOKED = ",".join(PROGRAMS) + "+tp_btf/sched_process_exec"
+# one link per file and direction (6.6+), else one uprobe per function
+MULTI = HookSet("uprobe_multi/libc:" + _HOOKED, (MULTI_ENTRY, MULTI_RETURN, EXEC_PROGRAM))
+SINGLE = HookSet("uprobe/libc:" + _HOOKED, (*PROGRAMS.values(), RETURN_PROGRAM, EXEC_PROGRAM))
 
 
 class DnsProbe(Probe):
     name = "dns"
-    hook_sets = (HookSet("uprobe/libc:" + ",".join(PROGRAMS),
-                         (*PROGRAMS.values(), RETURN_PROGRAM)),)
+    hook_sets = (MULTI, SINGLE)
+
+    def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
+        super().__init__(ctx, pids)
+        self.finder = Finder()
+        self.libraries: list[Library] = []
+        self.watch: ExecWatch | None = None
+        self.wire: WireDns | None = None
+        self.multi = False
+
+    @property
+    def wire_on(self) -> bool:
+        return self.wire is not None
 
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
-        """Entry and return uprobes on each function of each libc found."""
-        libcs = find_libcs(self.pids)
-        covered = []
-        for libc in libcs:
-            functions, missing = [], []
-            for function, program in PROGRAMS.items():
-                try:
-                    obj.attach_uprobe(program, libc.open_path, function, retprobe=False)
-                    obj.attach_uprobe(RETURN_PROGRAM, libc.open_path, function, retprobe=True)
-                    functions.append(function)
-                except ProbeError:
-                    missing.append(function)
-            covered.append({"path": libc.path, "pid": libc.pid, "functions": functions,
-                            "missing": missing})
-        self.status.detail["libcs"] = covered
-        if not any(c["functions"] for c in covered):
-            raise ProbeError("no libc with getaddrinfo found in running processes"
-                             if not libcs else "no lookup function could be probed")
+        """Exec watch first (a program started while the others are scanned
+        is still seen), then every lookup function of every process."""
+        self.finder, self.libraries, self.multi = Finder(), [], hooks is MULTI
+        obj.attach(EXEC_PROGRAM)
+        self.probe_processes(obj, self.pids or all_pids())
+        if self.finder.opened and not self.libraries:
+            raise ProbeError("no lookup function could be probed: "
+                             + self.finder.not_probed[-1]["reason"])
+
+    def configure(self, obj: BpfObject, hooks: HookSet) -> None:
+        super().configure(obj, hooks)
+        if hooks is MULTI:
+            for program in (MULTI_ENTRY, MULTI_RETURN):
+                obj.expect_attach_type(program, BPF_TRACE_UPROBE_MULTI)
+        if WIRE not in self.options:
+            obj.resize_map(WIRE_EVENTS, UNUSED_RING_BYTES)
+
+    def start(self, started: dict[str, Probe]) -> None:
+        super().start(started)
+        if not self.running:
+            return
+        if WIRE in self.options:
+            self.start_wire()
+        self.watch = ExecWatch(self.obj, lambda pids: self.probe_processes(self.obj, pids))
+        self.watch.start()
+        self.update_status()
+
+    def start_wire(self) -> None:
+        try:
+            self.wire = WireDns(self.ctx, self.pids, self.obj)
+        except ProbeError as exc:
+            self.status.detail["wire_error"] = exc.problem
+
+    def probe_processes(self, obj: BpfObject, pids: Iterable[int]) -> set[int]:
+        """Attach to the new lookup files of these processes; the pids that map
+        a libc (new or not) are returned."""
+        with_libc: set[int] = set()
+        for target in self.finder.targets(pids, with_libc):
+            try:
+                self.libraries.append(self.attach_target(obj, target))
+            except ProbeError as exc:
+                self.finder.skip(target.mapping, f"attach failed: {exc.problem}")
+            finally:
+                target.close()  # each uprobe holds the file now
+        if self.watch:
+            self.update_status()
+        return with_libc
+
+    def attach_target(self, obj: BpfObject, target: Target) -> Library:
+        functions = [f for f in LOOKUP_FUNCTIONS if f in target.offsets]
+        offsets = [target.offsets[f] for f in functions]
+        if self.multi:
+            cookies = [FUNCTION_IDS[f] for f in functions]
+            for program, retprobe in ((MULTI_ENTRY, False), (MULTI_RETURN, True)):
+                obj.attach_uprobe_multi(program, target.attach_path, offsets, cookies,
+                                        retprobe)
+        else:
+            for function, offset in zip(functions, offsets):
+                obj.attach_uprobe(PROGRAMS[function], target.attach_path, offset, False)
+                obj.attach_uprobe(RETURN_PROGRAM, target.attach_path, offset, True)
+        return Library(target.mapping.path, target.mapping.pid, target.kind, functions,
+                       [f for f in LOOKUP_FUNCTIONS if f not in target.offsets])
+
+    def update_status(self) -> None:
+        """meta.json's view (new lists each time: the window may be writing
+        the old ones)."""
+        detail = {"libcs": [lib.as_json() for lib in self.libraries],
+                  "not_probed": list(self.finder.not_probed),
+                  "not_probed_unlisted": self.finder.not_listed,
+                  "wire": "on" if self.wire_on else "off"}
+        if self.watch and (self.watch.unwatched or self.watch.error):
+            detail["exec_watch"] = {"unwatched": self.watch.unwatched,
+                                    "error": self.watch.error}
+        self.status.detail = {**self.status.detail, **detail}
 
     def streams(self) -> list[tuple[str, Callable[[bytes], list[dict]]]]:
-        return [("events", lambda blob: dns_records(blob, self.ctx))]
+        wire = self.wire.streams() if self.wire else []
+        # wire first: a query's record is written before its libc call's
+        return [*wire, ("events", lambda blob: dns_records(blob, self.ctx, self.wire_on))]
 
     def final_records(self) -> list[dict]:
         """Lookups started in the window and still unanswered."""
         now = boot_ns()
-        return [pending_record(self.ctx, lookup, now)
-                for _tid, lookup in map_items(self.obj.map_fd("lookups"), ctypes.c_uint64,
-                                              DnsLookup)]
+        wire = self.wire.final_records(now) if self.wire else []
+        return wire + [pending_record(self.ctx, lookup, now, self.wire_on)
+                       for _tid, lookup in map_items(self.obj.map_fd("lookups"),
+                                                     ctypes.c_uint64, DnsLookup)]
+
+    def lost_events(self) -> int:
+        return super().lost_events() + (self.wire.lost_events() if self.wire else 0)
+
+    def close(self) -> None:
+        if self.watch:
+            self.watch.close()
+            self.update_status()
+            self.watch = None
+        if self.wire:
+            self.wire.close()
+            self.wire = None
+        super().close()

@@ -1,8 +1,9 @@
 """A tiny DNS server for tests, on ADDRESS:53 (default 127.0.0.1) inside its
-network namespace.
+network namespace, over UDP and TCP.
 
-slow.*   -> answered after 300 ms      missing.* -> NXDOMAIN
-hang.*   -> never answered             anything else -> answered at once
+slow.*     -> answered after 300 ms      missing.*  -> NXDOMAIN
+servfail.* -> SERVFAIL                   hang.*     -> never answered
+anything else -> answered at once
 A queries get ANSWER (default 127.0.0.42); other types an empty answer.
 Usage: dnsserver.py [ADDRESS [ANSWER]]. Prints "ready"."""
 
@@ -15,6 +16,9 @@ import threading
 
 SLOW_S = 0.3
 ANSWER = socket.inet_aton(sys.argv[2] if len(sys.argv) > 2 else "127.0.0.42")
+RCODES = {"missing": 3, "servfail": 2}
+NOERROR = 0
+TYPE_A = 1
 
 
 def parse_question(packet: bytes) -> tuple[str, int, int]:
@@ -33,23 +37,59 @@ def answer(packet: bytes) -> tuple[bytes | None, float]:
     first = name.split(".")[0]
     if first == "hang":
         return None, 0.0
-    rcode = 3 if first == "missing" else 0
+    rcode = RCODES.get(first, NOERROR)
     answers = b""
-    if rcode == 0 and qtype == 1:
+    if rcode == NOERROR and qtype == TYPE_A:
         answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0, 4) + ANSWER
     header = packet[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
     return header + packet[12:end] + answers, SLOW_S if first == "slow" else 0.0
 
 
+def recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def serve_tcp_client(conn: socket.socket) -> None:
+    """Length-prefixed messages until the client closes."""
+    with conn:
+        try:
+            while True:
+                length = struct.unpack("!H", recv_exactly(conn, 2))[0]
+                reply, delay = answer(recv_exactly(conn, length))
+                if reply is not None:
+                    threading.Event().wait(delay)
+                    conn.sendall(struct.pack("!H", len(reply)) + reply)
+        except (ConnectionError, OSError):
+            return
+
+
+def serve_tcp(listener: socket.socket) -> None:
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve_tcp_client, args=(conn,), daemon=True).start()
+
+
 def main() -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1", 53))
+    address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((address, 53))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((address, 53))
+    tcp.listen()
+    threading.Thread(target=serve_tcp, args=(tcp,), daemon=True).start()
     print("ready", flush=True)
     while True:
-        packet, client = sock.recvfrom(4096)
+        packet, client = udp.recvfrom(4096)
         reply, delay = answer(packet)
         if reply is not None:
-            threading.Timer(delay, sock.sendto, (reply, client)).start()
+            threading.Timer(delay, udp.sendto, (reply, client)).start()
 
 
 if __name__ == "__main__":

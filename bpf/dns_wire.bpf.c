@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+/* dns_wire: DNS over UDP and TCP port 53 as sockets send and receive it, for
+ * resolvers that bypass libc (Go, dig, Java, systemd-resolved upstream).
+ * cgroup_skb programs on the cgroup v2 root see every socket of every process
+ * in every network namespace, with no kprobes. A query waits per (socket,
+ * transaction id) with its owner, the task sending it, until its answer
+ * arrives; the messages themselves are parsed in user space. A query sent
+ * inside a libc lookup of the same thread is counted in that lookup. */
+#include "dns_shared.bpf.h"
+
+#define MAX_QUERIES 10240
+#define DNS_PORT 53
+#define DNS_HEADER_LEN 12
+#define TCP_LENGTH_PREFIX 2 /* DNS over TCP: a 2-byte length before each message */
+#define IPPROTO_UDP 17
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IP_FRAG_OFFSET 0x1fff
+#define CGROUP_SKB_PASS 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_QUERIES);
+	__type(key, struct dns_wire_key);
+	__type(value, struct dns_wire_query);
+} queries SEC(".maps");
+
+/* Room to build a query: too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_wire_query);
+} scratch SEC(".maps");
+
+/* Where the DNS message is in a packet, and who talks to whom. */
+struct packet {
+	__u32 msg_off;
+	__u32 msg_len;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* The IP header: protocol, addresses, where the transport header starts. */
+static __always_inline int parse_ip(struct __sk_buff *skb, struct packet *p, __u32 *l4_off)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) ||
+		    (ip.frag_off & bpf_htons(IP_FRAG_OFFSET)))
+			return -1;
+		p->family = AF_INET;
+		p->proto = ip.protocol;
+		__builtin_memcpy(p->saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->daddr, &ip.daddr, 4);
+		*l4_off = ip.ihl * 4;
+		return 0;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return -1;
+		p->family = AF_INET6;
+		p->proto = ip6.nexthdr; /* extension headers: not DNS we can read */
+		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+		*l4_off = sizeof(ip6);
+		return 0;
+	}
+	return -1;
+}
+
+/* A DNS message to or from port 53: where it starts and how long it is. */
+static __always_inline int parse_dns(struct __sk_buff *skb, struct packet *p)
+{
+	__u32 l4_off = 0;
+	__u16 ports[2];
+	__u8 doff;
+
+	if (parse_ip(skb, p, &l4_off) || bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
+		return -1;
+	p->sport = bpf_ntohs(ports[0]);
+	p->dport = bpf_ntohs(ports[1]);
+	if (p->proto == IPPROTO_UDP) {
+		p->msg_off = l4_off + sizeof(struct udphdr);
+	} else if (p->proto == IPPROTO_TCP) {
+		// data offset: the high nibble of byte 12 of the TCP header
+		if (bpf_skb_load_bytes(skb, l4_off + 12, &doff, 1))
+			return -1;
+		p->msg_off = l4_off + (doff >> 4) * 4 + TCP_LENGTH_PREFIX;
+	} else {
+		return -1;
+	}
+	if (skb->len < p->msg_off + DNS_HEADER_LEN)
+		return -1;
+	p->msg_len = skb->len - p->msg_off;
+	return 0;
+}
+
+/* Most packets are not DNS: a socket connected elsewhere is let go at once. */
+static __always_inline bool maybe_dns(struct __sk_buff *skb)
+{
+	__u32 remote_port = skb->remote_port; /* network order, in the high half */
+
+	return !remote_port || remote_port == bpf_htonl(DNS_PORT);
+}
+
+static __always_inline void copy_message(struct __sk_buff *skb, const struct packet *p,
+					 __u8 *dst, __u32 max_len, __u16 *len)
+{
+	__u64 n = p->msg_len;
+
+	if (n > max_len)
+		n = max_len;
+	// two tests on one register, kept apart: merged into one range test,
+	// older verifiers (6.1) lose both bounds
+	asm volatile("" : "+r"(n));
+	if (n < DNS_HEADER_LEN)
+		return;
+	asm volatile("" : "+r"(n));
+	if (n > max_len)
+		return;
+	if (!bpf_skb_load_bytes(skb, p->msg_off, dst, n))
+		*len = n;
+}
+
+static __always_inline void submit(const struct dns_wire_query *q, __u8 status,
+				   struct __sk_buff *skb, const struct packet *answer)
+{
+	struct dns_wire_event *e = bpf_ringbuf_reserve(&wire_events, sizeof(*e), 0);
+
+	if (!e) {
+		stat_inc(STAT_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memcpy(&e->q, q, sizeof(*q));
+	e->end_ns = bpf_ktime_get_boot_ns();
+	e->status = status;
+	e->answer_len = 0;
+	if (answer)
+		copy_message(skb, answer, e->answer, DNS_MSG_LEN, &e->answer_len);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* The task sending the query owns it; a libc lookup it is inside counts it. */
+static __always_inline int note_owner(struct dns_wire_query *q)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 tid = ((__u64)task->tgid << 32) | (__u32)task->pid;
+	struct dns_lookup *l;
+
+	q->pid = task->tgid;
+	if (!q->pid || !pid_wanted(q->pid))
+		return -1;
+	BPF_CORE_READ_STR_INTO(&q->comm, task, group_leader, comm);
+	l = bpf_map_lookup_elem(&lookups, &tid);
+	if (l) {
+		__sync_fetch_and_add(&l->wire_queries, 1);
+		q->call_start_ns = l->start_ns;
+	}
+	return 0;
+}
+
+static __always_inline void on_query(struct __sk_buff *skb, const struct packet *p,
+				     struct dns_wire_key *key)
+{
+	__u32 zero = 0;
+	struct dns_wire_query *q = bpf_map_lookup_elem(&scratch, &zero), *resent;
+
+	if (!q)
+		return;
+	__builtin_memset(q, 0, sizeof(*q) - DNS_QUERY_LEN);
+	if (note_owner(q))
+		return;
+	q->start_ns = bpf_ktime_get_boot_ns();
+	q->cgroup_id = bpf_skb_cgroup_id(skb);
+	q->family = p->family;
+	q->server_port = p->dport;
+	q->proto = p->proto;
+	__builtin_memcpy(q->server, p->daddr, 16);
+	copy_message(skb, p, q->query, DNS_QUERY_LEN, &q->query_len);
+	// the same query again on the same socket: the first got no answer in time
+	resent = bpf_map_lookup_elem(&queries, key);
+	if (resent)
+		submit(resent, WIRE_RESENT, skb, NULL);
+	if (bpf_map_update_elem(&queries, key, q, BPF_ANY))
+		stat_inc(STAT_MAP_FULL);
+}
+
+static __always_inline void on_answer(struct __sk_buff *skb, const struct packet *p,
+				      struct dns_wire_key *key)
+{
+	struct dns_wire_query *q = bpf_map_lookup_elem(&queries, key);
+
+	if (!q)
+		return; /* asked before the window, or not by a process we trace */
+	submit(q, WIRE_ANSWERED, skb, p);
+	bpf_map_delete_elem(&queries, key);
+}
+
+/* egress: queries (to port 53); ingress: answers (from port 53) */
+static __always_inline int handle(struct __sk_buff *skb, bool egress)
+{
+	struct dns_wire_key key = {};
+	struct packet p = {};
+
+	if (!maybe_dns(skb) || parse_dns(skb, &p))
+		return CGROUP_SKB_PASS;
+	if ((egress ? p.dport : p.sport) != DNS_PORT)
+		return CGROUP_SKB_PASS;
+	if (bpf_skb_load_bytes(skb, p.msg_off, &key.id, sizeof(key.id)))
+		return CGROUP_SKB_PASS;
+	key.sock_cookie = bpf_get_socket_cookie(skb);
+	if (egress)
+		on_query(skb, &p, &key);
+	else
+		on_answer(skb, &p, &key);
+	return CGROUP_SKB_PASS;
+}
+
+SEC("cgroup_skb/egress")
+int wire_egress(struct __sk_buff *skb)
+{
+	return handle(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int wire_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, false);
+}
+
+char LICENSE[] SEC("license") = "GPL";
