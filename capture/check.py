@@ -67,6 +67,12 @@ def _tcp_engine() -> list[Finding]:
         btf.close()
 
 
+def _fix(error: str | None) -> str:
+    if error and "needs CAP_" in error:
+        return "run as root, or grant it (README: capabilities per probe)"
+    return "run with --debug for libbpf's log"
+
+
 def _probes() -> list[Finding]:
     """Start the probes (and their opt-in parts) for a moment, as a capture
     would, to learn their hooks."""
@@ -75,14 +81,16 @@ def _probes() -> list[Finding]:
     for probe in probes.values():
         probe.close()
     findings = [Finding(name, p.status.hook or p.status.error or "", p.status.status == "ok",
-                        "" if p.status.status == "ok" else "run with --debug for libbpf's log")
+                        "" if p.status.status == "ok" else _fix(p.status.error))
                 for name, p in probes.items()]
+    findings += [Finding(f"{name} (less)", note, True, "grant it for the full view")
+                 for name, p in probes.items() for note in p.status.detail.get("degraded", ())]
     for option, probe_name in PROBE_OPTIONS.items():
         detail = probes[probe_name].status.detail
         if probes[probe_name].status.status == "ok":
             error = detail.get(f"{option}_error")
             findings.append(Finding(f"{probe_name} +{option}", error or "can run", not error,
-                                    "run with --debug for libbpf's log" if error else ""))
+                                    _fix(error) if error else ""))
     return findings
 
 

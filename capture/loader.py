@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, RecordContext
 from nettrail.capture.libbpf import BpfObject, map_lookup
+from nettrail.capture.preflight import BPF_NEEDS, CapNeed, missing_caps
 from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
 
 # The one hook set of the TCP probes, on every kernel they support (5.11+;
@@ -105,9 +106,21 @@ class Probe:
     # opt-in parts asked for (logformat.PROBE_OPTIONS), set before start()
     options: frozenset[str] = frozenset()
 
+    capabilities: tuple[CapNeed, ...] = BPF_NEEDS
+
     @staticmethod
     def kernel_problem() -> NettrailError | None:
         """What this kernel lacks for the probe (checked before loading)."""
+        return None
+
+    def privilege_problem(self) -> str | None:
+        """The capabilities it cannot start without; the optional ones it
+        lacks are noted in its status (`degraded`)."""
+        required, optional = missing_caps(self.capabilities)
+        if optional:
+            self.status.detail["degraded"] = [f"without {n.text()}" for n in optional]
+        if required:
+            return "needs " + ", ".join(n.text() for n in required)
         return None
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
@@ -143,9 +156,10 @@ class Probe:
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """Load and attach; `started` are the probes started before this one."""
-        problem = self.kernel_problem()
+        kernel = self.kernel_problem()
+        problem = kernel.problem if kernel else self.privilege_problem()
         if problem:
-            self.status = ProbeStatus("failed", error=problem.problem, detail=self.status.detail)
+            self.status = ProbeStatus("failed", error=problem, detail=self.status.detail)
             return
         try:
             self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,

@@ -12,6 +12,42 @@ from nettrail.errors import PrivilegeError, ProbeError, UnsupportedSystem
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+CAPS = {"CAP_DAC_READ_SEARCH": 2, "CAP_NET_ADMIN": 12, "CAP_SYS_PTRACE": 19,
+        "CAP_SYS_ADMIN": CAP_SYS_ADMIN, "CAP_PERFMON": CAP_PERFMON, "CAP_BPF": CAP_BPF,
+        "CAP_CHECKPOINT_RESTORE": 40}
+
+
+@dataclass(frozen=True)
+class CapNeed:
+    """A capability a probe needs (any one of `caps`) and what for. Without a
+    required one the probe does not start; without an optional one it runs
+    and says what it misses. Measured as uid 65534 holding only these
+    (tests/test_capabilities.py; README lists them)."""
+
+    caps: tuple[str, ...]
+    why: str
+    required: bool = True
+
+    def held(self, effective: int) -> bool:
+        return any(effective & (1 << CAPS[cap]) for cap in self.caps)
+
+    def text(self) -> str:
+        return f"{' or '.join(self.caps)} ({self.why})"
+
+
+# CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON, as the kernel allows
+BPF_NEEDS = (CapNeed(("CAP_BPF", "CAP_SYS_ADMIN"), "load BPF programs and maps"),
+             CapNeed(("CAP_PERFMON", "CAP_SYS_ADMIN"), "attach tracing programs, read "
+                     "kernel memory"))
+IDENTITY_NEED = CapNeed(("CAP_DAC_READ_SEARCH",), "cgroup paths, hence container and "
+                        "service names, from cgroup ids", required=False)
+
+
+def missing_caps(needs: tuple[CapNeed, ...]) -> tuple[list[CapNeed], list[CapNeed]]:
+    """The required and the optional needs this process does not hold."""
+    effective = effective_caps()
+    missing = [n for n in needs if not n.held(effective)]
+    return [n for n in missing if n.required], [n for n in missing if not n.required]
 
 
 def effective_caps() -> int:
@@ -23,13 +59,14 @@ def effective_caps() -> int:
 
 
 def privilege_problem() -> PrivilegeError | None:
-    caps = effective_caps()
-    has = lambda cap: bool(caps & (1 << cap))  # noqa: E731
-    if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
+    """No probe can load at all (each probe checks its own needs too)."""
+    required, _ = missing_caps(BPF_NEEDS)
+    if not required:
         return None
     who = "root without capabilities" if os.geteuid() == 0 else f"uid {os.geteuid()}"
-    return PrivilegeError(f"nettrail needs root or CAP_BPF+CAP_PERFMON to load probes "
-                          f"(running as {who})", "run it with sudo")
+    return PrivilegeError(f"nettrail needs root, or {' and '.join(n.caps[0] for n in BPF_NEEDS)} "
+                          f"at least, to load probes (running as {who})",
+                          "run it with sudo; README lists the capabilities per probe")
 
 
 def btf_problem() -> UnsupportedSystem | None:

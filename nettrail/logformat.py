@@ -108,17 +108,6 @@ V1_SCHEMAS: dict[str, dict[str, Types]] = {
 }
 
 
-# Fields added to /2 after it was first written: /2 logs without them are
-# still valid, the field read as null.
-ADDED_IN_2: dict[str, tuple[str, ...]] = {"dns": ("call_ts",)}
-
-
-def _add_later_fields(fields: tuple[str, ...]) -> Callable[[dict], dict]:
-    def upgrade(record: dict) -> dict:
-        return record if all(f in record for f in fields) else {
-            **record, **{f: None for f in fields if f not in record}}
-    return upgrade
-
 
 def reading_rules(fmt: str, probe: str, host: str
                   ) -> tuple[dict[str, Types], Callable[[dict], dict] | None]:
@@ -126,8 +115,4 @@ def reading_rules(fmt: str, probe: str, host: str
     function that brings a valid record to the current shape (None: as is)."""
     if fmt == FORMAT_V1:
         return V1_SCHEMAS[probe], _upgrade_v1(probe, host)
-    later = ADDED_IN_2.get(probe, ())
-    if not later:
-        return SCHEMAS[probe], None
-    schema = {k: v for k, v in SCHEMAS[probe].items() if k not in later}
-    return schema, _add_later_fields(later)
+    return SCHEMAS[probe], None

@@ -20,8 +20,11 @@ def fake_capture(**extra: object) -> SimpleNamespace:
 
 
 def conns(n: int) -> list[Conn]:
-    return [Conn(1000 + i, "evil\x1b[2J\u202ename", 2, "10.0.0.1", 40000 + i,
-                 "2001:db8:1234:5678:9abc:def0:1234:5678", 443, 500_000 * (n - i), 4_000)
+    return [Conn(pid=1000 + i, comm="evil\x1b[2J\u202ename", netns=4026531840, family=2,
+                 laddr="10.0.0.1", lport=40000 + i,
+                 raddr="2001:db8:1234:5678:9abc:def0:1234:5678", rport=443, side=1,
+                 rx_bytes=500_000 * (n - i), tx_bytes=4_000, retrans_bytes=0, srtt_us=100,
+                 cgroup_id=0, nspid=0)
             for i in range(n)]
 
 

@@ -73,7 +73,8 @@ def good_lookup() -> dict:
             "nspid": None, "cgroup": None, "container": None, "unit": None,
             "source": "libc", "name": "db.example", "name_truncated": False, "qtype": None,
             "function": "getaddrinfo", "server": None, "latency_ms": 1.2, "ok": True,
-            "error": None, "addresses": ["10.0.0.9"], "pending": False, "resolved_by": "dns"}
+            "error": None, "addresses": ["10.0.0.9"], "pending": False, "resolved_by": "dns",
+            "call_ts": None}
 
 
 @pytest.mark.parametrize("change", [

@@ -12,7 +12,7 @@ from nettrail.capture.events import (CONN_KEY, CONN_ROW, CONN_VAL, FAMILIES, SID
                                      RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
-from nettrail.capture.preflight import tcp_counter_problem
+from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
 
@@ -91,6 +91,7 @@ class BandwidthProbe(Probe):
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("pass_conns", "peek_conns")),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)
+    capabilities = (*BPF_NEEDS, IDENTITY_NEED)
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)

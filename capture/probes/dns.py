@@ -19,7 +19,8 @@ from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, Record
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
 from nettrail.capture.loader import HookSet, Probe
-from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WireDns
+from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, CapNeed, missing_caps
+from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WIRE_NEED, WireDns
 from nettrail.errors import NettrailError, ProbeError
 
 # libc function: its entry program (all share the return program)
@@ -185,6 +186,14 @@ SINGLE = HookSet("uprobe/libc:" + _HOOKED, (*PROGRAMS.values(), RETURN_PROGRAM, 
 class DnsProbe(Probe):
     name = "dns"
     hook_sets = (MULTI, SINGLE)
+    capabilities = (
+        *BPF_NEEDS,
+        CapNeed(("CAP_CHECKPOINT_RESTORE", "CAP_SYS_ADMIN"), "open the files processes map, "
+                "through /proc/PID/map_files"),
+        CapNeed(("CAP_SYS_PTRACE",), "read other users' processes' maps: libraries only they "
+                "map (a container's own libc) are not probed", required=False),
+        IDENTITY_NEED,
+    )
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
@@ -227,6 +236,10 @@ class DnsProbe(Probe):
         self.update_status()
 
     def start_wire(self) -> None:
+        required, _ = missing_caps((WIRE_NEED,))
+        if required:
+            self.status.detail["wire_error"] = f"wire-level DNS needs {WIRE_NEED.text()}"
+            return
         try:
             self.wire = WireDns(self.ctx, self.pids, self.obj)
         except ProbeError as exc:

@@ -15,6 +15,7 @@ from nettrail.capture.events import (DnsWireEvent, DnsWireKey, DnsWireQuery, Rec
                                      address, ms, text)
 from nettrail.capture.libbpf import BpfObject, map_items
 from nettrail.capture.loader import object_path, pid_filter, read_stats
+from nettrail.capture.preflight import CapNeed
 from nettrail.errors import ProbeError
 
 WIRE = "wire"  # its name in --probes (logformat.PROBE_OPTIONS)
@@ -25,6 +26,8 @@ PROGRAMS = ("wire_egress", "wire_ingress")
 # in its libc call) and the ring buffer its events go to
 SHARED_MAPS = ("lookups", EVENTS)
 MOUNTINFO = "/proc/self/mountinfo"
+WIRE_NEED = CapNeed(("CAP_NET_ADMIN", "CAP_SYS_ADMIN"), "attach socket programs to the "
+                    "cgroup v2 root")
 
 # enum dns_wire_status in bpf/nettrail.h
 WIRE_ANSWERED, WIRE_RESENT = 1, 2

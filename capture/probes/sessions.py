@@ -9,7 +9,7 @@ from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SI
                                      RecordContext, address, ms, text)
 from nettrail.capture.libbpf import BpfObject
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
-from nettrail.capture.preflight import tcp_counter_problem
+from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 from nettrail.errors import ProbeError
 
 CHUNK = 4096  # open sessions decoded at a time
@@ -43,6 +43,7 @@ class SessionsProbe(Probe):
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("claim_owners", "dump_open")),)
     shared_state_fd: int | None = None
     kernel_problem = staticmethod(tcp_counter_problem)
+    capabilities = (*BPF_NEEDS, IDENTITY_NEED)
 
     def start(self, started: Mapping[str, Probe]) -> None:
         bandwidth = started.get("bandwidth")

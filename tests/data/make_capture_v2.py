@@ -53,12 +53,13 @@ def session(ts: float, c: dict, tx: int, rx: int, retrans: int | None, srtt: int
 def lookup(ts: float, who: dict, source: str, name: str, latency_ms: float, ok: bool,
            error: str | None, addresses: list[str], resolved_by: str | None,
            qtype: str | None = None, server: str | None = None, function: str | None = None,
-           pending: bool = False) -> dict:
+           pending: bool = False, call_ts: float | None = None) -> dict:
     return {"kind": "lookup", "ts": T0 + ts, "host": HOST, **who, "source": source,
             "name": name, "name_truncated": False, "qtype": qtype,
             "function": function if source == "libc" else None,
             "server": server, "latency_ms": latency_ms, "ok": ok, "error": error,
-            "addresses": addresses, "pending": pending, "resolved_by": resolved_by}
+            "addresses": addresses, "pending": pending, "resolved_by": resolved_by,
+            "call_ts": None if call_ts is None else T0 + call_ts}
 
 
 def libc(ts: float, who: dict, name: str, latency_ms: float, ok: bool, error: str | None,
@@ -69,9 +70,10 @@ def libc(ts: float, who: dict, name: str, latency_ms: float, ok: bool, error: st
 
 
 def wire(ts: float, who: dict, name: str, qtype: str, latency_ms: float, error: str | None,
-         addresses: list[str]) -> dict:
+         addresses: list[str], call_ts: float | None = None) -> dict:
+    """A query on the wire; `call_ts`: the libc call it was made in, if any."""
     return lookup(ts, who, "wire", name, latency_ms, error is None, error, addresses, "dns",
-                  qtype=qtype, server="10.0.0.2:53")
+                  qtype=qtype, server="10.0.0.2:53", call_ts=call_ts)
 
 
 API = "192.0.2.10"
@@ -108,13 +110,13 @@ SESSIONS = [
 
 DNS = [
     # curl: a libc call and the two wire queries it made (A and AAAA)
-    wire(0.2005, CURL, "api.example.com", "A", 12.0, None, [API]),
-    wire(0.2006, CURL, "api.example.com", "AAAA", 11.5, None, ["2001:db8::10"]),
+    wire(0.2005, CURL, "api.example.com", "A", 12.0, None, [API], call_ts=0.2),
+    wire(0.2006, CURL, "api.example.com", "AAAA", 11.5, None, ["2001:db8::10"], call_ts=0.2),
     libc(0.2, CURL, "api.example.com", 14.0, True, None, [API, "2001:db8::10"]),
     # probe: the search suffix on the wire, NXDOMAIN; libc says EAI_NONAME
     libc(1.0, PROBE, "missing", 25.0, False, "EAI_NONAME", []),
-    wire(1.001, PROBE, "missing.corp.test", "A", 10.0, "NXDOMAIN", []),
-    wire(1.012, PROBE, "missing", "A", 11.0, "NXDOMAIN", []),
+    wire(1.001, PROBE, "missing.corp.test", "A", 10.0, "NXDOMAIN", [], call_ts=1.0),
+    wire(1.012, PROBE, "missing", "A", 11.0, "NXDOMAIN", [], call_ts=1.0),
     # the container's resolver talks DNS itself: wire-only lookups, one slow
     wire(2.5, APP, "db.internal", "A", 180.0, None, ["192.0.2.30"]),
     wire(2.6, APP, "cache.internal", "A", 2000.0, None, [], ) | {"ok": False, "pending": True,
