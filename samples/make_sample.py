@@ -92,8 +92,9 @@ def main() -> None:
             assert dns.stdout.readline().strip() == "ready"
             assert files.stdout.readline().strip() == "ready"
             capture = subprocess.Popen(
-                [sys.executable, "-P", "-m", "nettrail", "capture", "1", "8", "-o", str(OUT),
-                 "--title", TITLE, "--note", NOTE], stderr=subprocess.PIPE, text=True)
+                [sys.executable, "-P", "-m", "nettrail", "capture", "1", "8", "--probes", "+wire",
+                 "-o", str(OUT), "--title", TITLE, "--note", NOTE],
+                stderr=subprocess.PIPE, text=True)
             assert "capturing" in capture.stderr.readline()
             time.sleep(0.5)
             clients = [
