@@ -39,8 +39,9 @@ class CapNeed:
 BPF_NEEDS = (CapNeed(("CAP_BPF", "CAP_SYS_ADMIN"), "load BPF programs and maps"),
              CapNeed(("CAP_PERFMON", "CAP_SYS_ADMIN"), "attach tracing programs, read "
                      "kernel memory"))
-IDENTITY_NEED = CapNeed(("CAP_DAC_READ_SEARCH",), "cgroup paths, hence container and "
-                        "service names, from cgroup ids", required=False)
+IDENTITY_NEED = CapNeed(("CAP_DAC_READ_SEARCH",), "the cgroup, hence container and "
+                        "service, of processes gone before their /proc is read",
+                        required=False)
 
 
 def missing_caps(needs: tuple[CapNeed, ...]) -> tuple[list[CapNeed], list[CapNeed]]:
@@ -64,9 +65,9 @@ def privilege_problem() -> PrivilegeError | None:
     if not required:
         return None
     who = "root without capabilities" if os.geteuid() == 0 else f"uid {os.geteuid()}"
-    return PrivilegeError(f"nettrail needs root, or {' and '.join(n.caps[0] for n in BPF_NEEDS)} "
-                          f"at least, to load probes (running as {who})",
-                          "run it with sudo; README lists the capabilities per probe")
+    return PrivilegeError(f"nettrail needs root or {'+'.join(n.caps[0] for n in BPF_NEEDS)} "
+                          f"to load probes (running as {who})",
+                          "run it with sudo (README lists the capabilities per probe)")
 
 
 def btf_problem() -> UnsupportedSystem | None:

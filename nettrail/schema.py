@@ -20,8 +20,8 @@ from pathlib import Path
 
 from nettrail.headline import Headline
 from nettrail.logformat import (DNS_SOURCES, FORMAT, FORMAT_V1, KINDS, LOG_FILES, META,
-                                PROBES, RESOLVED_BY, SCHEMAS, SESSION_ENDS, SESSION_STATES,
-                                SIDES, V1_SCHEMAS, Types)
+                                PROBE_OPTIONS, PROBES, RESOLVED_BY, SCHEMAS, SESSION_ENDS,
+                                SESSION_STATES, SIDES, V1_SCHEMAS, Types)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
@@ -110,7 +110,8 @@ def meta_schema(fmt: str) -> dict:
         "intervals_done": {"type": "integer", "minimum": 0},
         "interrupted": {"type": "boolean"}, "trigger": {"enum": list(TRIGGERS)},
         "filters": _object({"pids": {"type": "array", "items": {"type": "integer"}},
-                            "probes": {"type": "array", "items": {"enum": list(PROBES)}}}),
+                            "probes": {"type": "array",
+                                       "items": {"enum": [*PROBES, *PROBE_OPTIONS]}}}),
         "probes": {**per_probe, "additionalProperties": _probe_status()},
         "lost_events": {**per_probe,
                         "additionalProperties": {"type": "integer", "minimum": 0}},

@@ -39,10 +39,11 @@ class CaptureRun:
     """`nettrail capture` running in the background; started() returns once
     every probe is attached (its first line on stderr)."""
 
-    def __init__(self, directory: Path, *args: str) -> None:
+    def __init__(self, directory: Path, *args: str, prefix: tuple[str, ...] = ()) -> None:
+        """`prefix`: a command that runs nettrail (e.g. setpriv as another user)."""
         self.directory = directory
         self.proc = subprocess.Popen(
-            [*NETTRAIL, "capture", *args, "-o", str(directory),
+            [*prefix, *NETTRAIL, "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         # the first line says every probe is attached; do not wait forever for it
