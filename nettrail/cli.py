@@ -202,9 +202,10 @@ def install_stop_handlers() -> threading.Event:
 
 
 def render_report(directory: Path, title: str | None = None, note: str | None = None,
-                  output: Path | None = None) -> Path:
+                  output: Path | None = None, cancelled: Callable[[], bool] | None = None
+                  ) -> Path:
     from nettrail.report.build import write_report
-    return write_report(directory, output=output, title=title, note=note)
+    return write_report(directory, output=output, title=title, note=note, cancelled=cancelled)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

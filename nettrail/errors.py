@@ -63,6 +63,12 @@ class OutputError(NettrailError):
     """Logs or report could not be written (disk full, permissions)."""
 
 
+class Cancelled(NettrailError):
+    """Work given up because nettrail is stopping (what was captured stays)."""
+
+    status = ExitStatus.INTERRUPTED
+
+
 class ServiceNotRunning(NettrailError):
     status = ExitStatus.NOT_RUNNING
 

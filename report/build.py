@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 from nettrail.files import write_private
@@ -23,8 +24,10 @@ def make_charts(data: ReportData) -> dict[str, charts.Chart | list[charts.Chart]
 
 
 def write_report(directory: Path, output: Path | None = None, title: str | None = None,
-                 note: str | None = None) -> Path:
-    data = aggregate(open_capture(directory), title, note)
+                 note: str | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
+    """`cancelled` is asked now and then while the logs are read: True gives
+    up (Cancelled), e.g. when a service must stop within its timeout."""
+    data = aggregate(open_capture(directory, cancelled), title, note)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     html = render(data, make_charts(data), now)
     out = output or directory / REPORT

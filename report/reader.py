@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nettrail import jsonio
-from nettrail.errors import BadCapture, PrivilegeError
+from nettrail.errors import BadCapture, Cancelled, PrivilegeError
 from nettrail.files import Unreadable, open_regular, read_regular
 from nettrail.logformat import (FORMAT, LOG_FILES, MAX_COUNT, MAX_INTERVAL_S, META,
                                 READABLE_FORMATS, reading_rules)
 
 MAX_WARNINGS_PER_FILE = 5
+# Lines read per log at most: the report's cost stays bounded whatever a log
+# holds (a lookup flood by any user writes a line per lookup); about 10 s of
+# aggregation each on this project's 2-core machine (docs/report.md)
+LINE_BUDGET = {"bandwidth": 4_000_000, "sessions": 1_000_000, "dns": 400_000}
+CANCEL_EVERY = 16_384  # lines between two looks at `cancelled`
 MAX_META_BYTES = 1 << 20
 MAX_META_TEXT = 1 << 16
 MAX_TEXT = 4096           # comm, hostnames, addresses, error names
@@ -94,6 +99,8 @@ class CaptureDir:
     path: Path
     meta: dict
     warnings: list[str] = field(default_factory=list)
+    # asked now and then while reading: True stops the report (a service stopping)
+    cancelled: Callable[[], bool] | None = None
 
     def records(self, probe: str) -> Iterator[dict]:
         """The probe's records, in file order; bad lines are skipped and noted."""
@@ -111,8 +118,16 @@ class CaptureDir:
         schema, upgrade = reading_rules(self.meta["format"], probe, self.meta["host"])
         intervals = self.meta["count"]
         bad: list[int] = []
+        budget = LINE_BUDGET[probe]
         with f:
             for number, line in enumerate(f, 1):
+                if number % CANCEL_EVERY == 0 and self.cancelled and self.cancelled():
+                    raise Cancelled(f"report of {self.path} not rendered: nettrail is stopping",
+                                    f"render it later with `nettrail report {self.path}`")
+                if number > budget:
+                    self.warnings.append(f"{name}: only its first {budget:,} lines were read "
+                                         "(the report's cost is bounded)")
+                    break
                 try:
                     record = jsonio.loads(line)
                 except ValueError:
@@ -213,7 +228,8 @@ def _read_meta(path: Path) -> object:
         os.close(dir_fd)
 
 
-def open_capture(path: Path) -> CaptureDir:
+def open_capture(path: Path, cancelled: Callable[[], bool] | None = None) -> CaptureDir:
+    """The capture at `path`, its meta.json checked; `cancelled`: see CaptureDir."""
     meta = _read_meta(path)
     meta_path = path / META
     if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
@@ -225,4 +241,4 @@ def open_capture(path: Path) -> CaptureDir:
     if problem:
         raise BadCapture(f"{meta_path} is damaged: {problem}",
                          "restore it from the capture, or re-run the capture")
-    return CaptureDir(path, meta)
+    return CaptureDir(path, meta, cancelled=cancelled)

@@ -41,6 +41,7 @@ from nettrail.units import human_bytes, printable
 
 # SIGHUP (the terminal went away) ends the service like SIGTERM
 WATCHED = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+RENDER_GRACE_S = 15.0  # of the unit's TimeoutStopSec=30
 MISFIRE_GRACE_S = 60
 
 
@@ -117,8 +118,9 @@ def _nobody(line: str) -> None:
 
 class ScheduleService:
     def __init__(self, root: Path, options: CaptureOptions, retention: Retention,
-                 trigger: CronTrigger, render: Callable[[Path], Path],
+                 trigger: CronTrigger, render: Callable[..., Path],
                  log: TextIO = sys.stderr) -> None:
+        """`render(directory, cancelled=...)` writes a capture's report."""
         self.root = root
         self.options = options
         self.retention = retention
@@ -126,6 +128,7 @@ class ScheduleService:
         self.render = render
         self.out = log
         self.stop = threading.Event()
+        self._stopping_since = 0.0
         self._index_lock = threading.Lock()
 
     def log(self, message: str) -> None:
@@ -138,7 +141,8 @@ class ScheduleService:
         opts = dataclasses.replace(self.options, out_dir=directory, trigger=trigger)
         self.log(f"started {trigger} capture into {directory}")
         try:
-            Capture(opts, _Answering(reply), self.stop, self.render).run()
+            Capture(opts, _Answering(reply), self.stop,
+                    lambda d: self.render(d, cancelled=self._render_overdue)).run()
         except CaptureBusy as exc:
             self.log(f"skipped {trigger} capture: {exc.problem}")
             reply(f"skipped {exc.problem}")
@@ -154,6 +158,11 @@ class ScheduleService:
             self.log(f"written {directory}: {self._numbers(written)}")
             reply(f"written {directory}: {self._numbers(written)}")
         self._tidy(directory, written)
+
+    def _render_overdue(self) -> bool:
+        """A report still rendering RENDER_GRACE_S after SIGTERM is given up
+        (its logs stay): the service stops within systemd's stop timeout."""
+        return self.stop.is_set() and time.monotonic() - self._stopping_since > RENDER_GRACE_S
 
     def _failed(self, trigger: str, directory: Path, why: str, reply: Reply) -> Headline:
         self.log(f"failed {trigger} capture into {directory}: {why}")
@@ -211,6 +220,7 @@ class ScheduleService:
                 self._queue_triggered(scheduler)
             self.log(f"{signal.Signals(sig).name} received: finishing the capture in progress")
             listener.close()
+            self._stopping_since = time.monotonic()
             self.stop.set()
             started = time.monotonic()
             scheduler.shutdown(wait=True)
