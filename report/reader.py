@@ -226,3 +226,21 @@ def open_capture(path: Path) -> CaptureDir:
         raise BadCapture(f"{meta_path} is damaged: {problem}",
                          "restore it from the capture, or re-run the capture")
     return CaptureDir(path, meta)
+
+
+def open_captures(paths: list[Path]) -> list[CaptureDir]:
+    """The captures of a fleet report: one per host. Two captures of one
+    host (the same `host` in meta.json) are refused, not merged: their
+    windows and -p filters may overlap, and summing them would count the
+    same bytes twice."""
+    captures = [open_capture(path) for path in paths]
+    seen: dict[str, Path] = {}
+    for capture in captures:
+        host = capture.meta["host"]
+        if host in seen:
+            raise BadCapture(f"{seen[host]} and {capture.path} are both captures of host "
+                             f"{host[:80]!r}",
+                             "a fleet report takes one capture per host: render the other "
+                             "on its own")
+        seen[host] = capture.path
+    return captures
