@@ -897,7 +897,7 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
             totals.sessions += 1
             totals.failed_sessions += failed
             if matcher:
-                matcher.feed(r, _end(host or "", r, tally.clock))
+                matcher.feed(r, _end(host or "", r))
     s.odd = sorted(odd, key=lambda x: -x.ts)
     s.bursts = _bursts(s.buckets, tally.clock)
     return s
@@ -935,10 +935,10 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: dict,
     return failed
 
 
-def _end(host: str, r: dict, clock: Clock) -> End:
-    side, _ = side_of(r)
+def _end(host: str, r: dict) -> End:
+    side, guessed = side_of(r)
     opened_at = r["opened_at"]
-    return End(host, process_label(r["pid"], r["comm"]), group_label(r), side,
+    return End(host, process_label(r["pid"], r["comm"]), group_label(r), side, guessed,
                printable(endpoint(plain_address(r["laddr"]), r["lport"])),
                opened_at if opened_at is not None else -math.inf, r["ts"], r["tx_bytes"],
                r["rx_bytes"], r.get("retrans_segs"), r.get("srtt_us"), r["state"] == "open")

@@ -33,6 +33,7 @@ class End:
     process: str
     group: str | None
     side: str
+    guessed: bool              # side guessed from port numbers (the capture had none)
     local: str                 # this end's address:port
     start: float               # opened (-inf: before the window)
     stop: float                # closed, or the window's end
@@ -49,6 +50,7 @@ class ConversationStats:
     error: float = 0
     connections: int = 0
     open: int = 0
+    guessed: int = 0           # connections whose sides both ends guessed
     client_tx_bytes: int = 0
     client_rx_bytes: int = 0
     server_tx_bytes: int = 0
@@ -74,6 +76,7 @@ class Conversation:
     service: str               # the server's address:port
     connections: int
     open: int
+    guessed: int
     client_tx_bytes: int
     client_rx_bytes: int
     server_tx_bytes: int
@@ -119,8 +122,17 @@ def _loopback(address: str) -> bool:
 
 
 def _same_connection(a: End, b: End) -> bool:
-    return (a.host != b.host and {a.side, b.side} == {"client", "server"}
+    """A guessed side may be wrong (both ends' ports ephemeral): only two
+    known sides must differ."""
+    sides_fit = a.guessed or b.guessed or a.side != b.side
+    return (a.host != b.host and sides_fit
             and a.start <= b.stop + MATCH_SKEW_S and b.start <= a.stop + MATCH_SKEW_S)
+
+
+def _client_first(a: End, b: End) -> tuple[End, End]:
+    """(client, server): as an end that knows says, else as a's guess."""
+    knows = b if a.guessed and not b.guessed else a
+    return (a, b) if (knows is a) == (knows.side == "client") else (b, a)
 
 
 def _add(total: int | None, value: int | None) -> int | None:
@@ -175,13 +187,14 @@ class Matcher:
             self.waiting_count -= len(oldest)
 
     def _pair(self, a: End, b: End) -> None:
-        client, server = (a, b) if a.side == "client" else (b, a)
+        client, server = _client_first(a, b)
         s = self.table.get((client.host, client.process, client.group, server.host,
                             server.process, server.group, server.local))
         self.matched += 2
         s.weight += 1
         s.connections += 1
         s.open += client.open or server.open
+        s.guessed += client.guessed and server.guessed
         s.client_tx_bytes += client.tx_bytes
         s.client_rx_bytes += client.rx_bytes
         s.server_tx_bytes += server.tx_bytes
@@ -206,7 +219,7 @@ def _row(key: object, s: ConversationStats) -> Conversation:
     client_host, client, client_group, server_host, server, server_group, service = key  # type: ignore[misc]
     return Conversation(
         client_host, client, client_group, server_host, server, server_group, service,
-        s.connections, s.open, s.client_tx_bytes, s.client_rx_bytes, s.server_tx_bytes,
+        s.connections, s.open, s.guessed, s.client_tx_bytes, s.client_rx_bytes, s.server_tx_bytes,
         s.server_rx_bytes, s.client_retrans_segs, s.server_retrans_segs, s.client_srtt_us,
         s.server_srtt_us, s.first_ts if math.isfinite(s.first_ts) else None,
         s.last_ts if math.isfinite(s.last_ts) else None, bool(s.error))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 class CaptureRun:
     """`nettrail capture` running in the background; started() returns once
-    every probe is attached (its first line on stderr)."""
+    every probe is attached (its first line on stderr). `prefix` runs it
+    through another command that execs it (e.g. unshare)."""
 
-    def __init__(self, directory: Path, *args: str) -> None:
+    def __init__(self, directory: Path, *args: str, prefix: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.proc = subprocess.Popen(
-            [*NETTRAIL, "capture", *args, "-o", str(directory),
+            [*prefix, *NETTRAIL, "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            text=True, env=env)
         # the first line says every probe is attached; do not wait forever for it
         ready, _, _ = select.select([self.proc.stderr], [], [], START_TIMEOUT_S)
         self.first_line = self.proc.stderr.readline() if ready else "(no output in time)\n"
@@ -91,6 +94,20 @@ class NetNs:
     def delete(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
         shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
+    """A veth pair between two namespaces, `prefix`.1 in a and `prefix`.2 in
+    b (a /24); the two addresses."""
+    veth_a, veth_b = f"{a.name[-10:]}-v", f"{b.name[-10:]}-v"
+    subprocess.run(["ip", "link", "add", veth_a, "netns", a.name, "type", "veth", "peer",
+                    "name", veth_b, "netns", b.name], check=True)
+    addresses = (f"{prefix}.1", f"{prefix}.2")
+    for ns, veth, address in ((a, veth_a, addresses[0]), (b, veth_b, addresses[1])):
+        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/24", "dev", veth],
+                       check=True)
+        subprocess.run(["ip", "-n", ns.name, "link", "set", veth, "up"], check=True)
+    return addresses
 
 
 def require_bpf() -> None:

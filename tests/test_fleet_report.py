@@ -26,7 +26,7 @@ IDENTITY = {"nspid": None, "cgroup": None, "container": None, "unit": None}
 
 
 def session(host: str, pid: int, comm: str, local: tuple[str, int], remote: tuple[str, int],
-            side: str, tx: int, rx: int, opened: float, closed: float, retrans: int = 0,
+            side: str | None, tx: int, rx: int, opened: float, closed: float, retrans: int = 0,
             srtt_us: int = 500) -> dict:
     return {"kind": "session", "ts": closed, "host": host, "pid": pid, "comm": comm,
             **IDENTITY, "netns": 1, "family": "ipv6" if ":" in local[0] else "ipv4",
@@ -84,7 +84,9 @@ def fleet(tmp_path: Path) -> list[Path]:
             session("web-3", 812, "api", ("10.0.0.5", 40002), ("10.96.0.10", 5432), "client",
                     10, 20, T0 + 3, T0 + 4),
             session("web-3", 812, "api", ("127.0.0.1", 40003), ("127.0.0.1", 6379), "client",
-                    1, 1, T0 + 3, T0 + 4)],
+                    1, 1, T0 + 3, T0 + 4),
+            session("web-3", 813, "worker", ("10.0.0.5", 40010), ("10.0.0.9", 50000),
+                    "client", 40, 60, T0 + 5, T0 + 5.5)],
         BANDWIDTH: [bandwidth("web-3", 812, "api", 1, T0 + 2, 5000, 1000),
                     bandwidth("web-3", 812, "api", 2, T0 + 4, 700, 300)],
         DNS: [lookup("web-3", 812, "api", T0 + 0.5, "db.internal", True)]})
@@ -100,7 +102,10 @@ def fleet(tmp_path: Path) -> list[Path]:
             session("db-1", 77, "postgres", DB, ("10.244.1.1", 40002), "server", 20, 10,
                     T0 + 3, T0 + 4),
             session("db-1", 99, "redis", ("127.0.0.1", 6379), ("127.0.0.1", 40003), "server",
-                    1, 1, T0 + 3, T0 + 4)],
+                    1, 1, T0 + 3, T0 + 4),
+            # no side recorded, and the ports would guess it wrong: web-3's end knows
+            session("db-1", 78, "queue", ("10.0.0.9", 50000), ("10.0.0.5", 40010), None,
+                    60, 40, T0 + 5, T0 + 5.5)],
         BANDWIDTH: [bandwidth("db-1", 77, "postgres", 1, T0 + 3, 1000, 5000)],
         DNS: [lookup("db-1", 77, "postgres", T0 + 1.5, "missing.internal", False)]})
     return [web, db]
@@ -112,7 +117,9 @@ def fleet_data(paths: list[Path]) -> ReportData:
 
 def test_connections_are_matched_across_hosts(fleet: list[Path]) -> None:
     cv = fleet_data(fleet).conversations
-    (row,) = cv.rows
+    row, queue = cv.rows
+    assert (queue.text, queue.service, queue.guessed) == (
+        "web-3:worker (813) → db-1:queue (78)", "10.0.0.9:50000", 0)
     assert row.text == "web-3:api (812) → db-1:postgres (77)"
     assert (row.service, row.connections) == ("10.0.0.9:5432", 2)
     assert (row.client_tx_bytes, row.server_rx_bytes) == (1300, 1300)
@@ -121,7 +128,7 @@ def test_connections_are_matched_across_hosts(fleet: list[Path]) -> None:
     assert (row.client_srtt_us, row.server_srtt_us) == (900, 1200)
     assert (row.first_ts, row.last_ts) == (T0 + 1, T0 + 4)
     # reused port, NAT'd pair, loopback pair: unmatched
-    assert (cv.sessions, cv.matched, cv.unmatched, cv.given_up) == (9, 4, 5, 0)
+    assert (cv.sessions, cv.matched, cv.unmatched, cv.given_up) == (11, 6, 5, 0)
 
 
 def test_the_order_of_the_directories_does_not_matter(fleet: list[Path]) -> None:
@@ -136,10 +143,11 @@ def test_one_clock_hosts_and_per_host_totals(fleet: list[Path]) -> None:
         ("web-3", "2026-01-02T03:04:05.000Z"), ("db-1", "2026-01-02T03:04:06.000Z")]
     totals = {r.header.host: r.totals for r in data.hosts}
     assert (totals["web-3"].rx_bytes, totals["web-3"].tx_bytes) == (5700, 1300)
-    assert (totals["web-3"].sessions, totals["web-3"].lookups) == (4, 1)
-    assert (totals["db-1"].sessions, totals["db-1"].failed_lookups) == (5, 1)
+    assert (totals["web-3"].sessions, totals["web-3"].lookups) == (5, 1)
+    assert (totals["db-1"].sessions, totals["db-1"].failed_lookups) == (6, 1)
     assert {(p.host, p.process) for p in data.processes} == {
-        ("web-3", "api (812)"), ("db-1", "postgres (77)"), ("db-1", "redis (99)")}
+        ("web-3", "api (812)"), ("web-3", "worker (813)"), ("db-1", "postgres (77)"),
+        ("db-1", "redis (99)"), ("db-1", "queue (78)")}
     # db-1's first interval ends a second after web-3's: one grid of 2 s slots
     assert [(iv.end - T0, iv.seconds) for iv in data.bandwidth.intervals] == [
         (2.0, 2.0), (4.0, 2.0)]
@@ -189,4 +197,4 @@ def test_several_directories_need_an_output(fleet: list[Path], tmp_path: Path) -
 def test_one_directory_is_a_fleet_of_one(fleet: list[Path]) -> None:
     data = aggregate([open_capture(fleet[0])])
     assert not data.fleet and data.conversations is None
-    assert {p.label for p in data.processes} == {"api (812)"}
+    assert {p.label for p in data.processes} == {"api (812)", "worker (813)"}
