@@ -132,3 +132,53 @@ def loopback_session(payload_bytes: int) -> int:
                 while accepted.recv(65536):
                     pass
     return port
+
+
+def as_host(host: str) -> list[str]:
+    """A command prefix: run it under the hostname `host` (its own UTS namespace)."""
+    return ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"]
+
+
+class HostPair:
+    """A client and a server in two network namespaces joined by a veth pair
+    (two hosts, as far as their sockets can tell): the server listens on
+    `port`, the client waits for go() to send `client_bytes` and read
+    `server_bytes`. Both processes exist from the start (for -p)."""
+
+    def __init__(self, tag: str, port: int, client_bytes: int, server_bytes: int) -> None:
+        self.client_ns, self.server_ns = NetNs(f"ntca{tag}"), NetNs(f"ntcb{tag}")
+        for ns in (self.client_ns, self.server_ns):
+            ns.create(resolv="nameserver 127.0.0.1\n")  # no lookups happen here
+        _, self.address = connect_netns(self.client_ns, self.server_ns, "10.231.7")
+        peer = [sys.executable, str(TOOLS / "peer.py")]
+        self.server = subprocess.Popen(self.server_ns.exec_args(
+            *peer, "server", "--address", self.address, "--port", str(port),
+            "--expect", str(client_bytes), "--send", str(server_bytes)),
+            stdout=subprocess.PIPE, text=True)
+        self.port = int(self.server.stdout.readline())
+        self.client = subprocess.Popen(self.client_ns.exec_args(
+            *peer, "client", "--wait", "--address", self.address, "--port", str(port),
+            "--send", str(client_bytes), "--expect", str(server_bytes)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.client.stdout.readline() == "waiting\n"  # exec'd: /proc has its name
+        self.client_label, self.server_label = (
+            f"{Path(f'/proc/{p.pid}/comm').read_text().strip()} ({p.pid})"
+            for p in (self.client, self.server))
+
+    def go(self) -> None:
+        self.client.communicate("go\n", timeout=60)
+        self.server.communicate(timeout=60)
+        assert (self.client.returncode, self.server.returncode) == (0, 0)
+
+    def conversation_html(self, client_host: str, server_host: str) -> str:
+        """How a fleet page shows this pair's connection, matched."""
+        return (f'>{client_host}:{self.client_label}</a> → <a href="#t-groups" '
+                f'data-filter="{server_host}:{self.server_label}">'
+                f'{server_host}:{self.server_label}</a>')
+
+    def close(self) -> None:
+        for proc in (self.client, self.server):
+            proc.kill()
+            proc.wait()
+        self.client_ns.delete()
+        self.server_ns.delete()
