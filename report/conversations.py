@@ -26,7 +26,7 @@ KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
 _V4_MAPPED = "::ffff:"
 
 
-@dataclass
+@dataclass(slots=True)  # up to KEEP_WAITING of them wait at once
 class End:
     """One host's view of a connection (from one tcplife.jsonl line)."""
     host: str
