@@ -71,6 +71,10 @@ WEB, DB = ("10.0.0.5", 40000), ("10.0.0.9", 5432)
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> list[Path]:
+    return write_fleet(tmp_path)
+
+
+def write_fleet(tmp_path: Path) -> list[Path]:
     """web-3's api (pid 812) talks to db-1's postgres (pid 77): two
     connections matched (one seen by a dual-stack socket on db-1), one port
     reused a minute later (no overlap), one through a NAT'd service address,
