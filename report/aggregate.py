@@ -1086,7 +1086,7 @@ def _header(meta: dict, title: str | None, note: str | None) -> Header:
     probes = [ProbeInfo(name, p.get("status", "?"), p.get("hook"), p.get("error"),
                         int(lost.get(name) or 0))
               for name, p in (meta.get("probes") or {}).items()]
-    host = str(meta.get("host", "?"))
+    host = printable(meta.get("host", "?"))  # the hosts table and fleet labels show it
     started = str(meta.get("started_at", "?"))
     return Header(title or meta.get("title") or f"nettrail capture on {host}",
                   note if note is not None else meta.get("note"), host,

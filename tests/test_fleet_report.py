@@ -202,3 +202,12 @@ def test_one_directory_is_a_fleet_of_one(fleet: list[Path]) -> None:
     data = aggregate([open_capture(fleet[0])])
     assert not data.fleet and data.conversations is None
     assert {p.label for p in data.processes} == {"api (812)", "worker (813)"}
+
+
+def test_hostile_host_names_are_text(fleet: list[Path], tmp_path: Path) -> None:
+    evil = write_capture(tmp_path / "evil", "ev\u202eil<b>x</b>", T0, {SESSIONS: [
+        session("ignored", 5, "sh", ("10.0.0.7", 40000), DB, "client", 1, 1, T0, T0 + 1)]})
+    data = aggregate(open_captures([fleet[1], evil]))
+    html = render(data, make_charts(data), "GENERATED")
+    assert "\u202e" not in html and "<b>x" not in html
+    assert "ev\\u202eil&lt;b&gt;x&lt;/b&gt;:sh (5)" in html
