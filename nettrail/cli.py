@@ -11,7 +11,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -152,10 +152,16 @@ def build_parser() -> Parser:
     add_debug(chk)
     chk.set_defaults(run=cmd_check)
 
-    rep = sub.add_parser("report", help="render report.html from a capture directory")
-    rep.add_argument("capture_dir", type=Path, metavar="CAPTURE_DIR")
+    rep = sub.add_parser("report", help="render report.html from a capture directory, or "
+                                        "one fleet report from several hosts' captures",
+                         description="Render one self-contained HTML report. With several "
+                                     "capture directories (one per host), one fleet report: "
+                                     "one clock, a host on every process, per-host totals, "
+                                     "connections matched across hosts (docs/report.md).")
+    rep.add_argument("capture_dirs", nargs="+", type=Path, metavar="CAPTURE_DIR")
     rep.add_argument("-o", "--output", type=Path, metavar="FILE",
-                     help="where to write (default CAPTURE_DIR/report.html)")
+                     help="where to write (default CAPTURE_DIR/report.html; required "
+                          "with several directories)")
     _add_report_text(rep)
     add_debug(rep)
     rep.set_defaults(run=cmd_report)
@@ -201,9 +207,9 @@ def install_stop_handlers() -> threading.Event:
     return stop
 
 
-def render_report(directory: Path, title: str | None = None, note: str | None = None,
-                  output: Path | None = None, cancelled: Callable[[], bool] | None = None
-                  ) -> Path:
+def render_report(directory: Path | list[Path], title: str | None = None,
+                  note: str | None = None, output: Path | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> Path:
     from nettrail.report.build import write_report
     return write_report(directory, output=output, title=title, note=note, cancelled=cancelled)
 
@@ -253,7 +259,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(render_report(args.capture_dir, args.title, args.note, args.output))
+    print(render_report(args.capture_dirs, args.title, args.note, args.output))
     return ExitStatus.OK
 
 

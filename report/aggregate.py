@@ -15,11 +15,13 @@ import functools
 import ipaddress
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from nettrail.logformat import SIDES
 from nettrail.report.bounded import HeavyHitters, LogSketch
+from nettrail.report.conversations import (KEEP_CONVERSATIONS, Conversations, End, Matcher,
+                                           plain_address)
 from nettrail.report.reader import CaptureDir
 from nettrail.units import bytes_rate, human_bytes, human_ms, printable
 
@@ -42,6 +44,9 @@ NAMED_WITHIN_S = 600.0     # a lookup names an address for connections this soon
 FAILED_ENDS = ("refused", "reset", "timeout")
 # Linux's default net.ipv4.ip_local_port_range: where clients' ports come from
 EPHEMERAL_PORTS = range(32768, 61000)
+
+# One log of each capture: (its host in a fleet report, else None; its records)
+Streams = Iterable[tuple[str | None, Iterable[dict]]]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -92,10 +97,16 @@ def owner_label(r: dict) -> str:
     return group_label(r) or process_label(r["pid"], r["comm"])
 
 
-def naming_owner(r: dict) -> tuple[str, object]:
+def naming_owner(r: dict, host: str | None) -> tuple[str | None, str, object]:
     """Whose lookups may name a connection's address: the same container, else
-    the same process."""
-    return ("container", r["container"]) if r.get("container") else ("pid", r["pid"])
+    the same process, on the same host."""
+    return (host, "container", r["container"]) if r.get("container") else (host, "pid",
+                                                                             r["pid"])
+
+
+def qualified(host: str | None, label: str) -> str:
+    """A process or service as a fleet report names it: `web-3:curl (812)`."""
+    return f"{host}:{label}" if host is not None else label
 
 
 def side_of(r: dict) -> tuple[str, bool]:
@@ -157,10 +168,16 @@ def _parse_iso(text: object) -> float | None:
         return None
 
 
-def make_clock(meta: dict) -> Clock:
+def _window(meta: dict) -> tuple[float, float]:
     start = _parse_iso(meta.get("started_at")) or 0.0
     planned = float(meta.get("interval_s") or 1) * int(meta.get("count") or 1)
-    end = _parse_iso(meta.get("ended_at")) or start + planned
+    return start, _parse_iso(meta.get("ended_at")) or start + planned
+
+
+def make_clock(metas: list[dict]) -> Clock:
+    """One clock for every capture: the union of their windows."""
+    windows = [_window(meta) for meta in metas]
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
     length = max(end - start, 0.001)
     bucket_s = next((b for b in NICE_BUCKETS_S if length / b <= BUCKETS), 3600 * 24)
     return Clock(start, start + length, dt.datetime.now().astimezone().tzinfo, bucket_s)
@@ -179,13 +196,18 @@ class Lookup:
     ok: bool
     pending: bool
     error: str | None
+    host: str | None       # fleet reports: the capture's host
     process: str
     group: str | None
-    owner: tuple[str, object]
+    owner: tuple[str | None, str, object]
     pid: int | None
     addresses: list[str]
     resolved_by: str | None
     wire: list[str] = field(default_factory=list)  # "A 10.0.0.2:53 NXDOMAIN 3.1 ms"
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
 
     @property
     def outcome(self) -> str:
@@ -202,13 +224,14 @@ class Lookup:
                 and self.ts - 0.001 <= wire["ts"] <= self.ts + self.latency_ms / 1000 + 0.001)
 
 
-def _lookup(r: dict) -> Lookup:
+def _lookup(r: dict, host: str | None) -> Lookup:
     resolved_by = r.get("resolved_by")
     if resolved_by is None and _is_address(r["name"]):
         resolved_by = "literal"  # older captures did not say; a literal names nothing
     return Lookup(r["ts"], printable(r["name"]), r["source"], r["latency_ms"], r["ok"],
                   r["pending"], printable(r["error"]) if r["error"] else None,
-                  process_label(r["pid"], r["comm"]), group_label(r), naming_owner(r), r["pid"],
+                  host, process_label(r["pid"], r["comm"]), group_label(r),
+                  naming_owner(r, host), r["pid"],
                   [printable(a) for a in r["addresses"][:8]], resolved_by)
 
 
@@ -223,9 +246,10 @@ class LookupLinker:
     """Pairs libc calls with their wire queries, in bounded memory, whichever
     comes first in the log: each process keeps its last LINK_DEPTH libc
     calls and its unpaired wire queries; a wire query pushed out unpaired
-    is a lookup of its own."""
+    is a lookup of its own. One linker per capture: pids are per host."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str | None) -> None:
+        self.host = host
         self.calls: dict[object, deque[Lookup]] = {}
         self.waiting: dict[object, deque[dict]] = {}
         self.linked = 0  # wire queries paired with their libc call
@@ -233,7 +257,7 @@ class LookupLinker:
     def feed(self, r: dict) -> Iterator[Lookup]:
         pid = r["pid"]
         if r["source"] != "wire":
-            call = _lookup(r)
+            call = _lookup(r, self.host)
             waiting = self.waiting.get(pid, ())
             for wire in [w for w in waiting if call.caused(w)]:
                 waiting.remove(wire)
@@ -272,9 +296,8 @@ class LookupLinker:
             yield from (self._alone(w) for w in queue)
         self.waiting.clear()
 
-    @staticmethod
-    def _alone(r: dict) -> Lookup:
-        lookup = _lookup(r)
+    def _alone(self, r: dict) -> Lookup:
+        lookup = _lookup(r, self.host)
         lookup.wire.append(_wire_note(r))
         return lookup
 
@@ -356,28 +379,29 @@ class Resolutions:
                                                                            lookup.name)]
             self.pairs[key] = entries
 
-    def names(self, r: dict, connected: float | None) -> list[str]:
+    def names(self, r: dict, host: str | None, connected: float | None) -> list[str]:
         """Names the record's owner resolved to its remote address shortly
         before `connected` (None: opened before the window, nothing known)."""
         if connected is None:
             return []
-        entries = self.pairs.get((naming_owner(r), r["raddr"]), ())
+        entries = self.pairs.get((naming_owner(r, host), r["raddr"]), ())
         return [name for ts, name in entries
                 if connected - NAMED_WITHIN_S <= ts <= connected + 0.001]
 
 
-def aggregate_dns(records: Iterable[dict], tally: Tally) -> Dns:
+def aggregate_dns(streams: Streams, tally: Tally) -> Dns:
     clock = tally.clock
     dns = Dns(buckets=[DnsBucket() for _ in range(clock.buckets)])
     names: HeavyHitters[NameStats] = HeavyHitters(KEEP_NAMES, NameStats)
     problems: deque[Lookup] = deque(maxlen=TABLE_ROWS)
-    linker = LookupLinker()
-    for r in records:
-        for lookup in linker.feed(r):
+    for host, records in streams:
+        linker = LookupLinker(host)
+        for r in records:
+            for lookup in linker.feed(r):
+                _count_lookup(dns, names, tally, problems, lookup)
+        for lookup in linker.flush():
             _count_lookup(dns, names, tally, problems, lookup)
-    for lookup in linker.flush():
-        _count_lookup(dns, names, tally, problems, lookup)
-    dns.wire_linked = linker.linked
+        dns.wire_linked += linker.linked
     dns.problems = sorted(problems, key=lambda lk: -lk.ts)
     dns.hosts = [_host_stats(name, s) for name, s in names.top(
         TABLE_ROWS, key=lambda s: (-(s.latency.quantile(0.95) or 0), -s.weight))]
@@ -389,7 +413,7 @@ def aggregate_dns(records: Iterable[dict], tally: Tally) -> Dns:
 def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
                   problems: deque[Lookup], lk: Lookup) -> None:
     tally.resolutions.add(lk)
-    tally.process(lk.process, lk.group, lk.ts).lookups += 1
+    tally.process(lk.host, lk.process, lk.group, lk.ts).lookups += 1
     if lk.resolved_by == "literal":
         dns.literal += 1
         return
@@ -402,6 +426,9 @@ def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
     dns.failed += failed
     dns.pending += lk.pending
     dns.slow += slow
+    totals = tally.host(lk.host)
+    totals.lookups += 1
+    totals.failed_lookups += failed
     bucket = dns.buckets[tally.clock.bucket(lk.ts)]
     bucket.lookups += 1
     bucket.failed += failed or lk.pending
@@ -418,7 +445,7 @@ def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
         stats.latency.add(lk.latency_ms)
     if failed and len(stats.errors) < 8 or lk.error in stats.errors:
         stats.errors[lk.error or "failed"] += 1
-    _keep_few(stats.processes, lk.process, 6)
+    _keep_few(stats.processes, lk.label, 6)
     for address in lk.addresses:
         _keep_few(stats.addresses, address, 5)
     stats.sources.add(lk.source)
@@ -461,6 +488,7 @@ class ProcessStats:
 
 @dataclass
 class ProcessRow:
+    host: str | None
     process: str
     group: str | None
     rx_bytes: int
@@ -471,6 +499,10 @@ class ProcessRow:
     lookups: int
     first_ts: float | None
     new: bool
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
 
 
 @dataclass
@@ -497,6 +529,7 @@ class GroupStats:
 class ConnectionGroup:
     """Connections of one process with one remote endpoint on one service
     port (client: the remote's port; server: ours)."""
+    host: str | None
     process: str
     group: str | None
     side: str
@@ -517,6 +550,10 @@ class ConnectionGroup:
     first_ts: float | None
     last_ts: float | None
     approximate: bool
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
 
 
 @dataclass
@@ -549,8 +586,21 @@ class OwnerSeries:
     per_interval: dict[int, list[int]] = field(default_factory=dict)
 
 
+@dataclass
+class HostTotals:
+    """What one capture of a fleet report saw, counted as the page counts it."""
+    start: float | None = None  # its window's start: processes seen later are new
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    sessions: int = 0
+    failed_sessions: int = 0
+    lookups: int = 0           # DNS lookups (no literals or hosts-file answers)
+    failed_lookups: int = 0
+
+
 class Tally:
-    """Everything counted per process and per connection group, across logs."""
+    """Everything counted per process and per connection group, across logs
+    and, in a fleet report, across hosts (`host` None: a single capture)."""
 
     def __init__(self, clock: Clock, resolutions: Resolutions) -> None:
         self.clock = clock
@@ -558,35 +608,45 @@ class Tally:
         self.processes: HeavyHitters[ProcessStats] = HeavyHitters(KEEP_GROUPS, ProcessStats)
         self.groups: HeavyHitters[GroupStats] = HeavyHitters(KEEP_GROUPS, GroupStats)
         self.guessed_sides = 0
+        self.hosts: dict[str | None, HostTotals] = {}
 
-    def process(self, label: str, group: str | None, first_ts: float) -> ProcessStats:
-        stats = self.processes.get(label)
+    def host(self, host: str | None) -> HostTotals:
+        totals = self.hosts.get(host)
+        if totals is None:
+            totals = self.hosts[host] = HostTotals()
+        return totals
+
+    def process(self, host: str | None, label: str, group: str | None, first_ts: float
+                ) -> ProcessStats:
+        stats = self.processes.get((host, label))
         stats.weight += 1
         stats.group = stats.group or group
         stats.first_ts = min(stats.first_ts, first_ts)
         return stats
 
-    def process_of(self, r: dict, first_ts: float) -> ProcessStats:
-        return self.process(process_label(r["pid"], r["comm"]), group_label(r), first_ts)
+    def process_of(self, host: str | None, r: dict, first_ts: float) -> ProcessStats:
+        return self.process(host, process_label(r["pid"], r["comm"]), group_label(r), first_ts)
 
-    def group(self, r: dict, connected: float | None) -> GroupStats:
+    def group(self, host: str | None, r: dict, connected: float | None) -> GroupStats:
         side, guessed = side_of(r)
         self.guessed_sides += guessed
-        stats = self.groups.get(_group_key(r["pid"], r["comm"], group_label(r), side,
+        stats = self.groups.get(_group_key(host, r["pid"], r["comm"], group_label(r), side,
                                            r["raddr"], r["lport"], r["rport"]))
         stats.weight += 1
         stats.family, stats.guessed = r["family"], guessed
-        for name in self.resolutions.names(r, connected):
+        for name in self.resolutions.names(r, host, connected):
             _keep_few(stats.hostnames, name, 3)
         return stats
 
     def process_rows(self) -> list[ProcessRow]:
-        newcomer_after = self.clock.start + max(self.clock.bucket_s, 1.0)
         rows = []
-        for label, s in self.processes.top(TABLE_ROWS, key=lambda s: (
+        for (host, label), s in self.processes.top(TABLE_ROWS, key=lambda s: (  # type: ignore[misc]
                 -(s.rx_bytes + s.tx_bytes), -s.sessions, -s.lookups)):
+            start = self.host(host).start
+            newcomer_after = (self.clock.start if start is None else start) + max(
+                self.clock.bucket_s, 1.0)
             first = s.first_ts if s.first_ts != math.inf else None
-            rows.append(ProcessRow(str(label), s.group, s.rx_bytes, s.tx_bytes,
+            rows.append(ProcessRow(host, str(label), s.group, s.rx_bytes, s.tx_bytes,
                                    s.peak_bps, s.sessions,
                                    s.failed_sessions, s.lookups, first,
                                    first is not None and first > newcomer_after
@@ -595,12 +655,12 @@ class Tally:
 
     def group_rows(self) -> list[ConnectionGroup]:
         rows = []
-        for (process, group, side, remote, port), s in self.groups.top(
+        for (host, process, group, side, remote, port), s in self.groups.top(
                 TABLE_ROWS, key=lambda s: (-(s.rx_bytes + s.tx_bytes + s.session_rx_bytes
                                              + s.session_tx_bytes), -s.sessions)):
             failed = sum(s.ends[e] for e in FAILED_ENDS)
             rows.append(ConnectionGroup(
-                process, group, side, s.guessed, remote, port, list(s.hostnames), s.sessions,
+                host, process, group, side, s.guessed, remote, port, list(s.hostnames), s.sessions,
                 s.open, dict(s.ends), failed, s.rx_bytes, s.tx_bytes, s.session_rx_bytes,
                 s.session_tx_bytes, s.retrans, s.max_srtt_us,
                 s.first_ts if s.first_ts != math.inf else None,
@@ -609,12 +669,12 @@ class Tally:
 
 
 @functools.lru_cache(maxsize=LABEL_CACHE)
-def _group_key(pid: int | None, comm: str, group: str | None, side: str, raddr: str,
-               lport: int, rport: int) -> tuple:
-    """(process, service, side, remote, service port): a client's remote is
-    the server's endpoint; a server's, the client's address."""
+def _group_key(host: str | None, pid: int | None, comm: str, group: str | None, side: str,
+               raddr: str, lport: int, rport: int) -> tuple:
+    """(host, process, service, side, remote, service port): a client's remote
+    is the server's endpoint; a server's, the client's address."""
     remote = endpoint(raddr, rport) if side == "client" else raddr
-    return (process_label(pid, comm), group, side, printable(remote),
+    return (host, process_label(pid, comm), group, side, printable(remote),
             rport if side == "client" else lport)
 
 
@@ -626,9 +686,31 @@ CONNECTION_KEY = ("pid", "comm", "container", "unit", "side", "family", "raddr",
                   "rport")
 FOLD_AT = 50_000  # distinct keys summed cheaply before they go to the bounded tables
 
+# A bandwidth line's place on the page's intervals: (number, end, seconds)
+Slot = Callable[[dict], tuple[int, float, float]]
 
-def aggregate_bandwidth(records: Iterable[dict], tally: Tally, interval_s: float
-                        ) -> Bandwidth:
+
+def own_intervals(interval_s: float) -> Slot:
+    """A single capture: its own intervals (the line's number and length)."""
+    return lambda r: (r["interval"], r["ts"], r["interval_s"] or interval_s)
+
+
+def fleet_intervals(clock: Clock, step_s: float) -> Slot:
+    """A fleet: captures start at different moments, so one grid of `step_s`
+    (the longest interval of any capture) from the fleet's start; each line
+    goes whole to the slot holding its interval's middle: totals stay exact,
+    a rate is the slot's average."""
+    def slot(r: dict) -> tuple[int, float, float]:
+        middle = r["ts"] - (r["interval_s"] or step_s) / 2
+        index = max(int((middle - clock.start) / step_s), 0)
+        start = clock.start + index * step_s
+        end = min(start + step_s, max(clock.end, start + 1e-3))
+        return index + 1, end, end - start
+    return slot
+
+
+def aggregate_bandwidth(streams: Iterable[tuple[str | None, Iterable[dict], Slot]],
+                        tally: Tally) -> Bandwidth:
     """Rows are first summed per raw connection and per (interval, process) in
     plain dicts (a few dict operations per line); the labels, names and
     bounded tables see each distinct key once per fold."""
@@ -636,36 +718,41 @@ def aggregate_bandwidth(records: Iterable[dict], tally: Tally, interval_s: float
     intervals: dict[int, Interval] = {}
     totals: dict[int, list[int]] = {}
     owners: HeavyHitters[OwnerSeries] = HeavyHitters(KEEP_OWNERS, OwnerSeries)
-    conns: dict[tuple, list] = {}
-    per_interval: dict[tuple, list[int]] = {}
-    for r in records:
-        rx, tx, number, ts = r["rx_bytes"], r["tx_bytes"], r["interval"], r["ts"]
-        bw.rows += 1
-        if number not in intervals:
-            intervals[number] = Interval(ts, r["interval_s"] or interval_s)
-            totals[number] = [0, 0]
-        total = totals[number]
-        total[0] += rx
-        total[1] += tx
-        who = (number, r["pid"], r["comm"], r["container"], r["unit"])
-        slot = per_interval.get(who)
-        if slot is None:
-            slot = per_interval[who] = [0, 0]
-        slot[0] += rx
-        slot[1] += tx
-        key = (r["pid"], r["comm"], r["container"], r["unit"], r["side"], r["family"],
-               r["raddr"], r["lport"], r["rport"])
-        conn = conns.get(key)
-        if conn is None:
-            conn = conns[key] = [0, 0, None, ts - intervals[number].seconds, ts]
-        conn[0] += rx
-        conn[1] += tx
-        if r["srtt_us"] is not None and (conn[2] is None or r["srtt_us"] > conn[2]):
-            conn[2] = r["srtt_us"]
-        conn[4] = max(conn[4], ts)
-        if len(conns) >= FOLD_AT or len(per_interval) >= FOLD_AT:
-            _fold(tally, owners, intervals, conns, per_interval)
-    _fold(tally, owners, intervals, conns, per_interval)
+    for host, records, slot_of in streams:
+        conns: dict[tuple, list] = {}
+        per_interval: dict[tuple, list[int]] = {}
+        host_totals = tally.host(host)
+        for r in records:
+            rx, tx, ts = r["rx_bytes"], r["tx_bytes"], r["ts"]
+            number, end, seconds = slot_of(r)
+            bw.rows += 1
+            if number not in intervals:
+                intervals[number] = Interval(end, seconds)
+                totals[number] = [0, 0]
+            total = totals[number]
+            total[0] += rx
+            total[1] += tx
+            host_totals.rx_bytes += rx
+            host_totals.tx_bytes += tx
+            who = (number, r["pid"], r["comm"], r["container"], r["unit"])
+            slot = per_interval.get(who)
+            if slot is None:
+                slot = per_interval[who] = [0, 0]
+            slot[0] += rx
+            slot[1] += tx
+            key = (r["pid"], r["comm"], r["container"], r["unit"], r["side"], r["family"],
+                   r["raddr"], r["lport"], r["rport"])
+            conn = conns.get(key)
+            if conn is None:
+                conn = conns[key] = [0, 0, None, ts - intervals[number].seconds, ts]
+            conn[0] += rx
+            conn[1] += tx
+            if r["srtt_us"] is not None and (conn[2] is None or r["srtt_us"] > conn[2]):
+                conn[2] = r["srtt_us"]
+            conn[4] = max(conn[4], ts)
+            if len(conns) >= FOLD_AT or len(per_interval) >= FOLD_AT:
+                _fold(tally, host, owners, intervals, conns, per_interval)
+        _fold(tally, host, owners, intervals, conns, per_interval)
     order = sorted(intervals)
     bw.intervals = [intervals[n] for n in order]
     bw.rx_bytes = sum(t[0] for t in totals.values())
@@ -676,19 +763,20 @@ def aggregate_bandwidth(records: Iterable[dict], tally: Tally, interval_s: float
     return bw
 
 
-def _fold(tally: Tally, owners: HeavyHitters[OwnerSeries], intervals: dict[int, Interval],
-          conns: dict[tuple, list], per_interval: dict[tuple, list[int]]) -> None:
+def _fold(tally: Tally, host: str | None, owners: HeavyHitters[OwnerSeries],
+          intervals: dict[int, Interval], conns: dict[tuple, list],
+          per_interval: dict[tuple, list[int]]) -> None:
     """Move the sums into the bounded tables, and empty them."""
     for (number, pid, comm, container, unit), (rx, tx) in sorted(
             per_interval.items(), key=lambda kv: kv[0][0]):
         r = {"pid": pid, "comm": comm, "container": container, "unit": unit}
         seconds = intervals[number].seconds
-        owner = owners.get(owner_label(r))
+        owner = owners.get(qualified(host, owner_label(r)))
         owner.weight += rx + tx
         slot = owner.per_interval.setdefault(number, [0, 0])
         slot[0] += rx
         slot[1] += tx
-        proc = tally.process_of(r, intervals[number].end - seconds)
+        proc = tally.process_of(host, r, intervals[number].end - seconds)
         proc.rx_bytes += rx
         proc.tx_bytes += tx
         if proc.interval_now != number:
@@ -696,7 +784,7 @@ def _fold(tally: Tally, owners: HeavyHitters[OwnerSeries], intervals: dict[int, 
         proc.interval_bytes += rx + tx
         proc.peak_bps = max(proc.peak_bps, _rate(proc.interval_bytes, seconds))
     for key, (rx, tx, srtt, first, last) in conns.items():
-        group = tally.group(dict(zip(CONNECTION_KEY, key)), last)
+        group = tally.group(host, dict(zip(CONNECTION_KEY, key)), last)
         group.rx_bytes += rx
         group.tx_bytes += tx
         group.first_ts = min(group.first_ts, first)
@@ -730,6 +818,7 @@ class Session:
     """One session worth a look on its own: it failed, retransmitted or had a
     high RTT."""
     ts: float
+    host: str | None
     process: str
     local: str
     remote: str
@@ -744,6 +833,10 @@ class Session:
     retrans_segs: int | None
     srtt_us: int | None
     opened_at: float | None
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
 
     @property
     def problems(self) -> list[str]:
@@ -792,40 +885,63 @@ class Sessions:
     bursts: list[Burst] = field(default_factory=list)
 
 
-def aggregate_sessions(records: Iterable[dict], tally: Tally) -> Sessions:
-    clock = tally.clock
-    s = Sessions(buckets=[SessionBucket() for _ in range(clock.buckets)])
+def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None
+                       ) -> Sessions:
+    """Matcher: a fleet report's, fed every session to pair connections' ends."""
+    s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
     odd: deque[Session] = deque(maxlen=TABLE_ROWS)
-    for r in records:
-        closed = r["state"] == "closed"
-        opened_at, end = r["opened_at"], r.get("end")
-        failed = end in FAILED_ENDS
-        s.count += 1
-        s.closed += closed
-        s.open += not closed
-        s.before_window += opened_at is None
-        s.ends[end or r["state"]] += 1
-        s.failed += failed
-        s.retrans += bool(r.get("retrans_segs"))
-        s.high_rtt += (r.get("srtt_us") or 0) >= HIGH_RTT_US
-        s.tx_bytes += r["tx_bytes"]
-        s.rx_bytes += r["rx_bytes"]
-        if closed and r["duration_ms"] is not None:
-            s.durations.add(r["duration_ms"])
-        proc = tally.process_of(r, opened_at if opened_at is not None else r["ts"])
-        proc.sessions += 1
-        proc.failed_sessions += failed
-        proc.before_window |= opened_at is None
-        group = tally.group(r, opened_at)
-        _count_session(group, r, opened_at)
-        _bucket_session(s.buckets, clock, r, owner_label(r), failed)
-        session = _session(r, tally.resolutions.names(r, opened_at))
-        if session.problems:
-            odd.append(session)
-            s.odd_count += 1
+    for host, records in streams:
+        totals = tally.host(host)
+        for r in records:
+            failed = _count_session_record(s, tally, host, r, odd)
+            totals.sessions += 1
+            totals.failed_sessions += failed
+            if matcher:
+                matcher.feed(r, _end(host or "", r))
     s.odd = sorted(odd, key=lambda x: -x.ts)
-    s.bursts = _bursts(s.buckets, clock)
+    s.bursts = _bursts(s.buckets, tally.clock)
     return s
+
+
+def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: dict,
+                          odd: deque[Session]) -> bool:
+    """Count one session everywhere it shows; whether it failed."""
+    closed = r["state"] == "closed"
+    opened_at, end = r["opened_at"], r.get("end")
+    failed = end in FAILED_ENDS
+    s.count += 1
+    s.closed += closed
+    s.open += not closed
+    s.before_window += opened_at is None
+    s.ends[end or r["state"]] += 1
+    s.failed += failed
+    s.retrans += bool(r.get("retrans_segs"))
+    s.high_rtt += (r.get("srtt_us") or 0) >= HIGH_RTT_US
+    s.tx_bytes += r["tx_bytes"]
+    s.rx_bytes += r["rx_bytes"]
+    if closed and r["duration_ms"] is not None:
+        s.durations.add(r["duration_ms"])
+    proc = tally.process_of(host, r, opened_at if opened_at is not None else r["ts"])
+    proc.sessions += 1
+    proc.failed_sessions += failed
+    proc.before_window |= opened_at is None
+    group = tally.group(host, r, opened_at)
+    _count_session(group, r, opened_at)
+    _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
+    session = _session(host, r, tally.resolutions.names(r, host, opened_at))
+    if session.problems:
+        odd.append(session)
+        s.odd_count += 1
+    return failed
+
+
+def _end(host: str, r: dict) -> End:
+    side, guessed = side_of(r)
+    opened_at = r["opened_at"]
+    return End(host, process_label(r["pid"], r["comm"]), group_label(r), side, guessed,
+               printable(endpoint(plain_address(r["laddr"]), r["lport"])),
+               opened_at if opened_at is not None else -math.inf, r["ts"], r["tx_bytes"],
+               r["rx_bytes"], r.get("retrans_segs"), r.get("srtt_us"), r["state"] == "open")
 
 
 def _count_session(group: GroupStats, r: dict, opened_at: float | None) -> None:
@@ -855,9 +971,9 @@ def _bucket_session(buckets: list[SessionBucket], clock: Clock, r: dict, who: st
         closed.retrans += bool(r.get("retrans_segs"))
 
 
-def _session(r: dict, hostnames: list[str]) -> Session:
+def _session(host: str | None, r: dict, hostnames: list[str]) -> Session:
     side, guessed = side_of(r)
-    return Session(r["ts"], process_label(r["pid"], r["comm"]), endpoint(r["laddr"], r["lport"]),
+    return Session(r["ts"], host, process_label(r["pid"], r["comm"]), endpoint(r["laddr"], r["lport"]),
                    endpoint(r["raddr"], r["rport"]), side, guessed, hostnames,
                    r["tx_bytes"], r["rx_bytes"], r["duration_ms"], r["state"], r.get("end"),
                    r.get("retrans_segs"), r.get("srtt_us"), r["opened_at"])
@@ -940,6 +1056,29 @@ class ReportData:
     sessions: Sessions
     dns: Dns
     source: str
+    hosts: list[HostRow] = field(default_factory=list)     # one per capture
+    conversations: Conversations | None = None           # fleet reports
+
+    @property
+    def fleet(self) -> bool:
+        return len(self.hosts) > 1
+
+    @property
+    def probe_status(self) -> dict[str, str]:
+        """Per probe: `ok` if it ran on any host, else the first host's status."""
+        status: dict[str, str] = {}
+        for row in self.hosts:
+            for p in row.header.probes:
+                if status.get(p.name) != "ok":
+                    status[p.name] = p.status
+        return status
+
+
+@dataclass
+class HostRow:
+    header: Header
+    totals: HostTotals
+    source: str
 
 
 def _header(meta: dict, title: str | None, note: str | None) -> Header:
@@ -947,7 +1086,7 @@ def _header(meta: dict, title: str | None, note: str | None) -> Header:
     probes = [ProbeInfo(name, p.get("status", "?"), p.get("hook"), p.get("error"),
                         int(lost.get(name) or 0))
               for name, p in (meta.get("probes") or {}).items()]
-    host = str(meta.get("host", "?"))
+    host = printable(meta.get("host", "?"))  # the hosts table and fleet labels show it
     started = str(meta.get("started_at", "?"))
     return Header(title or meta.get("title") or f"nettrail capture on {host}",
                   note if note is not None else meta.get("note"), host,
@@ -1004,14 +1143,14 @@ def _traffic_highlights(data: ReportData, status: dict[str, str]) -> Iterator[Hi
         return
     top = movers[0]
     total = bw.rx_bytes + bw.tx_bytes
-    yield Highlight(f"top talker by bytes: {top.process}: {human_bytes(top.rx_bytes)} in, "
+    yield Highlight(f"top talker by bytes: {top.label}: {human_bytes(top.rx_bytes)} in, "
                     f"{human_bytes(top.tx_bytes)} out "
                     f"({_share(top.rx_bytes + top.tx_bytes, total)} of {human_bytes(total)})",
-                    target="t-processes", filter=top.process)
+                    target="t-processes", filter=top.label)
     fastest = max(movers, key=lambda p: p.peak_bps)
-    yield Highlight(f"top talker by rate: {fastest.process}: {_bps(fastest.peak_bps)} in its "
+    yield Highlight(f"top talker by rate: {fastest.label}: {_bps(fastest.peak_bps)} in its "
                     f"busiest interval (all processes: peak {_bps(bw.peak_bps)})",
-                    target="t-processes", filter=fastest.process)
+                    target="t-processes", filter=fastest.label)
 
 
 def _port(g: ConnectionGroup) -> str:
@@ -1027,7 +1166,7 @@ def _session_highlights(data: ReportData, status: dict[str, str]) -> Iterator[Hi
     for end, words in (("refused", "connections refused"), ("reset", "connections reset"),
                        ("timeout", "connections timed out")):
         if ss.ends[end]:
-            worst = Counter({g.process + " → " + g.remote + _port(g): g.ends.get(end, 0)
+            worst = Counter({g.label + " → " + g.remote + _port(g): g.ends.get(end, 0)
                              for g in data.groups}).most_common(1)
             by = f" (most: {worst[0][0]} ×{worst[0][1]})" if worst and worst[0][1] else ""
             yield Highlight(f"{ss.ends[end]:,} {words}{by}", "warn", "t-odd", end)
@@ -1075,31 +1214,82 @@ def _dns_highlights(data: ReportData, status: dict[str, str]) -> Iterator[Highli
 def _newcomer_highlights(data: ReportData) -> Iterator[Highlight]:
     new = [p for p in data.processes if p.new]
     if new:
-        names = ", ".join(p.process for p in new[:3])
+        names = ", ".join(p.label for p in new[:3])
         more = f" and {len(new) - 3:,} more" if len(new) > 3 else ""
         yield Highlight(f"{len(new):,} processes appeared mid-window: {names}{more}",
                         target="t-processes", filter="new")
 
 
+def _conversation_highlights(data: ReportData) -> Iterator[Highlight]:
+    if data.conversations is None:
+        return
+    retransmitting = max(data.conversations.rows, key=lambda c: c.retrans_segs, default=None)
+    if retransmitting and retransmitting.retrans_segs:
+        c = retransmitting
+        yield Highlight(f"{c.text} ({c.service}): {c.retrans_segs:,} segments retransmitted "
+                        f"over {c.connections:,} connections ({c.client_retrans_segs or 0:,} "
+                        f"by the client, {c.server_retrans_segs or 0:,} by the server)",
+                        "warn", "t-conversations", f"{c.client_host}:{c.client}")
+
+
 def _highlights(data: ReportData) -> list[Highlight]:
-    status = {p.name: p.status for p in data.header.probes}
+    status = data.probe_status
     return [*_traffic_highlights(data, status), *_session_highlights(data, status),
-            *_dns_highlights(data, status), *_newcomer_highlights(data)]
+            *_conversation_highlights(data), *_dns_highlights(data, status),
+            *_newcomer_highlights(data)]
 
 
-def aggregate(capture: CaptureDir, title: str | None = None, note: str | None = None
-              ) -> ReportData:
-    meta = capture.meta
-    header = _header(meta, title, note)
-    tally = Tally(make_clock(meta), Resolutions())
-    dns = aggregate_dns(capture.records("dns"), tally)
-    bandwidth = aggregate_bandwidth(capture.records("bandwidth"), tally, header.interval_s)
-    sessions = aggregate_sessions(capture.records("sessions"), tally)
+def _fleet_notes(data: ReportData) -> Iterator[str]:
+    if data.conversations is None:
+        return
+    c = data.conversations
+    yield (f"connections are matched across hosts by their addresses and ports as each "
+           f"host's sockets saw them ({c.matched:,} of {c.sessions:,} sessions matched): "
+           "address translation (NAT, Kubernetes services, load balancers) shows the two "
+           "ends different addresses, so those sessions stay unmatched, as do loopback "
+           "sessions and those whose other host was not captured")
+    if c.given_up:
+        yield (f"{c.given_up:,} sessions waited for their other end beyond the report's "
+               "bounds and were left unmatched")
+    if not c.exact:
+        yield (f"more distinct conversations than the report keeps "
+               f"({2 * KEEP_CONVERSATIONS:,}): counts marked ≈ are upper bounds")
+
+
+def aggregate(captures: list[CaptureDir], title: str | None = None,
+              note: str | None = None) -> ReportData:
+    """One capture, or a fleet: several captures of different hosts on one
+    clock, processes named by host, connections matched across hosts."""
+    fleet = len(captures) > 1
+    hosts = [printable(c.meta["host"]) if fleet else None for c in captures]
+    headers = [_header(c.meta, title, note) for c in captures]
+    tally = Tally(make_clock([c.meta for c in captures]), Resolutions())
+    for host, c in zip(hosts, captures):
+        tally.hosts[host] = HostTotals(start=_window(c.meta)[0])
+    matcher = Matcher() if fleet else None
+
+    def streams(probe: str) -> Iterator[tuple[str | None, Iterable[dict]]]:
+        return ((host, c.records(probe)) for host, c in zip(hosts, captures))
+
+    dns = aggregate_dns(streams("dns"), tally)
+    slots = ([fleet_intervals(tally.clock, max(h.interval_s for h in headers))] * len(captures)
+             if fleet else [own_intervals(h.interval_s) for h in headers])
+    bandwidth = aggregate_bandwidth(((host, records, slot) for (host, records), slot in zip(
+        streams("bandwidth"), slots)), tally)
+    sessions = aggregate_sessions(streams("sessions"), tally, matcher)
+    header = headers[0]
+    if fleet:
+        header.title = title or f"nettrail fleet report: {len(captures)} hosts"
     data = ReportData(header, tally.clock, [], [], [], bandwidth, tally.process_rows(),
                       len(tally.processes) + tally.processes.dropped, tally.group_rows(),
                       len(tally.groups) + tally.groups.dropped, sessions, dns,
-                      str(capture.path))
-    data.warnings = [*_warnings(header), *capture.warnings]
-    data.notes = list(_notes(data, tally))
+                      str(captures[0].path),
+                      [HostRow(h, tally.host(host), str(c.path))
+                       for h, host, c in zip(headers, hosts, captures)],
+                      matcher.result(TABLE_ROWS) if matcher else None)
+    data.warnings = [f"{host}: {warning}" if host is not None else warning
+                     for host, h, c in zip(hosts, headers, captures)
+                     for warning in (*_warnings(h), *c.warnings)]
+    data.notes = [*_notes(data, tally), *_fleet_notes(data)]
     data.highlights = _highlights(data)
     return data

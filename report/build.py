@@ -1,4 +1,5 @@
-"""`nettrail report`: capture directory in, one self-contained HTML file out."""
+"""`nettrail report`: capture directories in (one, or a fleet: one per host),
+one self-contained HTML file out."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+from nettrail.errors import UsageError
 from nettrail.files import write_private
 from nettrail.logformat import REPORT
 from nettrail.report import charts
 from nettrail.report.aggregate import ReportData, aggregate
-from nettrail.report.reader import open_capture
+from nettrail.report.reader import open_captures
 from nettrail.report.render import render
 
 
@@ -23,13 +25,20 @@ def make_charts(data: ReportData) -> dict[str, charts.Chart | list[charts.Chart]
             "durations": charts.durations(data.sessions.durations)}
 
 
-def write_report(directory: Path, output: Path | None = None, title: str | None = None,
-                 note: str | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
-    """`cancelled` is asked now and then while the logs are read: True gives
-    up (Cancelled), e.g. when a service must stop within its timeout."""
-    data = aggregate(open_capture(directory, cancelled), title, note)
+def write_report(directories: Path | list[Path], output: Path | None = None,
+                 title: str | None = None, note: str | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> Path:
+    """A fleet report (several directories) needs `output`; one capture's
+    report goes into its directory by default. `cancelled` is asked now and
+    then while the logs are read: True gives up (Cancelled), e.g. when a
+    service must stop within its timeout."""
+    paths = directories if isinstance(directories, list) else [directories]
+    if len(paths) > 1 and output is None:
+        raise UsageError("a report over several captures needs -o FILE",
+                         "say where the fleet report goes, e.g. -o fleet.html")
+    data = aggregate(open_captures(paths, cancelled), title, note)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     html = render(data, make_charts(data), now)
-    out = output or directory / REPORT
+    out = output or paths[0] / REPORT
     write_private(out, html.encode())
     return out

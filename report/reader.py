@@ -242,3 +242,22 @@ def open_capture(path: Path, cancelled: Callable[[], bool] | None = None) -> Cap
         raise BadCapture(f"{meta_path} is damaged: {problem}",
                          "restore it from the capture, or re-run the capture")
     return CaptureDir(path, meta, cancelled=cancelled)
+
+
+def open_captures(paths: list[Path], cancelled: Callable[[], bool] | None = None
+                  ) -> list[CaptureDir]:
+    """The captures of a fleet report: one per host. Two captures of one
+    host (the same `host` in meta.json) are refused, not merged: their
+    windows and -p filters may overlap, and summing them would count the
+    same bytes twice."""
+    captures = [open_capture(path, cancelled) for path in paths]
+    seen: dict[str, Path] = {}
+    for capture in captures:
+        host = capture.meta["host"]
+        if host in seen:
+            raise BadCapture(f"{seen[host]} and {capture.path} are both captures of host "
+                             f"{host[:80]!r}",
+                             "a fleet report takes one capture per host: render the other "
+                             "on its own")
+        seen[host] = capture.path
+    return captures

@@ -62,7 +62,7 @@ def _page(template: str, tz: dt.tzinfo | None = None, **context: object) -> str:
 def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
            generated_at: str) -> str:
     return _page("report.html.j2", data.clock.tz, data=data, charts=charts,
-                 probes={p.name: p.status for p in data.header.probes},
+                 probes=data.probe_status,
                  generated_at=generated_at, rows=TABLE_ROWS, slow_ms=f"{SLOW_LOOKUP_MS:g}")
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 class CaptureRun:
     """`nettrail capture` running in the background; started() returns once
-    every probe is attached (its first line on stderr)."""
+    every probe is attached (its first line on stderr). `prefix` runs it
+    through another command that execs it (e.g. unshare)."""
 
-    def __init__(self, directory: Path, *args: str, prefix: tuple[str, ...] = ()) -> None:
-        """`prefix`: a command that runs nettrail (e.g. setpriv as another user)."""
+    def __init__(self, directory: Path, *args: str, prefix: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.proc = subprocess.Popen(
             [*prefix, *NETTRAIL, "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            text=True, env=env)
         # the first line says every probe is attached; do not wait forever for it
         ready, _, _ = select.select([self.proc.stderr], [], [], START_TIMEOUT_S)
         self.first_line = self.proc.stderr.readline() if ready else "(no output in time)\n"
@@ -94,6 +96,20 @@ class NetNs:
         shutil.rmtree(self.etc, ignore_errors=True)
 
 
+def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
+    """A veth pair between two namespaces, `prefix`.1 in a and `prefix`.2 in
+    b (a /24); the two addresses."""
+    veth_a, veth_b = f"{a.name[-10:]}-v", f"{b.name[-10:]}-v"
+    subprocess.run(["ip", "link", "add", veth_a, "netns", a.name, "type", "veth", "peer",
+                    "name", veth_b, "netns", b.name], check=True)
+    addresses = (f"{prefix}.1", f"{prefix}.2")
+    for ns, veth, address in ((a, veth_a, addresses[0]), (b, veth_b, addresses[1])):
+        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/24", "dev", veth],
+                       check=True)
+        subprocess.run(["ip", "-n", ns.name, "link", "set", veth, "up"], check=True)
+    return addresses
+
+
 def require_bpf() -> None:
     """BPF tests need root and BTF; in CI (CI=true) they fail instead of skipping."""
     problem = privilege_problem() or btf_problem()
@@ -116,3 +132,53 @@ def loopback_session(payload_bytes: int) -> int:
                 while accepted.recv(65536):
                     pass
     return port
+
+
+def as_host(host: str) -> list[str]:
+    """A command prefix: run it under the hostname `host` (its own UTS namespace)."""
+    return ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"]
+
+
+class HostPair:
+    """A client and a server in two network namespaces joined by a veth pair
+    (two hosts, as far as their sockets can tell): the server listens on
+    `port`, the client waits for go() to send `client_bytes` and read
+    `server_bytes`. Both processes exist from the start (for -p)."""
+
+    def __init__(self, tag: str, port: int, client_bytes: int, server_bytes: int) -> None:
+        self.client_ns, self.server_ns = NetNs(f"ntca{tag}"), NetNs(f"ntcb{tag}")
+        for ns in (self.client_ns, self.server_ns):
+            ns.create(resolv="nameserver 127.0.0.1\n")  # no lookups happen here
+        _, self.address = connect_netns(self.client_ns, self.server_ns, "10.231.7")
+        peer = [sys.executable, str(TOOLS / "peer.py")]
+        self.server = subprocess.Popen(self.server_ns.exec_args(
+            *peer, "server", "--address", self.address, "--port", str(port),
+            "--expect", str(client_bytes), "--send", str(server_bytes)),
+            stdout=subprocess.PIPE, text=True)
+        self.port = int(self.server.stdout.readline())
+        self.client = subprocess.Popen(self.client_ns.exec_args(
+            *peer, "client", "--wait", "--address", self.address, "--port", str(port),
+            "--send", str(client_bytes), "--expect", str(server_bytes)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.client.stdout.readline() == "waiting\n"  # exec'd: /proc has its name
+        self.client_label, self.server_label = (
+            f"{Path(f'/proc/{p.pid}/comm').read_text().strip()} ({p.pid})"
+            for p in (self.client, self.server))
+
+    def go(self) -> None:
+        self.client.communicate("go\n", timeout=60)
+        self.server.communicate(timeout=60)
+        assert (self.client.returncode, self.server.returncode) == (0, 0)
+
+    def conversation_html(self, client_host: str, server_host: str) -> str:
+        """How a fleet page shows this pair's connection, matched."""
+        return (f'>{client_host}:{self.client_label}</a> → <a href="#t-groups" '
+                f'data-filter="{server_host}:{self.server_label}">'
+                f'{server_host}:{self.server_label}</a>')
+
+    def close(self) -> None:
+        for proc in (self.client, self.server):
+            proc.kill()
+            proc.wait()
+        self.client_ns.delete()
+        self.server_ns.delete()

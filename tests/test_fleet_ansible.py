@@ -1,35 +1,44 @@
 """contrib/ansible/fleet-capture.yml against two local targets: two inventory
 hosts on this machine (ansible_connection=local), each capturing into its own
-directory at the same time; both captures must see one loopback session of
-known size, be fetched, and be rendered into a report each."""
+directory at the same time, under its own hostname (a UTS namespace) and
+filtered to its own process: web-3 runs a client, db-1 a server, in two
+network namespaces joined by a veth pair. Both captures must see the one
+connection of known size, be fetched, be rendered into a report each, and
+into one fleet report that shows the connection matched across the hosts."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nettrail.logformat import LOG_FILES, META, REPORT, SESSIONS
-from helpers import ROOT, loopback_session, read_jsonl
+from helpers import ROOT, HostPair, as_host, read_jsonl
 
 CONTRIB = ROOT / "contrib" / "ansible"
 HOSTS = ("web-3", "db-1")
 RUN = "test-run"
-PAYLOAD_BYTES = 12_345
+SERVICE_PORT = 5432
+CLIENT_BYTES = 12_345
+SERVER_BYTES = 54_321
 START_TIMEOUT_S = 120
 MAX_START_SPREAD_S = 1.5
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 
 
-def write_inventory(directory: Path, targets: Path) -> Path:
-    """Two local hosts; host_vars give each its own capture directory and its
-    own host lock (both are this machine, which allows one capture at a time)."""
+def write_inventory(directory: Path, targets: Path, pids: dict[str, int]) -> Path:
+    """Two local hosts; host_vars give each its own capture directory, its
+    own host lock (both are this machine, which allows one capture at a
+    time), and a nettrail that runs under the host's name and sees only the
+    host's process (`pids`)."""
     directory.mkdir()
     (directory / "hosts.ini").write_text(
         "[fleet]\n" + "".join(f"{h} ansible_connection=local\n" for h in HOSTS) +
@@ -37,13 +46,17 @@ def write_inventory(directory: Path, targets: Path) -> Path:
         f"ansible_python_interpreter={sys.executable}\n"
         # the tests run as root and this machine has no sudo
         "ansible_become=false\n"
-        f"nettrail_bin={BIN / 'nettrail'}\n"
         f"nettrail_local_bin={BIN / 'nettrail'}\n")
     (directory / "host_vars").mkdir()
     for host in HOSTS:
         # the run directory's parent must exist: nettrail makes only the last part
         (targets / host).mkdir(parents=True, mode=0o700)
+        wrapper = targets / host / "nettrail"
+        wrapper.write_text(f"#!/bin/sh\nexec {shlex.join([*as_host(host), str(BIN / 'nettrail')])}"
+                           f' "$@" -p {pids[host]}\n')
+        wrapper.chmod(0o700)
         (directory / "host_vars" / f"{host}.yml").write_text(json.dumps({
+            "nettrail_bin": str(wrapper),
             "nettrail_output": str(targets / host / "capture"),
             "nettrail_environment": {"NETTRAIL_RUN_DIR": str(targets / host / "run")}}))
     return directory / "hosts.ini"
@@ -71,17 +84,30 @@ def started(meta: dict) -> dt.datetime:
     return dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00"))
 
 
-def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None) -> None:
+@pytest.fixture
+def hosts() -> Iterator[HostPair]:
+    pair = HostPair(f"a{os.getpid()}", SERVICE_PORT, CLIENT_BYTES, SERVER_BYTES)
+    try:
+        yield pair
+    finally:
+        pair.close()
+
+
+def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: HostPair
+                                              ) -> None:
     targets, fetched = tmp_path / "targets", tmp_path / "fetched"
-    inventory = write_inventory(tmp_path / "inventory", targets)
+    inventory = write_inventory(tmp_path / "inventory", targets,
+                                {"web-3": hosts.client.pid, "db-1": hosts.server.pid})
+    # a 5 s window: under emulation (VM kernels) the second capture may attach
+    # a second or more after the first, and both must still be running
     proc = subprocess.Popen(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), str(CONTRIB / "fleet-capture.yml"),
-         "-e", f"nettrail_interval=1 nettrail_count=2 nettrail_poll_s=0.5 nettrail_run={RUN}",
+         "-e", f"nettrail_interval=1 nettrail_count=5 nettrail_poll_s=0.5 nettrail_run={RUN}",
          "-e", f"nettrail_fetch_dir={fetched}"],
         env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     wait_for_files([targets / h / "capture" / META for h in HOSTS], proc)
-    port = loopback_session(PAYLOAD_BYTES)
+    hosts.go()
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
 
@@ -97,12 +123,14 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None) -> None
         metas[host] = json.loads((local / META).read_text())
         assert summaries[host]["directory"] == str(targets / host / "capture")
         assert summaries[host]["summary"] == metas[host]["summary"]
-        sessions = [r for r in read_jsonl(local / SESSIONS) if r["lport"] == port]
-        assert [r["rx_bytes"] for r in sessions] == [PAYLOAD_BYTES], host
+        assert metas[host]["host"] == host
+        sessions = [(r["tx_bytes"], r["rx_bytes"]) for r in read_jsonl(local / SESSIONS)]
+        assert sessions == [(CLIENT_BYTES, SERVER_BYTES) if host == "web-3"
+                            else (SERVER_BYTES, CLIENT_BYTES)], host
         assert "<html" in (local / REPORT).read_text()
-    # the fleet report is not in nettrail yet: the playbook leaves it off
-    assert not (run_dir / "fleet.html").exists()
-    # both saw the session, so the windows overlap; and they started together
+    fleet = (run_dir / "fleet.html").read_text()
+    assert hosts.conversation_html("web-3", "db-1") in fleet
+    # the windows overlap (the connection was matched); and they started together
     # (measured here: ~50 ms apart; the bound leaves room for a loaded machine)
     spread_s = abs((started(metas["web-3"]) - started(metas["db-1"])).total_seconds())
     assert spread_s < MAX_START_SPREAD_S, f"captures started {spread_s:.3f} s apart"

@@ -112,7 +112,7 @@ def test_lookup_flood_stays_bounded() -> None:
               "server": None, "latency_ms": 1.0 + n % 50, "ok": n % 3 > 0,
               "error": None if n % 3 else "EAI_NONAME", "addresses": [f"10.9.{n % 250}.1"],
               "pending": False, "resolved_by": "dns"} for n in range(60_000))
-    dns = agg.aggregate_dns(flood, tally)
+    dns = agg.aggregate_dns([(None, flood)], tally)
     assert dns.count == 60_000 and dns.failed == 20_000
     assert not dns.hosts_exact and len(dns.hosts) <= agg.TABLE_ROWS
     hot = next(h for h in dns.hosts if h.name == "hot.example")
@@ -123,7 +123,7 @@ def test_lookup_flood_stays_bounded() -> None:
 # -- a /1 capture, upgraded as it is read ------------------------------------------
 
 def test_v1_bandwidth_processes_and_rates() -> None:
-    data = aggregate(open_capture(SMALL))
+    data = aggregate([open_capture(SMALL)])
     bw = data.bandwidth
     assert (bw.rx_bytes, bw.tx_bytes, bw.rows) == (4060, 9370, 4)
     assert [(iv.end, iv.seconds) for iv in bw.intervals] == [
@@ -137,7 +137,7 @@ def test_v1_bandwidth_processes_and_rates() -> None:
 
 
 def test_v1_sides_are_guessed_and_named_by_the_same_process() -> None:
-    data = aggregate(open_capture(SMALL))
+    data = aggregate([open_capture(SMALL)])
     groups = {(g.process, g.remote): g for g in data.groups}
     curl = groups[("curl (100)", "192.0.2.10:443")]
     assert (curl.side, curl.guessed, curl.port) == ("client", True, 443)
@@ -152,7 +152,7 @@ def test_v1_sides_are_guessed_and_named_by_the_same_process() -> None:
 
 
 def test_v1_dns_per_name_failures_pending() -> None:
-    data = aggregate(open_capture(SMALL))
+    data = aggregate([open_capture(SMALL)])
     dns = data.dns
     assert (dns.count, dns.failed, dns.pending, dns.slow) == (7, 1, 1, 1)
     api = next(h for h in dns.hosts if h.name == "api.example.com")
@@ -170,7 +170,7 @@ def test_v1_dns_per_name_failures_pending() -> None:
 # -- a /2 capture with every field -------------------------------------------------
 
 def test_v2_sides_ends_and_services() -> None:
-    data = aggregate(open_capture(V2))
+    data = aggregate([open_capture(V2)])
     groups = {(g.process, g.remote): g for g in data.groups}
     nginx = groups[("nginx (700)", "2001:db8::77")]
     assert (nginx.side, nginx.guessed, nginx.port, nginx.group) == (
@@ -189,14 +189,14 @@ def test_v2_sides_ends_and_services() -> None:
 
 
 def test_v2_names_come_from_the_same_process_before_connecting() -> None:
-    groups = {(g.process, g.remote): g for g in aggregate(open_capture(V2)).groups}
+    groups = {(g.process, g.remote): g for g in aggregate([open_capture(V2)]).groups}
     # probe resolved other-name.example to curl's server too: not curl's name for it
     assert groups[("curl (100)", "192.0.2.10:443")].hostnames == ["api.example.com"]
     assert groups[("late\\u202eexe (950)", "192.0.2.10:443")].hostnames == ["api.example.com"]
 
 
 def test_v2_one_view_of_a_lookup() -> None:
-    dns = aggregate(open_capture(V2)).dns
+    dns = aggregate([open_capture(V2)]).dns
     # curl's call and its A/AAAA queries are one lookup; probe's call and its two
     # NXDOMAIN queries (with and without the search suffix) are one; the
     # container's resolver speaks DNS itself: wire-only lookups of their own
@@ -212,7 +212,7 @@ def test_v2_one_view_of_a_lookup() -> None:
 
 
 def test_v2_what_stands_out_links_to_rows() -> None:
-    data = aggregate(open_capture(V2))
+    data = aggregate([open_capture(V2)])
     found = {h.text: (h.target, h.filter) for h in data.highlights}
     assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of 1.7 MiB)"
                  ] == ("t-processes", "curl (100)")
@@ -233,7 +233,7 @@ def test_bursts_have_a_clock_time(tmp_path: Path) -> None:
         for n in range(60):
             f.write(json.dumps(line | {"lport": 42000 + n, "opened_at": 1767323048.2,
                                        "ts": 1767323048.25, "end": "normal"}) + "\n")
-    (burst,) = aggregate(open_capture(capture)).sessions.bursts
+    (burst,) = aggregate([open_capture(capture)]).sessions.bursts
     assert (burst.ts, burst.opened, burst.by) == (1767323048.2, 60, "cron.service ×60")
 
 
@@ -247,7 +247,7 @@ def scrub(html: str) -> str:
 @pytest.mark.parametrize("capture", [SMALL, V2], ids=["v1", "v2"])
 def test_gold_file(monkeypatch: pytest.MonkeyPatch, utc: None, capture: Path) -> None:
     monkeypatch.chdir(ROOT)
-    data = aggregate(open_capture(capture.relative_to(ROOT)))
+    data = aggregate([open_capture(capture.relative_to(ROOT))])
     html = scrub(render(data, make_charts(data), generated_at="GENERATED"))
     gold = capture.with_name(capture.name + ".gold.html")
     if os.environ.get("UPDATE_GOLD"):
@@ -297,7 +297,7 @@ def test_bad_lines_and_missing_file_give_warnings(tmp_path: Path) -> None:
     lines[2] = lines[2].replace('"tx_bytes":4', '"tx_bytes":"four"')
     (capture / "tcplife.jsonl").write_text("\n".join(lines) + "\n")
     (capture / "dns.jsonl").unlink()
-    data = aggregate(open_capture(capture))
+    data = aggregate([open_capture(capture)])
     assert data.warnings == ["dns.jsonl is missing: no dns data",
                              "tcptop.jsonl: skipped 1 unreadable line(s): line 5",
                              "tcplife.jsonl: skipped 2 unreadable line(s): line 2, 3"]
@@ -359,7 +359,7 @@ def test_unreadable_log_is_a_warning(tmp_path: Path) -> None:
     capture = copy_capture(tmp_path)
     (capture / "dns.jsonl").unlink()
     (capture / "dns.jsonl").mkdir()  # exists, cannot be read as a file
-    assert "dns.jsonl cannot be read" in aggregate(open_capture(capture)).warnings[0]
+    assert "dns.jsonl cannot be read" in aggregate([open_capture(capture)]).warnings[0]
 
 
 def test_samples_render_without_root() -> None:

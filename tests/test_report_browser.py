@@ -163,3 +163,20 @@ def test_sort_reaches_rows_not_shown_at_first(browser, tmp_path: Path) -> None:
     page.locator("button.showall").first.click()
     assert page.locator("#t-processes tbody tr:visible").count() == 66
     page.close()
+
+
+def test_fleet_report_loads_clean_and_links_conversations(browser, tmp_path: Path) -> None:
+    from test_fleet_report import write_fleet
+    report = write_report(write_fleet(tmp_path), tmp_path / "fleet.html")
+    seen = open_report(browser, report)
+    page = seen["page"]
+    assert seen["errors"] == [] and page.title() == "nettrail fleet report: 2 hosts"
+    assert page.locator("#t-hosts tbody tr").count() == 2
+    assert page.locator("#t-conversations tbody tr").count() == 2
+    page.locator("#t-conversations a", has_text="db-1:postgres (77)").click()
+    assert page.locator('input[data-table="t-groups"]').input_value() == "db-1:postgres (77)"
+    visible = page.locator("#t-groups tbody tr:visible")
+    assert visible.count() == 4  # one row per remote address (v4-mapped, NAT'd) and side
+    assert all(row.startswith("db-1\tdb-1:postgres (77)")
+               for row in visible.all_inner_texts())
+    page.close()

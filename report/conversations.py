@@ -1,0 +1,225 @@
+"""Fleet reports: one TCP connection seen from both of its hosts.
+
+Host A's client session and host B's accepted session are the same
+connection when A's local address and port are B's remote ones and the other
+way round, and their lifetimes overlap (allowing for the hosts' clocks to
+differ by MATCH_SKEW_S). Only the addresses the sockets saw are compared:
+address translation (NAT, Kubernetes services, load balancers) gives the two
+ends different views of the connection, so such sessions stay unmatched.
+Loopback addresses never leave a host and are not matched.
+
+Bounded like the rest of the report: at most KEEP_WAITING sessions wait for
+their other end (the oldest are given up, and counted), and conversations are
+summed per (client process, server process, service) in a HeavyHitters table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nettrail.report.bounded import HeavyHitters
+
+MATCH_SKEW_S = 1.0          # the hosts' clocks may differ this much (NTP does better)
+KEEP_WAITING = 100_000      # sessions waiting for their other end
+KEEP_PER_TUPLE = 4          # the same 4-tuple reused within the window
+KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
+_V4_MAPPED = "::ffff:"
+
+
+@dataclass(slots=True)  # up to KEEP_WAITING of them wait at once
+class End:
+    """One host's view of a connection (from one tcplife.jsonl line)."""
+    host: str
+    process: str
+    group: str | None
+    side: str
+    guessed: bool              # side guessed from port numbers (the capture had none)
+    local: str                 # this end's address:port
+    start: float               # opened (-inf: before the window)
+    stop: float                # closed, or the window's end
+    tx_bytes: int
+    rx_bytes: int
+    retrans_segs: int | None
+    srtt_us: int | None
+    open: bool
+
+
+@dataclass
+class ConversationStats:
+    weight: float = 0
+    error: float = 0
+    connections: int = 0
+    open: int = 0
+    guessed: int = 0           # connections whose sides both ends guessed
+    client_tx_bytes: int = 0
+    client_rx_bytes: int = 0
+    server_tx_bytes: int = 0
+    server_rx_bytes: int = 0
+    client_retrans_segs: int | None = None
+    server_retrans_segs: int | None = None
+    client_srtt_us: int | None = None     # the largest of the connections
+    server_srtt_us: int | None = None
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+
+
+@dataclass
+class Conversation:
+    """Connections from one client process to one server process on one
+    service endpoint, each matched with both of its ends."""
+    client_host: str
+    client: str
+    client_group: str | None
+    server_host: str
+    server: str
+    server_group: str | None
+    service: str               # the server's address:port
+    connections: int
+    open: int
+    guessed: int
+    client_tx_bytes: int
+    client_rx_bytes: int
+    server_tx_bytes: int
+    server_rx_bytes: int
+    client_retrans_segs: int | None
+    server_retrans_segs: int | None
+    client_srtt_us: int | None
+    server_srtt_us: int | None
+    first_ts: float | None
+    last_ts: float | None
+    approximate: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.client_host}:{self.client} → {self.server_host}:{self.server}"
+
+    @property
+    def retrans_segs(self) -> int:
+        return (self.client_retrans_segs or 0) + (self.server_retrans_segs or 0)
+
+
+@dataclass
+class Conversations:
+    rows: list[Conversation]
+    count: int                 # distinct (client, server, service), kept or not
+    exact: bool
+    sessions: int              # sessions looked at
+    matched: int               # sessions matched with their other end (two per connection)
+    given_up: int              # sessions that waited beyond the bounds
+
+    @property
+    def unmatched(self) -> int:
+        return self.sessions - self.matched
+
+
+def plain_address(text: str) -> str:
+    """The same IPv4 address whether a v4 or a dual-stack v6 socket saw it."""
+    return text[len(_V4_MAPPED):] if text.startswith(_V4_MAPPED) else text
+
+
+def _loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
+def _same_connection(a: End, b: End) -> bool:
+    """A guessed side may be wrong (both ends' ports ephemeral): only two
+    known sides must differ."""
+    sides_fit = a.guessed or b.guessed or a.side != b.side
+    return (a.host != b.host and sides_fit
+            and a.start <= b.stop + MATCH_SKEW_S and b.start <= a.stop + MATCH_SKEW_S)
+
+
+def _client_first(a: End, b: End) -> tuple[End, End]:
+    """(client, server): as an end that knows says, else as a's guess."""
+    knows = b if a.guessed and not b.guessed else a
+    return (a, b) if (knows is a) == (knows.side == "client") else (b, a)
+
+
+def _add(total: int | None, value: int | None) -> int | None:
+    return total if value is None else (total or 0) + value
+
+
+def _largest(known: int | None, value: int | None) -> int | None:
+    return known if value is None else max(known or 0, value)
+
+
+class Matcher:
+    """Fed every session of every host; pairs the two ends of a connection."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[tuple, list[End]] = {}
+        self.waiting_count = 0
+        self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
+                                                                  ConversationStats)
+        self.sessions = 0
+        self.matched = 0
+        self.given_up = 0
+
+    def feed(self, r: dict, end: End) -> None:
+        self.sessions += 1
+        laddr, raddr = plain_address(r["laddr"]), plain_address(r["raddr"])
+        if _loopback(laddr) or _loopback(raddr):
+            return
+        here = (laddr, r["lport"], raddr, r["rport"])
+        there = (raddr, r["rport"], laddr, r["lport"])
+        waiting = self.waiting.get(there, ())
+        other = next((o for o in waiting if _same_connection(o, end)), None)
+        if other is None:
+            self._wait(here, end)
+            return
+        waiting.remove(other)  # type: ignore[union-attr]
+        self.waiting_count -= 1
+        if not waiting:
+            del self.waiting[there]
+        self._pair(end, other)
+
+    def _wait(self, key: tuple, end: End) -> None:
+        ends = self.waiting.setdefault(key, [])
+        if len(ends) == KEEP_PER_TUPLE:
+            ends.pop(0)
+            self.given_up += 1
+            self.waiting_count -= 1
+        ends.append(end)
+        self.waiting_count += 1
+        if self.waiting_count > KEEP_WAITING:
+            oldest = self.waiting.pop(next(iter(self.waiting)))
+            self.given_up += len(oldest)
+            self.waiting_count -= len(oldest)
+
+    def _pair(self, a: End, b: End) -> None:
+        client, server = _client_first(a, b)
+        s = self.table.get((client.host, client.process, client.group, server.host,
+                            server.process, server.group, server.local))
+        self.matched += 2
+        s.weight += 1
+        s.connections += 1
+        s.open += client.open or server.open
+        s.guessed += client.guessed and server.guessed
+        s.client_tx_bytes += client.tx_bytes
+        s.client_rx_bytes += client.rx_bytes
+        s.server_tx_bytes += server.tx_bytes
+        s.server_rx_bytes += server.rx_bytes
+        s.client_retrans_segs = _add(s.client_retrans_segs, client.retrans_segs)
+        s.server_retrans_segs = _add(s.server_retrans_segs, server.retrans_segs)
+        s.client_srtt_us = _largest(s.client_srtt_us, client.srtt_us)
+        s.server_srtt_us = _largest(s.server_srtt_us, server.srtt_us)
+        s.first_ts = min(s.first_ts, client.start, server.start)
+        s.last_ts = max(s.last_ts, client.stop, server.stop)
+
+    def result(self, rows: int) -> Conversations:
+        top = self.table.top(rows, key=lambda s: (
+            -(s.client_tx_bytes + s.client_rx_bytes + s.server_tx_bytes + s.server_rx_bytes),
+            -s.connections))
+        return Conversations([_row(key, s) for key, s in top],
+                             len(self.table) + self.table.dropped, self.table.exact,
+                             self.sessions, self.matched, self.given_up)
+
+
+def _row(key: object, s: ConversationStats) -> Conversation:
+    client_host, client, client_group, server_host, server, server_group, service = key  # type: ignore[misc]
+    return Conversation(
+        client_host, client, client_group, server_host, server, server_group, service,
+        s.connections, s.open, s.guessed, s.client_tx_bytes, s.client_rx_bytes, s.server_tx_bytes,
+        s.server_rx_bytes, s.client_retrans_segs, s.server_retrans_segs, s.client_srtt_us,
+        s.server_srtt_us, s.first_ts if math.isfinite(s.first_ts) else None,
+        s.last_ts if math.isfinite(s.last_ts) else None, bool(s.error))
