@@ -1011,6 +1011,30 @@ class ProbeInfo:
     hook: str | None
     error: str | None
     lost_events: int
+    notes: list[str] = field(default_factory=list)  # what it could not see, and why
+
+
+MAX_PROBE_NOTES = 5
+
+
+def probe_notes(name: str, status: dict) -> list[str]:
+    """What a running probe says it missed (meta.json's probes.NAME)."""
+    notes = [f"ran {printable(d)}" for d in status.get("degraded") or () if isinstance(d, str)]
+    if name == "dns" and status.get("status") == "ok":
+        if status.get("wire_error"):
+            notes.append(f"wire-level DNS did not start: {printable(status['wire_error'])}")
+        elif status.get("wire") == "off":
+            notes.append("wire-level DNS off: lookups by resolvers that bypass libc (Go, dig, "
+                         "…) are not in this capture (--probes +wire)")
+        skipped = [n for n in status.get("not_probed") or () if isinstance(n, dict)]
+        unlisted = status.get("not_probed_unlisted")
+        total = len(skipped) + (unlisted if isinstance(unlisted, int) else 0)
+        if total:
+            first = skipped[0] if skipped else {}
+            notes.append(f"{total:,} librar{'y' if total == 1 else 'ies'} not probed, e.g. "
+                         f"{printable(first.get('path', '?'))}: "
+                         f"{printable(first.get('reason', '?'))}")
+    return notes[:MAX_PROBE_NOTES]
 
 
 @dataclass
@@ -1084,7 +1108,7 @@ class HostRow:
 def _header(meta: dict, title: str | None, note: str | None) -> Header:
     lost = meta.get("lost_events") or {}
     probes = [ProbeInfo(name, p.get("status", "?"), p.get("hook"), p.get("error"),
-                        int(lost.get(name) or 0))
+                        int(lost.get(name) or 0), probe_notes(name, p))
               for name, p in (meta.get("probes") or {}).items()]
     host = printable(meta.get("host", "?"))  # the hosts table and fleet labels show it
     started = str(meta.get("started_at", "?"))

@@ -50,7 +50,7 @@ def lookup(host: str, pid: int, comm: str, ts: float, name: str, ok: bool) -> di
             "source": "libc", "name": name, "name_truncated": False, "qtype": None,
             "function": "getaddrinfo", "server": None, "latency_ms": 4.0, "ok": ok,
             "error": None if ok else "EAI_NONAME", "addresses": ["10.0.0.9"] if ok else [],
-            "pending": False, "resolved_by": "dns"}
+            "pending": False, "resolved_by": "dns", "call_ts": None}
 
 
 def write_capture(directory: Path, host: str, start: float, logs: dict[str, list[dict]]

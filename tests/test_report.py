@@ -20,7 +20,7 @@ import pytest
 from nettrail import VERSION
 from nettrail.errors import BadCapture, ExitStatus
 from nettrail.report import aggregate as agg
-from nettrail.report.aggregate import aggregate, percentile
+from nettrail.report.aggregate import aggregate, percentile, probe_notes
 from nettrail.report.bounded import HeavyHitters, LogSketch
 from nettrail.report.build import make_charts, write_report
 from nettrail.report.charts import nice_step, value_ticks, bit_unit
@@ -378,3 +378,16 @@ def test_samples_render_without_root() -> None:
                                     env={**os.environ, "HOME": shared})
             assert result.returncode == 0, result.stderr
             assert "What stands out" in out.read_text()
+
+
+def test_probe_notes_say_what_a_running_probe_missed() -> None:
+    dns = {"status": "ok", "wire": "off", "degraded": ["without CAP_SYS_PTRACE (x)"],
+           "not_probed": [{"path": "/srv/c1/lib/libc.so.6\x1b[2J", "pid": 4,
+                           "reason": "not a regular file"}], "not_probed_unlisted": 2}
+    assert probe_notes("dns", dns) == [
+        "ran without CAP_SYS_PTRACE (x)",
+        "wire-level DNS off: lookups by resolvers that bypass libc (Go, dig, …) are not in "
+        "this capture (--probes +wire)",
+        "3 libraries not probed, e.g. /srv/c1/lib/libc.so.6\\x1b[2J: not a regular file"]
+    assert probe_notes("dns", {"status": "ok", "wire": "on"}) == []
+    assert probe_notes("sessions", {"status": "ok"}) == []
