@@ -425,7 +425,8 @@ def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: i
                                 "latency_ms": 0.5 + (i * 37 % 3000) / 10, "ok": i % 50 != 0,
                                 "error": None if i % 50 else "EAI_AGAIN",
                                 "addresses": [f"10.1.{i % 250}.{i % 200}"],
-                                "pending": False, "resolved_by": "dns"}) + "\n")
+                                "pending": False, "resolved_by": "dns",
+                                "call_ts": None}) + "\n")
 
 
 def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
