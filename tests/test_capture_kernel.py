@@ -27,6 +27,7 @@ INTERVAL_S, COUNT = 1, 300
 # one for the lookup that must still be pending when the window ends
 RESOLVER_TIMEOUT_MS, PENDING_TIMEOUT_S = 2_000, 30
 DNS_PORT_HEX = "0035"
+SLOW_ANSWER_MS = 300  # tools/dnsserver.py: slow.* is answered after 300 ms
 COMM = os.path.basename(sys.executable)[:15]
 PRE_BEFORE, PRE_DURING, OPEN_BYTES = 1_000, 2_000, 777
 
@@ -111,7 +112,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, dns_netns: NetNs) -> Scen
                      str(COUNT))
     v4 = start_transfer(4, 100_000, 7_000)
     v6 = start_transfer(6, 30_000, 2_000)
-    lookups_a = lookup_process(dns_netns, "getaddrinfo:fast.nettrail.test",
+    # the first lookup of a process loads glibc's resolver: a warm-up, so the
+    # fast one measures the answer alone
+    lookups_a = lookup_process(dns_netns, "getaddrinfo:warmup.nettrail.test",
+                               "getaddrinfo:fast.nettrail.test",
                                "getaddrinfo:slow.nettrail.test",
                                "gethostbyname:fast.nettrail.test")
     lookups_b = lookup_process(dns_netns, "getaddrinfo:missing.nettrail.test",
@@ -246,8 +250,10 @@ def test_dns_fast_and_slow_lookup_latency(scenario: Scenario) -> None:
     slow = lookups(scenario, "slow.nettrail.test")
     assert len(fast) == 1 and len(slow) == 1
     assert fast[0]["ok"] and fast[0]["addresses"] == ["127.0.0.42"] and fast[0]["error"] is None
-    assert fast[0]["latency_ms"] < 250
-    assert slow[0]["ok"] and 300 <= slow[0]["latency_ms"] < 1500
+    # bands with room for emulation (a VM under TCG): faster than the slow
+    # answer's deliberate delay alone; that delay plus at most 1.2 s
+    assert fast[0]["latency_ms"] < SLOW_ANSWER_MS
+    assert slow[0]["ok"] and SLOW_ANSWER_MS <= slow[0]["latency_ms"] < SLOW_ANSWER_MS + 1200
     assert {fast[0]["pid"], slow[0]["pid"]} == {scenario.lookups_a}
     assert fast[0]["comm"] == COMM
 
