@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,9 @@ PAYLOAD_BYTES = 12_345
 START_TIMEOUT_S = 120
 MAX_START_SPREAD_S = 1.5
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
+# A window long enough for any machine (a VM under TCG starts each host's
+# capture seconds apart), ended by SIGINT once both saw the session.
+LONG_COUNT = 300
 
 
 def write_inventory(directory: Path, targets: Path) -> Path:
@@ -67,6 +71,28 @@ def wait_for_files(paths: list[Path], proc: subprocess.Popen) -> None:
 
 
 
+def capture_pids(outputs: list[Path]) -> list[int]:
+    """The nettrail capture processes writing into these directories."""
+    wanted = {str(o) for o in outputs}
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile
+        if "capture" in argv and wanted & set(argv):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def end_captures(outputs: list[Path]) -> None:
+    """Ctrl-C for each capture: it ends its window early, complete."""
+    pids = capture_pids(outputs)
+    assert len(pids) == len(outputs), pids
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+
+
 def started(meta: dict) -> dt.datetime:
     return dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00"))
 
@@ -76,12 +102,15 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None) -> None
     inventory = write_inventory(tmp_path / "inventory", targets)
     proc = subprocess.Popen(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), str(CONTRIB / "fleet-capture.yml"),
-         "-e", f"nettrail_interval=1 nettrail_count=2 nettrail_poll_s=0.5 nettrail_run={RUN}",
+         "-e", f"nettrail_interval=1 nettrail_count={LONG_COUNT} nettrail_poll_s=0.5 "
+         f"nettrail_run={RUN}",
          "-e", f"nettrail_fetch_dir={fetched}"],
         env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
-    wait_for_files([targets / h / "capture" / META for h in HOSTS], proc)
+    outputs = [targets / h / "capture" for h in HOSTS]
+    wait_for_files([o / META for o in outputs], proc)
     port = loopback_session(PAYLOAD_BYTES)
+    end_captures(outputs)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
 
