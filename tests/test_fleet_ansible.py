@@ -25,6 +25,11 @@ RUN = "test-run"
 PAYLOAD_BYTES = 12_345
 START_TIMEOUT_S = 120
 MAX_START_SPREAD_S = 1.5
+# ...plus this many Python start times of the machine: each host's capture is
+# several Python starts (ansible's worker, the module, async_wrapper,
+# nettrail) from the play's start, on 2 CPUs. Measured: 1.8-4.2 s apart in a
+# VM under TCG, where Python starts in ~0.4 s; ~0.01 s here.
+SPREAD_PER_PYTHON_START = 15
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 # A window long enough for any machine (a VM under TCG starts each host's
 # capture seconds apart), ended by SIGINT once both saw the session.
@@ -93,11 +98,22 @@ def end_captures(outputs: list[Path]) -> None:
         os.kill(pid, signal.SIGINT)
 
 
+def python_start_s() -> float:
+    """How long this machine takes to start Python (the fastest of three)."""
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.monotonic() - t0)
+    return min(times)
+
+
 def started(meta: dict) -> dt.datetime:
     return dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00"))
 
 
 def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None) -> None:
+    max_spread_s = MAX_START_SPREAD_S + SPREAD_PER_PYTHON_START * python_start_s()
     targets, fetched = tmp_path / "targets", tmp_path / "fetched"
     inventory = write_inventory(tmp_path / "inventory", targets)
     proc = subprocess.Popen(
@@ -132,6 +148,7 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None) -> None
     # the fleet report is not in nettrail yet: the playbook leaves it off
     assert not (run_dir / "fleet.html").exists()
     # both saw the session, so the windows overlap; and they started together
-    # (measured here: ~50 ms apart; the bound leaves room for a loaded machine)
+    # (measured here: ~50 ms apart; the bound leaves room for a loaded or an
+    # emulated machine)
     spread_s = abs((started(metas["web-3"]) - started(metas["db-1"])).total_seconds())
-    assert spread_s < MAX_START_SPREAD_S, f"captures started {spread_s:.3f} s apart"
+    assert spread_s < max_spread_s, f"captures started {spread_s:.3f} s apart"
