@@ -8,16 +8,20 @@ that offset out, so the mapping holds inside such a namespace too."""
 from __future__ import annotations
 
 import functools
+import os
 import time
 
 _SAMPLES = 5
 TIMENS_OFFSETS = "/proc/self/timens_offsets"
+TIME_NS, TIME_NS_FOR_CHILDREN = "/proc/self/ns/time", "/proc/self/ns/time_for_children"
 
 
 @functools.cache
 def timens_boottime_offset_ns() -> int:
     """This process's time namespace's CLOCK_BOOTTIME offset (0 on the host,
     or on kernels without time namespaces)."""
+    if not in_own_children_timens():
+        return 0
     try:
         with open(TIMENS_OFFSETS) as f:
             for line in f:
@@ -27,6 +31,17 @@ def timens_boottime_offset_ns() -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def in_own_children_timens() -> bool:
+    """timens_offsets describes the namespace of this process's children. It
+    is ours too, except after `unshare -T` without --fork on kernels whose
+    exec does not switch (6.1 does not, 6.12 does): then this process is
+    still in the namespace it started in (the host's, in that case)."""
+    try:
+        return os.readlink(TIME_NS) == os.readlink(TIME_NS_FOR_CHILDREN)
+    except OSError:
+        return True  # no time namespaces: no offsets either
 
 
 def boot_ns() -> int:

@@ -116,6 +116,19 @@ TCP_NEEDS = (
 )
 
 
+def kernel_has_uprobe_multi() -> bool:
+    """uprobe_multi links (6.6+): the kernel's enum bpf_attach_type names
+    BPF_TRACE_UPROBE_MULTI."""
+    try:
+        btf = KernelBtf()
+    except ProbeError:
+        return False
+    try:
+        return "BPF_TRACE_UPROBE_MULTI" in btf.names_in("bpf_attach_type", BTF_KIND_ENUM)
+    finally:
+        btf.close()
+
+
 def btf_has(btf: KernelBtf) -> Callable[[KernelNeed], bool]:
     """Whether the running kernel's BTF has a need."""
     kinds = {"struct": BTF_KIND_STRUCT, "typedef": BTF_KIND_TYPEDEF}

@@ -21,7 +21,8 @@ from nettrail.capture.clock import Clock
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libcs import MAX_FILES, NotProbeable, function_offsets
 from nettrail.capture.loader import HookSet
-from nettrail.capture.probes.dns import DnsProbe, is_literal, resolved_by
+from nettrail.capture.preflight import kernel_has_uprobe_multi
+from nettrail.capture.probes.dns import MULTI, SINGLE, DnsProbe, is_literal, resolved_by
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.cli import _probe_list
 from nettrail.headline import Headline
@@ -215,18 +216,35 @@ def test_probes_option_wire() -> None:
     assert _probe_list("dns,wire") == ("dns", "wire")
 
 
+def started_dns_probe(hook_sets: tuple[HookSet, ...]) -> DnsProbe:
+    probe = DnsProbe(RecordContext(Clock(), "test"), (os.getpid(),))
+    probe.hook_sets = hook_sets
+    probe.start({})
+    return probe
+
+
 @pytest.mark.parametrize("hooks", DnsProbe.hook_sets, ids=[h.name.split("/")[0]
                                                          for h in DnsProbe.hook_sets])
 def test_each_uprobe_hook_set_attaches(bpf: None, hooks: HookSet) -> None:
-    """uprobe_multi here; one uprobe per function is what kernels before 6.6
-    get, so it is attached here too."""
-    probe = DnsProbe(RecordContext(Clock(), "test"), (os.getpid(),))
-    probe.hook_sets = (hooks,)
-    probe.start({})
+    """uprobe_multi where the kernel's BTF has it (6.6+), and one uprobe per
+    function, which kernels before 6.6 get, everywhere."""
+    probe = started_dns_probe((hooks,))
     try:
+        if hooks is MULTI and not kernel_has_uprobe_multi():
+            assert probe.status.status == "failed"
+            assert "attach failed: uprobe_multi in " in probe.status.error
+            return
         assert probe.status.status == "ok", probe.status.error
         assert probe.status.hook == hooks.name
         assert any("getaddrinfo" in lib.functions for lib in probe.libraries)
+    finally:
+        probe.close()
+
+
+def test_dns_probe_takes_the_hook_this_kernel_has(bpf: None) -> None:
+    probe = started_dns_probe(DnsProbe.hook_sets)
+    try:
+        assert probe.status.hook == (MULTI if kernel_has_uprobe_multi() else SINGLE).name
     finally:
         probe.close()
 

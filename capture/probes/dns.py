@@ -19,7 +19,8 @@ from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, Record
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
 from nettrail.capture.loader import HookSet, Probe
-from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, CapNeed, missing_caps
+from nettrail.capture.preflight import (BPF_NEEDS, IDENTITY_NEED, CapNeed, kernel_has_uprobe_multi,
+                                        missing_caps)
 from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WIRE_NEED, WireDns
 from nettrail.errors import NettrailError, ProbeError
 
@@ -183,17 +184,29 @@ MULTI = HookSet("uprobe_multi/libc:" + _HOOKED, (MULTI_ENTRY, MULTI_RETURN, EXEC
 SINGLE = HookSet("uprobe/libc:" + _HOOKED, (*PROGRAMS.values(), RETURN_PROGRAM, EXEC_PROGRAM))
 
 
+NEEDS = (
+    *BPF_NEEDS,
+    CapNeed(("CAP_CHECKPOINT_RESTORE", "CAP_SYS_ADMIN"), "open the files processes map, "
+            "through /proc/PID/map_files"),
+    CapNeed(("CAP_SYS_PTRACE",), "read other users' processes' maps: libraries only they "
+            "map (a container's own libc) are not probed", required=False),
+    IDENTITY_NEED,
+)
+# A kernel without uprobe_multi (before 6.6) gets one uprobe per function,
+# made with perf_event_open's uprobe PMU, which refuses CAP_PERFMON alone
+# (EACCES as uid 65534 with CAP_BPF+CAP_PERFMON on 6.1, 6.12 and 6.18).
+SINGLE_UPROBE_NEED = CapNeed(("CAP_SYS_ADMIN",), "uprobes through perf_event_open: this "
+                             "kernel has no uprobe_multi links (6.6+)")
+
+
 class DnsProbe(Probe):
     name = "dns"
     hook_sets = (MULTI, SINGLE)
-    capabilities = (
-        *BPF_NEEDS,
-        CapNeed(("CAP_CHECKPOINT_RESTORE", "CAP_SYS_ADMIN"), "open the files processes map, "
-                "through /proc/PID/map_files"),
-        CapNeed(("CAP_SYS_PTRACE",), "read other users' processes' maps: libraries only they "
-                "map (a container's own libc) are not probed", required=False),
-        IDENTITY_NEED,
-    )
+
+    @property
+    def capabilities(self) -> tuple[CapNeed, ...]:  # type: ignore[override]
+        """This kernel's: CAP_SYS_ADMIN too where only single uprobes exist."""
+        return NEEDS if kernel_has_uprobe_multi() else (*NEEDS, SINGLE_UPROBE_NEED)
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
