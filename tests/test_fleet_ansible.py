@@ -31,6 +31,11 @@ CLIENT_BYTES = 12_345
 SERVER_BYTES = 54_321
 START_TIMEOUT_S = 120
 MAX_START_SPREAD_S = 1.5
+# ...plus this many Python start times of the machine: each host's capture is
+# several Python starts (ansible's worker, the module, async_wrapper,
+# nettrail) from the play's start, on 2 CPUs. Measured: 1.8-4.2 s apart in a
+# VM under TCG, where Python starts in ~0.4 s; ~0.01 s here.
+SPREAD_PER_PYTHON_START = 15
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 
 
@@ -80,6 +85,16 @@ def wait_for_files(paths: list[Path], proc: subprocess.Popen) -> None:
 
 
 
+def python_start_s() -> float:
+    """How long this machine takes to start Python (the fastest of three)."""
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.monotonic() - t0)
+    return min(times)
+
+
 def started(meta: dict) -> dt.datetime:
     return dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00"))
 
@@ -95,6 +110,7 @@ def hosts() -> Iterator[HostPair]:
 
 def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: HostPair
                                               ) -> None:
+    max_spread_s = MAX_START_SPREAD_S + SPREAD_PER_PYTHON_START * python_start_s()
     targets, fetched = tmp_path / "targets", tmp_path / "fetched"
     inventory = write_inventory(tmp_path / "inventory", targets,
                                 {"web-3": hosts.client.pid, "db-1": hosts.server.pid})
@@ -131,6 +147,7 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: 
     fleet = (run_dir / "fleet.html").read_text()
     assert hosts.conversation_html("web-3", "db-1") in fleet
     # the windows overlap (the connection was matched); and they started together
-    # (measured here: ~50 ms apart; the bound leaves room for a loaded machine)
+    # (measured here: ~50 ms apart; the bound leaves room for a loaded or an
+    # emulated machine)
     spread_s = abs((started(metas["web-3"]) - started(metas["db-1"])).total_seconds())
-    assert spread_s < MAX_START_SPREAD_S, f"captures started {spread_s:.3f} s apart"
+    assert spread_s < max_spread_s, f"captures started {spread_s:.3f} s apart"
