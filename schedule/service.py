@@ -146,7 +146,7 @@ class ScheduleService:
         except CaptureBusy as exc:
             self.log(f"skipped {trigger} capture: {exc.problem}")
             reply(f"skipped {exc.problem}")
-            self._tidy(None, failed_headline(directory, "skipped", trigger, exc.problem))
+            self._update_index(failed_headline(directory, "skipped", trigger, exc.problem))
             return
         except NettrailError as exc:
             written = self._failed(trigger, directory, exc.one_line(), reply)
@@ -157,7 +157,7 @@ class ScheduleService:
             written = headline(directory)
             self.log(f"written {directory}: {self._numbers(written)}")
             reply(f"written {directory}: {self._numbers(written)}")
-        self._tidy(directory, written)
+        self._update_index(written, directory)
 
     def _render_overdue(self) -> bool:
         """A report still rendering RENDER_GRACE_S after SIGTERM is given up
@@ -176,13 +176,15 @@ class ScheduleService:
                 f"slowest {h.slowest or '-'}, {h.lost_events} lost events"
                 + ("" if not h.interrupted else ", interrupted"))
 
-    def _tidy(self, current: Path | None, written: Headline | None = None) -> None:
-        """Retention, then the index; one at a time (a skip is noted while
-        another run may be finishing)."""
+    def _update_index(self, written: Headline | None, current: Path | None = None) -> None:
+        """Retention (after a run: `current`), then the index; one at a time
+        (a skip is noted while another run may be finishing). A skip only
+        notes itself: nothing new to prune."""
         try:
             with self._index_lock:
-                for path in prune(self.root, self.retention, current, self.log):
-                    self.log(f"pruned {path}")
+                if current is not None:
+                    for path in prune(self.root, self.retention, current, self.log):
+                        self.log(f"pruned {path}")
                 update_index(self.root, written)
         except NettrailError as exc:
             self.log(f"index not updated: {exc.one_line()}")
@@ -194,8 +196,8 @@ class ScheduleService:
                else f"missed its time by more than {MISFIRE_GRACE_S} s")
         self.log(f"skipped scheduled capture: {why}")
         when = event.scheduled_run_time
-        self._tidy(None, failed_headline(snapshot_name(self.root, when), "skipped",
-                                         "scheduled", why))
+        self._update_index(failed_headline(snapshot_name(self.root, when), "skipped",
+                                           "scheduled", why))
 
     def _queue_triggered(self, scheduler: BackgroundScheduler, reply: Reply = _nobody) -> None:
         self.log("trigger received")
