@@ -1,7 +1,7 @@
 # nettrail: `sudo make capture` sets everything up and runs a real capture;
-# `sudo make test` sets up and runs the whole test suite on this kernel (what
-# .ci/run does); `make test-kernels` runs the kernel tests under Debian's 6.1
-# and 6.12 in qemu (docs/kernels.md).
+# `sudo make test` sets up and runs the whole test suite (what .ci/run does):
+# on this kernel (`make test-host`), then the kernel tests under Debian's 6.1
+# and 6.12 in qemu (`make test-kernels`, docs/kernels.md).
 CLANG ?= clang
 # llvm-strip drops DWARF and keeps BTF; without it the objects are only larger
 STRIP ?= $(shell command -v llvm-strip || echo true)
@@ -17,7 +17,7 @@ VENV := .venv
 DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables \
 	musl-tools golang-go bind9-dnsutils
 
-.PHONY: all bpf setup capture test bench clean
+.PHONY: all bpf setup capture test test-host bench clean
 all: bpf
 bpf: $(OBJECTS)
 
@@ -55,7 +55,10 @@ capture: setup
 
 # The suite imports the installed nettrail: `pytest` (not `python -m pytest`)
 # keeps this source tree off sys.path.
-test: setup
+test: test-host
+	$(MAKE) -o setup test-kernels
+
+test-host: setup
 	$(VENV)/bin/pytest -q tests
 
 bench: setup

@@ -6,7 +6,9 @@
  * (every network namespace) and reports each TCP socket's counters' change
  * since it last reported them. A socket that closes between two passes is
  * read at its close and its change goes into the interval map: user space
- * flips `bw_slot` each interval and drains the map no longer written to. */
+ * flips `bw_slot` each interval and drains the map no longer written to.
+ * Idle sockets (most of a busy host's) are passed over on TCP's own
+ * stamps before their counters or state are touched. */
 #include "common.bpf.h"
 #include "sock_state.bpf.h"
 
@@ -30,6 +32,45 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } bw_slot SEC(".maps");
+
+/* When the last three committed passes started, newest first (0: not yet),
+ * in CLOCK_MONOTONIC µs as tcp_mstamp. Only the pass programs write them,
+ * one pass at a time. (Not static: clang would split a static array into
+ * variables whose names the kernel's BTF refuses.) */
+__u64 pass_start_us[3] = {};
+
+/* Most held sockets are idle: tell them apart by one stamp TCP keeps, before
+ * touching anything else of the socket. tcp_mstamp is refreshed for every
+ * segment received (tcp_rcv_established, tcp_rcv_state_process: every
+ * change of bytes_received and bytes_acked) and before every send and
+ * retransmission made by a write, a timer or a received ACK. (A
+ * retransmission on an ICMP "fragmentation needed" alone is read when its
+ * ACK or the retransmit timer comes.) Read with a probe read once the
+ * socket is an inet stream, before it is known to be TCP (MPTCP): one of
+ * another kind that looks busy is turned away by the full check after. */
+static __always_inline bool quiet_since(struct socket *sock, __u64 since_us)
+{
+	const struct tcp_sock *tp;
+	__u64 mstamp_us;
+	int family;
+
+	if (!sock || !since_us || sock->type != SOCK_STREAM)
+		return false;
+	family = sock->ops->family;  // proto_ops: shared, so already cached
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	tp = (const struct tcp_sock *)sock->sk;
+	return !bpf_core_read(&mstamp_us, sizeof(mstamp_us), &tp->tcp_mstamp) &&
+	       mstamp_us < since_us;
+}
+
+/* A committed pass begins: it becomes the newest start. */
+static __always_inline void pass_begins(void)
+{
+	pass_start_us[2] = pass_start_us[1];
+	pass_start_us[1] = pass_start_us[0];
+	pass_start_us[0] = bpf_ktime_get_ns() / 1000;
+}
 
 /* Take the change of one counter since it was last taken. xchg: a close and
  * a pass racing on one socket each take a disjoint part. */
@@ -136,11 +177,17 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	struct file *file = ctx->file;
 	struct conn_row row = {};
 	struct sock_state *s;
+	struct socket *sock;
 	struct tcp_sock *tp;
 
 	if (!task || !file)
 		return 0;
-	tp = connection_in_file(file);
+	sock = bpf_sock_from_file(file);
+	// quiet since the pass before the last one read it (a pass of margin for
+	// a stamp set just before a counter moved): nothing to report
+	if (quiet_since(sock, pass_start_us[commit ? 2 : 1]))
+		return 0;
+	tp = connection_of(sock);
 	if (!tp)
 		return 0;
 	s = state_in_pass(tp, task);
@@ -155,6 +202,9 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 SEC("iter/task_file")
 int pass_conns(struct bpf_iter__task_file *ctx)
 {
+	// the first file of a new iterator: a new pass
+	if (ctx->meta->seq_num == 0)
+		pass_begins();
 	return pass_file(ctx, true);
 }
 

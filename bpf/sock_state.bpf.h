@@ -172,11 +172,10 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 	return s;
 }
 
-/* A socket in a process's file table, as a TCP socket with a connection
- * (not listening, not closed), or NULL. */
-static __always_inline struct tcp_sock *connection_in_file(struct file *file)
+/* A socket, as a TCP socket with a connection (not listening, not closed),
+ * or NULL. */
+static __always_inline struct tcp_sock *connection_of(struct socket *sock)
 {
-	struct socket *sock = bpf_sock_from_file(file);
 	struct tcp_sock *tp;
 	int state;
 
@@ -189,6 +188,12 @@ static __always_inline struct tcp_sock *connection_in_file(struct file *file)
 	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
 		return NULL;
 	return tp;
+}
+
+/* A socket in a process's file table, as connection_of() has it. */
+static __always_inline struct tcp_sock *connection_in_file(struct file *file)
+{
+	return connection_of(bpf_sock_from_file(file));
 }
 
 /* A socket seen in `task`'s files during a pass: its state (created if the

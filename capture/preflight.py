@@ -107,12 +107,14 @@ TCP_NEEDS = (
                "the owner of a socket at connect and close", "5.11"),
     KernelNeed("tp_btf/inet_sock_set_state", "typedef", "btf_trace_inet_sock_set_state",
                "opens, owners' closes, and each socket's last counters at its close", "5.5"),
-    *(KernelNeed(f"tcp_sock.{m}", "member", f"tcp_sock.{m}", why, "4.19")
-      for m, why in (("bytes_received", "payload received"),
-                     ("bytes_acked", "payload the peer acknowledged"),
-                     ("bytes_retrans", "bytes retransmitted"),
-                     ("total_retrans", "segments retransmitted"),
-                     ("srtt_us", "smoothed RTT"))),
+    *(KernelNeed(f"tcp_sock.{m}", "member", f"tcp_sock.{m}", why, since)
+      for m, why, since in (("bytes_received", "payload received", "4.1"),
+                            ("bytes_acked", "payload the peer acknowledged", "4.1"),
+                            ("bytes_retrans", "bytes retransmitted", "4.19"),
+                            ("total_retrans", "segments retransmitted", "2.6"),
+                            ("srtt_us", "smoothed RTT", "3.15"),
+                            ("tcp_mstamp", "last segment handled: passes skip idle sockets",
+                             "4.13"))),
 )
 
 

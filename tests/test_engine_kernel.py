@@ -5,10 +5,13 @@ time except the capture window itself."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import socket
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
 from nettrail.capture.identity import cgroup2_mount
+from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.logformat import BANDWIDTH, SESSIONS
 from helpers import TOOLS, CaptureRun, NetNs, require_bpf
 
@@ -360,3 +366,43 @@ def test_unanswered_syn_times_out(scenario: Scenario) -> None:
     assert s.outputs["blackhole"] == ["timed", "out"]
     (r,) = s.sessions(pid=s.pids["blackhole"], rport=BLACKHOLE_PORT)
     assert (r["end"], r["side"], r["netns"]) == ("timeout", "client", s.netns["lossy"])
+
+
+def _exchange(client: socket.socket, server: socket.socket, up: int, down: int) -> None:
+    """`up` bytes client → server and `down` back, all read and acked."""
+    for src, dst, size in ((client, server, up), (server, client, down)):
+        src.sendall(b"u" * size)
+        got = 0
+        while got < size:
+            got += len(dst.recv(size - got))
+    for s in (client, server):  # the peer's ACK ends the byte's trip (bytes_acked)
+        while fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
+            select.select([], [], [], 0.001)
+
+
+def test_idle_connection_skipped_then_counted_when_it_moves(bpf: None) -> None:
+    """Passes skip sockets idle since the last pass (TCP's own timestamps):
+    a pre-window connection idle for two passes, then moving, is counted
+    exactly in the interval it moved, at both ends, and never before."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    _exchange(client, server, 1_000, 1_000)  # before the window: baseline, not counted
+    probe = BandwidthProbe(RecordContext(Clock(), "test"), (os.getpid(),))
+    probe.start({})
+    try:
+        port = listener.getsockname()[1]
+        mine = lambda conns: sorted((c.lport == port, c.rx_bytes, c.tx_bytes) for c in conns
+                                    if port in (c.lport, c.rport))
+        assert mine(probe.take_interval()) == []
+        assert mine(probe.take_interval()) == []
+        # one way at a time: each end has only its sending or its receiving stamp
+        _exchange(client, server, 3_000, 0)
+        assert mine(probe.take_interval()) == [(False, 0, 3_000), (True, 3_000, 0)]
+        _exchange(client, server, 0, 500)
+        assert mine(probe.take_interval()) == [(False, 500, 0), (True, 0, 500)]
+        assert mine(probe.take_interval()) == []
+    finally:
+        probe.close()
+        for s in (client, server, listener):
+            s.close()
