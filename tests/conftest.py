@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if KERNEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sigint_reaches_children() -> None:
+    """A suite started as a background job (`make test &`, some CI runners)
+    inherits SIGINT ignored, and so would every process a test starts: a
+    Python child then never raises KeyboardInterrupt, and a test that sends
+    Ctrl-C waits in vain. A handler here is reset to the default at exec."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True, scope="session")
