@@ -170,8 +170,10 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* One socket of one process's files in a pass. */
-static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commit)
+/* One socket of one process's files in a pass; one stamped before
+ * `quiet_before_us` (0: none) is passed over. */
+static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commit,
+				     __u64 quiet_before_us)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
@@ -183,9 +185,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	if (!task || !file)
 		return 0;
 	sock = bpf_sock_from_file(file);
-	// quiet since the pass before the last one read it (a pass of margin for
-	// a stamp set just before a counter moved): nothing to report
-	if (quiet_since(sock, pass_start_us[commit ? 2 : 1]))
+	if (quiet_since(sock, quiet_before_us))
 		return 0;
 	tp = connection_of(sock);
 	if (!tp)
@@ -199,19 +199,38 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	return 0;
 }
 
+/* A pass that takes what it reports. */
+static __always_inline int committed_pass(struct bpf_iter__task_file *ctx, bool every_socket)
+{
+	// the first call of a new iterator: a new pass
+	if (ctx->meta->seq_num == 0)
+		pass_begins();
+	// quiet since the pass before the last one read it (a pass of margin for
+	// a stamp set just before a counter moved): nothing to report
+	return pass_file(ctx, true, every_socket ? 0 : pass_start_us[2]);
+}
+
 SEC("iter/task_file")
 int pass_conns(struct bpf_iter__task_file *ctx)
 {
-	// the first file of a new iterator: a new pass
-	if (ctx->meta->seq_num == 0)
-		pass_begins();
-	return pass_file(ctx, true);
+	return committed_pass(ctx, false);
+}
+
+/* Every held socket, quiet or not (user space runs it every tenth interval
+ * and for the last): a socket that came into a file table already quiet
+ * (accepted long after its last segment, received over SCM_RIGHTS) is not
+ * one a pass has read, so the quiet test alone would leave its owner
+ * unclaimed and its bytes until its close. */
+SEC("iter/task_file")
+int pass_all(struct bpf_iter__task_file *ctx)
+{
+	return committed_pass(ctx, true);
 }
 
 SEC("iter/task_file")
 int peek_conns(struct bpf_iter__task_file *ctx)
 {
-	return pass_file(ctx, false);
+	return pass_file(ctx, false, pass_start_us[1]);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -406,3 +406,31 @@ def test_idle_connection_skipped_then_counted_when_it_moves(bpf: None) -> None:
         probe.close()
         for s in (client, server, listener):
             s.close()
+
+
+def test_socket_accepted_quiet_gets_its_bytes_and_owner_by_the_last_pass(bpf: None) -> None:
+    """A connection whose bytes all arrived while it waited in the accept
+    queue, accepted after the passes went on and then quiet, is one no pass
+    has read: the last pass reads every socket, so its bytes and owner are
+    in the window (the quiet test alone would have left both to its close)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    probe = BandwidthProbe(RecordContext(Clock(), "test"), (os.getpid(),))
+    probe.start({})
+    try:
+        taken = [probe.take_interval()]
+        client = socket.create_connection(listener.getsockname())
+        client.sendall(b"q" * 2_000)
+        while fcntl.ioctl(client, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
+            select.select([], [], [], 0.001)  # acked: the bytes wait in the queue
+        taken += [probe.take_interval() for _ in range(3)]
+        server, _ = listener.accept()
+        taken += [probe.take_interval() for _ in range(2)]
+        quiet = [c for conns in taken for c in conns if c.lport == port]
+        assert quiet == []  # not in a file table, then quiet: passed over
+        last = [c for c in probe.take_final() if c.lport == port]
+        assert [(c.pid, c.rx_bytes, c.tx_bytes) for c in last] == [(os.getpid(), 2_000, 0)]
+    finally:
+        probe.close()
+        for s in (client, server, listener):
+            s.close()

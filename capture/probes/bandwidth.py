@@ -15,6 +15,7 @@ from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
+FULL_PASS_EVERY = 10  # passes; the others skip sockets TCP has not stamped lately
 
 
 class Conn(NamedTuple):
@@ -88,7 +89,7 @@ def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
 
 class BandwidthProbe(Probe):
     name = "bandwidth"
-    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("pass_conns", "peek_conns")),)
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("pass_conns", "pass_all", "peek_conns")),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
@@ -98,6 +99,7 @@ class BandwidthProbe(Probe):
         self._slot = 0
         self._interval_start_ns = boot_ns()
         self._carried: list[Conn] = []
+        self._passes = 0
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """Attach, then a first pass: every socket held now gets its counters
@@ -105,7 +107,7 @@ class BandwidthProbe(Probe):
         super().start(started)
         if self.running:
             self._interval_start_ns = boot_ns()
-            self._carried = self._pass("pass_conns")
+            self._carried = self._pass()
 
     def sock_state_fd(self) -> int | None:
         """The per-socket state the sessions probe shares (owners, sides)."""
@@ -116,21 +118,25 @@ class BandwidthProbe(Probe):
                                  CONN_VAL.size, BATCH, delete)
         return conns_from_maps(keys, values)
 
-    def _pass(self, program: str) -> list[Conn]:
-        return conns_from_rows(self.obj.read_iter(program))
+    def _pass(self, every_socket: bool = False) -> list[Conn]:
+        """A pass that takes each held socket's change. Every tenth (and any
+        asked for) reads every socket; the others pass over the quiet ones."""
+        every_socket = every_socket or self._passes % FULL_PASS_EVERY == 0
+        self._passes += 1
+        return conns_from_rows(self.obj.read_iter("pass_all" if every_socket else "pass_conns"))
 
-    def take_interval(self) -> list[Conn]:
+    def take_interval(self, every_socket: bool = False) -> list[Conn]:
         """Switch the close path to the other map, empty the one it left, and
         take every held socket's change. Counts added late stay for the next
         drain."""
         old, self._slot = self._slot, self._slot ^ 1
         map_update(self.obj.map_fd("bw_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
         carried, self._carried = self._carried, []
-        return merge(carried + self._read_map(old, delete=True) + self._pass("pass_conns"))
+        return merge(carried + self._read_map(old, delete=True) + self._pass(every_socket))
 
     def take_final(self) -> list[Conn]:
-        """The last interval: everything left."""
-        return self.take_interval() + self._read_map(self._slot, delete=True)
+        """The last interval: everything left, every held socket read."""
+        return self.take_interval(every_socket=True) + self._read_map(self._slot, delete=True)
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         conns = merge(self.take_final()) if last else self.take_interval()
@@ -142,4 +148,4 @@ class BandwidthProbe(Probe):
     def peek(self) -> list[Conn]:
         """The current interval so far, without taking it (live view)."""
         return merge(self._carried + self._read_map(self._slot, delete=False)
-                     + self._pass("peek_conns"))
+                     + conns_from_rows(self.obj.read_iter("peek_conns")))
