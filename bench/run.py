@@ -307,21 +307,25 @@ def hold_sockets(namespaces: int, sockets: int) -> Iterator[None]:
             subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+STEADY_AFTER_S = 2.5
+
+
 def bench_sockets(namespaces: int, sockets: int, seconds: int, runs: int) -> None:
     """One pass over every held socket, and the capture process's cost, with
     many open TCP sockets in many network namespaces (1 s intervals). The
-    capture's CPU is taken twice: in steady state (its intervals, from its
-    /proc stat) and over its whole life (start-up and the final listing of
-    every open session included)."""
+    capture's CPU is taken twice: in steady state (from its /proc stat, from
+    2.5 s after it starts capturing to 2.5 s before its end: every tenth pass,
+    which reads every socket, included) and over its whole life (start-up and
+    the final listing of every open session included)."""
     with hold_sockets(namespaces, sockets):
         passes = subprocess.run([PYTHON, "-P", "-c", PASS_TIMER, "20"], capture_output=True,
                                 text=True, check=True).stdout.split()
         steady, whole, rss = [], [], []
         for _ in range(runs):
             with capture("1", str(seconds), "--probes", "bandwidth,sessions") as cap:
-                time.sleep(1)
+                time.sleep(STEADY_AFTER_S)  # past the first passes, which read every socket
                 first = cap.cpu_s(), time.monotonic()
-                time.sleep(seconds - 2)
+                time.sleep(seconds - 2 * STEADY_AFTER_S)
                 steady.append(100 * (cap.cpu_s() - first[0]) / (time.monotonic() - first[1]))
                 result = cap.wait()
                 whole.append(100 * result["cpu_s"] / result["wall_s"])
@@ -489,7 +493,7 @@ def main() -> None:
         elif which == "sessions":
             bench_sessions(rate=20_000, seconds=10)
         elif which == "sockets":
-            bench_sockets(namespaces=10, sockets=100_000, seconds=10, runs=args.runs)
+            bench_sockets(namespaces=10, sockets=100_000, seconds=30, runs=args.runs)
         elif which == "lookups":
             bench_lookups(rate=2_000, seconds=10)
         elif which == "overhead":
