@@ -72,13 +72,21 @@ static __always_inline void pass_begins(void)
 	pass_start_us[0] = bpf_ktime_get_ns() / 1000;
 }
 
-/* Take the change of one counter since it was last taken. xchg: a close and
- * a pass racing on one socket each take a disjoint part. */
+/* Take the change of one counter since it was last taken. A close and a
+ * pass racing on one socket each take a disjoint part; a reading below the
+ * last one taken (a pass's, see read_payload) takes nothing and leaves it. */
 static __always_inline __u64 take(__u64 *seen, __u64 now)
 {
-	__u64 old = __sync_lock_test_and_set(seen, now);
+	__u64 old = *seen, was;
 
-	return now > old ? now - old : 0;
+	// two tries: only a close and a pass race, so the second sees the other's
+	for (int i = 0; i < 2 && now > old; i++) {
+		was = __sync_val_compare_and_swap(seen, old, now);
+		if (was == old)
+			return now - old;
+		old = was;
+	}
+	return 0;
 }
 
 /* Give back what was taken but could not be written (a pass retries it). */
@@ -89,25 +97,23 @@ static __always_inline void give_back(struct sock_state *s, const struct conn_va
 	__sync_fetch_and_sub(&s->retrans_seen, val->retrans_bytes);
 }
 
-/* A connection's change since last taken, as a row; false if nothing moved.
- * With `commit` false (live view) the change is only looked at. */
+/* A connection's change since last taken (its counters now: `p`), as a row;
+ * false if nothing moved. With `commit` false (live view) the change is only
+ * looked at. */
 static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
-				     struct conn_row *row, bool commit)
+				     const struct payload *p, struct conn_row *row, bool commit)
 {
-	struct payload p;
-
-	read_payload((const struct tcp_sock *)sk, &p);
 	// most held sockets are idle: leave their state untouched
-	if (p.rx_bytes == s->rx_seen && p.tx_bytes == s->tx_seen &&
-	    p.retrans_bytes == s->retrans_seen)
+	if (p->rx_bytes == s->rx_seen && p->tx_bytes == s->tx_seen &&
+	    p->retrans_bytes == s->retrans_seen)
 		return false;
 	if (commit) {
-		row->val.rx_bytes = take(&s->rx_seen, p.rx_bytes);
-		row->val.tx_bytes = take(&s->tx_seen, p.tx_bytes);
-		row->val.retrans_bytes = take(&s->retrans_seen, p.retrans_bytes);
+		row->val.rx_bytes = take(&s->rx_seen, p->rx_bytes);
+		row->val.tx_bytes = take(&s->tx_seen, p->tx_bytes);
+		row->val.retrans_bytes = take(&s->retrans_seen, p->retrans_bytes);
 	} else {
-		row->val.rx_bytes = p.rx_bytes > s->rx_seen ? p.rx_bytes - s->rx_seen : 0;
-		row->val.tx_bytes = p.tx_bytes > s->tx_seen ? p.tx_bytes - s->tx_seen : 0;
+		row->val.rx_bytes = p->rx_bytes > s->rx_seen ? p->rx_bytes - s->rx_seen : 0;
+		row->val.tx_bytes = p->tx_bytes > s->tx_seen ? p->tx_bytes - s->tx_seen : 0;
 		row->val.retrans_bytes = 0;
 	}
 	if (!row->val.rx_bytes && !row->val.tx_bytes && !row->val.retrans_bytes)
@@ -157,6 +163,7 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct sock_state *s;
 	struct conn_row row = {};
+	struct payload p;
 
 	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
 	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
@@ -165,7 +172,8 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE || !s || !pid_wanted(s->pid))
 		return 0;
-	if (fill_row(sk, s, &row, true))
+	read_payload((const struct tcp_sock *)sk, &p, READ_LOCKED);
+	if (fill_row(sk, s, &p, &row, true))
 		add_to_slot(&row);
 	return 0;
 }
@@ -181,6 +189,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	struct sock_state *s;
 	struct socket *sock;
 	struct tcp_sock *tp;
+	struct payload p;
 
 	if (!task || !file)
 		return 0;
@@ -191,7 +200,10 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	if (!tp)
 		return 0;
 	s = state_in_pass(tp, task);
-	if (!s || !pid_wanted(s->pid) || !fill_row((struct sock *)tp, s, &row, commit))
+	if (!s || !pid_wanted(s->pid))
+		return 0;
+	read_payload(tp, &p, READ_TAKE);
+	if (!fill_row((struct sock *)tp, s, &p, &row, commit))
 		return 0;
 	// a row the seq_file could not take is shown again: give its bytes back
 	if (bpf_seq_write(ctx->meta->seq, &row, sizeof(row)) && commit)

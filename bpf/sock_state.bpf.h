@@ -39,27 +39,70 @@ struct payload {
 	__u64 retrans_bytes;
 };
 
-/* Our FIN was sent and acked: it took one sequence number of bytes_acked. */
-static __always_inline bool fin_acked(const struct sock *sk, const struct tcp_sock *tp)
+/* Someone is in TCP's code for this socket right now: its owner (lock_sock,
+ * which also covers the backlog it processes) or the softirq (the spinlock).
+ * Read between a counter's load and its flag's, it catches a torn pair
+ * (see read_payload). */
+static __always_inline bool busy(const struct sock *sk)
 {
-	return (BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN) &&
-	       tp->snd_una == tp->write_seq;
+	if (sk->sk_lock.owned)
+		return true;
+	// a PREEMPT_RT spinlock has no such word: call it busy
+	if (!bpf_core_field_exists(sk->sk_lock.slock.rlock.raw_lock.val))
+		return true;
+	return sk->sk_lock.slock.rlock.raw_lock.val.counter != 0;
 }
 
+/* Who reads a socket's counters, and so how the reading may err. */
+enum reading {
+	READ_LOCKED,   /* a state change, under the socket's lock: exact */
+	READ_TAKE,     /* a pass taking what moved: may be a byte low, never high */
+	READ_BASELINE, /* a pass's first sight of a socket: may be a byte high, never low */
+};
+
 /* TCP's own counters as payload bytes: bytes_received less the peer's FIN
- * (SOCK_DONE), bytes_acked less our FIN. A client's bytes_acked also counts
- * its SYN: the state's baseline holds it (see new_state). */
-static __always_inline void read_payload(const struct tcp_sock *tp, struct payload *p)
+ * (SOCK_DONE), bytes_acked less our FIN (acked: snd_una reached write_seq
+ * after a send shutdown). A client's bytes_acked also counts its SYN: the
+ * state's baseline holds it (see new_state).
+ *
+ * A pass reads without the lock, while TCP may be between the two stores of
+ * a FIN's arrival (bytes_received, then SOCK_DONE) or of its ACK
+ * (bytes_acked, then snd_una). A take loads the counters, then busy(), then
+ * the flags: a counter seen moved with its flag not yet set means TCP is in
+ * that update, so busy() is true and the FIN is assumed in (a byte low at
+ * worst; take() never goes back, so it counts at the next reading). A
+ * baseline loads the flags first, so a counter loaded after holds every FIN
+ * they show, with busy() after SEND_SHUTDOWN: an owner between setting it
+ * and queueing the FIN is seen there, and then no FIN is assumed (a byte
+ * high at worst: never a byte from before the window). x86 keeps loads in
+ * order; barrier() keeps the compiler from reordering them. */
+static __always_inline void read_payload(const struct tcp_sock *tp, struct payload *p,
+					 enum reading how)
 {
 	const struct sock *sk = (const struct sock *)tp;
 	unsigned long done = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE);
+	bool racing = false, sent_fin, rx_fin, tx_fin;
+	__u64 rx = 0, tx = 0;
 
-	p->rx_bytes = tp->bytes_received;
-	if (p->rx_bytes && (sk->__sk_common.skc_flags & done))
-		p->rx_bytes -= 1;
-	p->tx_bytes = tp->bytes_acked;
-	if (p->tx_bytes && fin_acked(sk, tp))
-		p->tx_bytes -= 1;
+	if (how == READ_TAKE) {
+		rx = tp->bytes_received;
+		tx = tp->bytes_acked;
+	}
+	barrier();
+	sent_fin = BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN;
+	barrier();
+	if (how != READ_LOCKED)
+		racing = busy(sk);
+	barrier();
+	rx_fin = racing ? how == READ_TAKE : !!(sk->__sk_common.skc_flags & done);
+	tx_fin = sent_fin && (racing ? how == READ_TAKE : tp->snd_una == tp->write_seq);
+	barrier();
+	if (how != READ_TAKE) {
+		rx = tp->bytes_received;
+		tx = tp->bytes_acked;
+	}
+	p->rx_bytes = rx - (rx && rx_fin);
+	p->tx_bytes = tx - (tx && tx_fin);
 	p->retrans_bytes = tp->bytes_retrans;
 }
 
@@ -96,7 +139,7 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	struct sock_state init = {};
 	struct payload p;
 
-	read_payload((const struct tcp_sock *)sk, &p);
+	read_payload((const struct tcp_sock *)sk, &p, opening ? READ_LOCKED : READ_BASELINE);
 	init.side = side;
 	init.opened_ns = opening ? bpf_ktime_get_boot_ns() : 0;
 	init.rx_seen = p.rx_bytes;

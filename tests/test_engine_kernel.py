@@ -26,6 +26,10 @@ from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.logformat import BANDWIDTH, SESSIONS
 from helpers import TOOLS, CaptureRun, NetNs, require_bpf
 
+# every test here is the kernel's (the module's scenario loads the probes
+# itself, so the conftest cannot see it by fixture): all in the VM matrix
+pytestmark = pytest.mark.kernel
+
 # a long window, ended (SIGINT) once every workload says it is done: under an
 # emulated kernel the lossy transfer and the SYN timeout outlast a short one
 INTERVAL_S, COUNT = 1, 600
@@ -37,6 +41,7 @@ WORKER_BYTES, WORKERS = 40_000, 3
 CGROUP_BYTES = 11_000
 RETRANS_BYTES = 1_000_000
 LOSSY_PORT, BLACKHOLE_PORT = 5201, 5202
+STORM_CONNS, STORM_BYTES = 2_000, 10_000
 CONTAINER_ID = "3f2a" * 16
 SLICE = "nettrail-test.slice"
 # dropped on input: the sender has sent them, so it retransmits (a drop on
@@ -437,3 +442,31 @@ def test_socket_accepted_quiet_gets_its_bytes_and_owner_by_the_last_pass(bpf: No
         probe.close()
         for s in (client, server, listener):
             s.close()
+
+
+def test_every_byte_once_when_passes_race_the_fins(bpf: None) -> None:
+    """Passes back to back while connections exchange known bytes and FINs:
+    a pass that reads a socket while TCP is taking in a FIN or its ACK
+    (counter moved, flag or sequence number not yet) must not count the FIN
+    as a byte, nor count a byte twice. Each end of each connection: exactly
+    STORM_BYTES each way over all intervals."""
+    storm = tcpcase("fin-storm", "--count", str(STORM_CONNS), "--send", str(STORM_BYTES))
+    pid = int(line(storm).split()[1])
+    probe = BandwidthProbe(RecordContext(Clock(), "test"), (pid,))
+    probe.start({})
+    totals: dict[tuple[str, int, str, int], list[int]] = {}
+    try:
+        go(storm)
+        taken = []
+        while storm.poll() is None:
+            taken += probe.take_interval()
+        taken += probe.take_final()
+        assert finish(storm) == ["done"]
+    finally:
+        probe.close()
+    for c in taken:
+        total = totals.setdefault((c.laddr, c.lport, c.raddr, c.rport), [0, 0])
+        total[0] += c.rx_bytes
+        total[1] += c.tx_bytes
+    wrong = {ends: t for ends, t in totals.items() if t != [STORM_BYTES, STORM_BYTES]}
+    assert (len(totals), wrong) == (2 * STORM_CONNS, {})

@@ -18,6 +18,11 @@ for time) and, where told, waits for a line on stdin before the next step.
   reset-server                   accept one, read 1 byte, close with RST: "reset"
   timeout-client --port P        connect with a 1 s timeout to a port whose SYNs
                                  are dropped, close: "timed out"
+  fin-storm --count C --send N   C connections to itself, one after another,
+                                 each from its own 127.0.x.y (C <= 62,500):
+                                 each end sends N, shuts down, reads to EOF;
+                                 prints "ready PID", waits for a line, then
+                                 prints "done"
 """
 
 from __future__ import annotations
@@ -176,6 +181,25 @@ def timeout_client(args: argparse.Namespace) -> None:
     conn.close()
 
 
+def fin_storm(args: argparse.Namespace) -> None:
+    say(f"ready {os.getpid()}")
+    wait_for_go()
+    with listener() as lsock:
+        for i in range(args.count):
+            # a source address each: no two connections share a 4-tuple, even
+            # where the kernel reuses loopback ports in TIME_WAIT
+            source = (f"127.0.{1 + i // 250}.{1 + i % 250}", 0)
+            a = socket.create_connection(lsock.getsockname(), source_address=source)
+            b, _ = lsock.accept()
+            for end in (a, b):  # N fits the socket buffers: nothing blocks
+                send_exactly(end, args.send)
+                end.shutdown(socket.SHUT_WR)
+            for end in (a, b):
+                read_to_eof(end)
+                end.close()
+    say("done")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="case", required=True)
@@ -200,10 +224,14 @@ def main() -> None:
     s.add_argument("--port", type=int, required=True)
     s = sub.add_parser("timeout-client")
     s.add_argument("--port", type=int, required=True)
+    s = sub.add_parser("fin-storm")
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--send", type=int, required=True)
     args = p.parse_args()
     {"sink": sink, "client": client, "fin-server": fin_server, "late-client": late_client,
      "hold": hold, "refused": refused, "reset-server": reset_server,
-     "reset-client": reset_client, "timeout-client": timeout_client}[args.case](args)
+     "reset-client": reset_client, "timeout-client": timeout_client,
+     "fin-storm": fin_storm}[args.case](args)
 
 
 if __name__ == "__main__":
