@@ -79,8 +79,8 @@ static __always_inline __u64 take(__u64 *seen, __u64 now)
 {
 	__u64 old = *seen, was;
 
-	// two tries: only a close and a pass race, so the second sees the other's
-	for (int i = 0; i < 2 && now > old; i++) {
+	// a close and a pass (taking, or giving back) race: a few tries
+	for (int i = 0; i < 4 && now > old; i++) {
 		was = __sync_val_compare_and_swap(seen, old, now);
 		if (was == old)
 			return now - old;
@@ -178,10 +178,10 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* One socket of one process's files in a pass; one stamped before
- * `quiet_before_us` (0: none) is passed over. */
+/* One socket of one process's files in a pass, read `how`; one stamped
+ * before `quiet_before_us` (0: none) is passed over. */
 static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commit,
-				     __u64 quiet_before_us)
+				     __u64 quiet_before_us, enum reading how)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
@@ -202,7 +202,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	s = state_in_pass(tp, task);
 	if (!s || !pid_wanted(s->pid))
 		return 0;
-	read_payload(tp, &p, READ_TAKE);
+	read_payload(tp, &p, how);
 	if (!fill_row((struct sock *)tp, s, &p, &row, commit))
 		return 0;
 	// a row the seq_file could not take is shown again: give its bytes back
@@ -212,37 +212,47 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 }
 
 /* A pass that takes what it reports. */
-static __always_inline int committed_pass(struct bpf_iter__task_file *ctx, bool every_socket)
+static __always_inline int committed_pass(struct bpf_iter__task_file *ctx, bool every_socket,
+					  enum reading how)
 {
 	// the first call of a new iterator: a new pass
 	if (ctx->meta->seq_num == 0)
 		pass_begins();
 	// quiet since the pass before the last one read it (a pass of margin for
 	// a stamp set just before a counter moved): nothing to report
-	return pass_file(ctx, true, every_socket ? 0 : pass_start_us[2]);
+	return pass_file(ctx, true, every_socket ? 0 : pass_start_us[2], how);
 }
 
 SEC("iter/task_file")
 int pass_conns(struct bpf_iter__task_file *ctx)
 {
-	return committed_pass(ctx, false);
+	return committed_pass(ctx, false, READ_NEVER_HIGH);
 }
 
-/* Every held socket, quiet or not (user space runs it every tenth interval
- * and for the last): a socket that came into a file table already quiet
+/* Every held socket, quiet or not (user space runs it every tenth
+ * interval): a socket that came into a file table already quiet
  * (accepted long after its last segment, received over SCM_RIGHTS) is not
  * one a pass has read, so the quiet test alone would leave its owner
  * unclaimed and its bytes until its close. */
 SEC("iter/task_file")
 int pass_all(struct bpf_iter__task_file *ctx)
 {
-	return committed_pass(ctx, true);
+	return committed_pass(ctx, true, READ_NEVER_HIGH);
+}
+
+/* The window's last pass: every held socket, and what a pass holds back
+ * while TCP is at work on a socket (see read_payload) has no next reading
+ * in the window to count at, so read it never low instead. */
+SEC("iter/task_file")
+int pass_last(struct bpf_iter__task_file *ctx)
+{
+	return committed_pass(ctx, true, READ_NEVER_LOW);
 }
 
 SEC("iter/task_file")
 int peek_conns(struct bpf_iter__task_file *ctx)
 {
-	return pass_file(ctx, false, pass_start_us[1]);
+	return pass_file(ctx, false, pass_start_us[1], READ_NEVER_HIGH);
 }
 
 char LICENSE[] SEC("license") = "GPL";

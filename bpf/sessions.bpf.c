@@ -36,8 +36,8 @@ static __always_inline __u8 session_end(int oldstate, int sk_err)
 	return END_NORMAL;
 }
 
-/* A session's record; `state` SESSION_CLOSED: at its close, under the
- * socket's lock, else read by a pass (see read_payload). */
+/* A session's record: SESSION_CLOSED at its close, under the socket's lock;
+ * else from the window's last pass (see read_payload). */
 static __always_inline void fill_event(struct session_event *e, struct sock *sk,
 				       const struct sock_state *s, __u8 state)
 {
@@ -47,7 +47,7 @@ static __always_inline void fill_event(struct session_event *e, struct sock *sk,
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->opened_ns = s->opened_ns;
 	e->side = s->side ? s->side : side_from_backlog(sk);
-	read_payload(tp, &p, state == SESSION_CLOSED ? READ_LOCKED : READ_TAKE);
+	read_payload(tp, &p, state == SESSION_CLOSED ? READ_LOCKED : READ_NEVER_LOW);
 	e->tx_bytes = p.tx_bytes - syn_in_acked(e->side, p.tx_bytes);
 	e->rx_bytes = p.rx_bytes;
 	e->retrans_segs = tp->total_retrans;

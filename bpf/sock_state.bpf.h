@@ -10,8 +10,6 @@
 #ifndef NETTRAIL_SOCK_STATE_BPF_H
 #define NETTRAIL_SOCK_STATE_BPF_H
 
-#define SEND_SHUTDOWN 2
-
 struct sock_state {
 	__u64 opened_ns;     /* 0: opened before the window */
 	__u64 cgroup_id;     /* the owner's cgroup v2 id */
@@ -53,29 +51,42 @@ static __always_inline bool busy(const struct sock *sk)
 	return sk->sk_lock.slock.rlock.raw_lock.val.counter != 0;
 }
 
-/* Who reads a socket's counters, and so how the reading may err. */
+/* How a reading of a socket's counters may err, by who reads. */
 enum reading {
-	READ_LOCKED,   /* a state change, under the socket's lock: exact */
-	READ_TAKE,     /* a pass taking what moved: may be a byte low, never high */
-	READ_BASELINE, /* a pass's first sight of a socket: may be a byte high, never low */
+	READ_LOCKED,     /* a state change, under the socket's lock: exact */
+	READ_NEVER_HIGH, /* a pass taking what moved: may be a byte low */
+	READ_NEVER_LOW,  /* a pass's first sight of a socket (its baseline), or
+			  * the window's last reading: may be a byte high */
 };
 
+/* Our FIN is queued (its sequence number in write_seq) in these states
+ * only: an abortive close sets SEND_SHUTDOWN but sends none. CLOSE may
+ * follow either: a pass that sees it (the socket closed while being read)
+ * may assume a FIN only when it must never read high. */
+static __always_inline bool fin_queued(int state, enum reading how)
+{
+	return state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_FIN_WAIT2 ||
+	       state == BPF_TCP_CLOSING || state == BPF_TCP_LAST_ACK ||
+	       state == BPF_TCP_TIME_WAIT ||
+	       (state == BPF_TCP_CLOSE && how == READ_NEVER_HIGH);
+}
+
 /* TCP's own counters as payload bytes: bytes_received less the peer's FIN
- * (SOCK_DONE), bytes_acked less our FIN (acked: snd_una reached write_seq
- * after a send shutdown). A client's bytes_acked also counts its SYN: the
- * state's baseline holds it (see new_state).
+ * (SOCK_DONE), bytes_acked less our FIN (queued, and acked: snd_una reached
+ * write_seq). A client's bytes_acked also counts its SYN: the state's
+ * baseline holds it (see new_state).
  *
  * A pass reads without the lock, while TCP may be between the two stores of
  * a FIN's arrival (bytes_received, then SOCK_DONE) or of its ACK
- * (bytes_acked, then snd_una). A take loads the counters, then busy(), then
- * the flags: a counter seen moved with its flag not yet set means TCP is in
- * that update, so busy() is true and the FIN is assumed in (a byte low at
- * worst; take() never goes back, so it counts at the next reading). A
- * baseline loads the flags first, so a counter loaded after holds every FIN
- * they show, with busy() after SEND_SHUTDOWN: an owner between setting it
- * and queueing the FIN is seen there, and then no FIN is assumed (a byte
- * high at worst: never a byte from before the window). x86 keeps loads in
- * order; barrier() keeps the compiler from reordering them. */
+ * (bytes_acked, then snd_una). Never high: load the counters, then busy(),
+ * then the flags; a counter seen moved with its flag not yet set means TCP
+ * is in that update, so busy() is true, and the FIN is assumed in (take()
+ * never goes back, so a byte held back counts at the next reading). Never
+ * low: load the state, busy(), the flags, then the counters, which hold
+ * every FIN the flags show; busy() is true for an owner between queueing
+ * its FIN (state) and counting it (write_seq), and then no FIN is assumed.
+ * x86 keeps loads in order; barrier() keeps the compiler from reordering
+ * them. */
 static __always_inline void read_payload(const struct tcp_sock *tp, struct payload *p,
 					 enum reading how)
 {
@@ -84,20 +95,20 @@ static __always_inline void read_payload(const struct tcp_sock *tp, struct paylo
 	bool racing = false, sent_fin, rx_fin, tx_fin;
 	__u64 rx = 0, tx = 0;
 
-	if (how == READ_TAKE) {
+	if (how == READ_NEVER_HIGH) {
 		rx = tp->bytes_received;
 		tx = tp->bytes_acked;
 	}
 	barrier();
-	sent_fin = BPF_CORE_READ_BITFIELD(sk, sk_shutdown) & SEND_SHUTDOWN;
+	sent_fin = fin_queued(sk->__sk_common.skc_state, how);
 	barrier();
 	if (how != READ_LOCKED)
 		racing = busy(sk);
 	barrier();
-	rx_fin = racing ? how == READ_TAKE : !!(sk->__sk_common.skc_flags & done);
-	tx_fin = sent_fin && (racing ? how == READ_TAKE : tp->snd_una == tp->write_seq);
+	rx_fin = racing ? how == READ_NEVER_HIGH : !!(sk->__sk_common.skc_flags & done);
+	tx_fin = sent_fin && (racing ? how == READ_NEVER_HIGH : tp->snd_una == tp->write_seq);
 	barrier();
-	if (how != READ_TAKE) {
+	if (how != READ_NEVER_HIGH) {
 		rx = tp->bytes_received;
 		tx = tp->bytes_acked;
 	}
@@ -136,17 +147,28 @@ static __always_inline struct sock_state *state_of(struct sock *sk, struct sock_
  * (or, for a new client, the SYN), so the bandwidth probe starts from them. */
 static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, bool opening)
 {
-	struct sock_state init = {};
+	struct sock_state init = {}, *s;
 	struct payload p;
 
-	read_payload((const struct tcp_sock *)sk, &p, opening ? READ_LOCKED : READ_BASELINE);
+	read_payload((const struct tcp_sock *)sk, &p, opening ? READ_LOCKED : READ_NEVER_LOW);
 	init.side = side;
 	init.opened_ns = opening ? bpf_ktime_get_boot_ns() : 0;
 	init.rx_seen = p.rx_bytes;
 	// a client's SYN is acked with the handshake: baseline it if still to come
 	init.tx_seen = p.tx_bytes + (side == SIDE_CLIENT && !p.tx_bytes);
 	init.retrans_seen = p.retrans_bytes;
-	return state_of(sk, &init);
+	s = state_of(sk, &init);
+	// a connect on a socket that has a state: one reused after
+	// tcp_disconnect(), which zeroed TCP's counters: a new session (same owner)
+	if (s && opening && s->opened_ns != init.opened_ns) {
+		s->opened_ns = init.opened_ns;
+		s->side = init.side;
+		s->listed = 0;
+		s->rx_seen = init.rx_seen;
+		s->tx_seen = init.tx_seen;
+		s->retrans_seen = init.retrans_seen;
+	}
+	return s;
 }
 
 /* A process's pid in its own (innermost) pid namespace: read here because

@@ -5,6 +5,7 @@ time except the capture window itself."""
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import select
@@ -42,6 +43,7 @@ CGROUP_BYTES = 11_000
 RETRANS_BYTES = 1_000_000
 LOSSY_PORT, BLACKHOLE_PORT = 5201, 5202
 STORM_CONNS, STORM_BYTES = 2_000, 10_000
+RESET_REPLY = 4_321
 CONTAINER_ID = "3f2a" * 16
 SLICE = "nettrail-test.slice"
 # dropped on input: the sender has sent them, so it retransmits (a drop on
@@ -228,7 +230,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
                           str(WORKER_BYTES), "--threads", str(WORKERS))
         s.pids["workers"] = workers.pid
         refused = tcpcase("refused")
-        reset_server = tcpcase("reset-server")
+        reset_server = tcpcase("reset-server", "--send", str(RESET_REPLY))
         s.ports["reset"] = int(line(reset_server))
         reset_client = tcpcase("reset-client", "--port", str(s.ports["reset"]))
         s.pids.update(refused=refused.pid, reset_server=reset_server.pid,
@@ -365,8 +367,9 @@ def test_reset_both_ends(scenario: Scenario) -> None:
     assert s.outputs["reset_client"] == ["reset", "seen"]
     (client,) = s.sessions(pid=s.pids["reset_client"], rport=s.ports["reset"])
     (server,) = s.sessions(lport=s.ports["reset"], side="server")
-    assert (client["end"], client["tx_bytes"]) == ("reset", 1)
-    assert (server["end"], server["rx_bytes"]) == ("reset", 1)
+    assert (client["end"], client["tx_bytes"], client["rx_bytes"]) == ("reset", 1, RESET_REPLY)
+    # all it sent was acked, and it sent no FIN: none to take off
+    assert (server["end"], server["rx_bytes"], server["tx_bytes"]) == ("reset", 1, RESET_REPLY)
 
 
 def test_unanswered_syn_times_out(scenario: Scenario) -> None:
@@ -470,3 +473,37 @@ def test_every_byte_once_when_passes_race_the_fins(bpf: None) -> None:
         total[1] += c.tx_bytes
     wrong = {ends: t for ends, t in totals.items() if t != [STORM_BYTES, STORM_BYTES]}
     assert (len(totals), wrong) == (2 * STORM_CONNS, {})
+
+
+def disconnect(sock: socket.socket) -> None:
+    """connect(AF_UNSPEC): TCP's tcp_disconnect(), which zeroes the socket's
+    counters and leaves it ready to connect again."""
+    unspec = (ctypes.c_ubyte * 16)()  # sa_family 0
+    if ctypes.CDLL(None, use_errno=True).connect(sock.fileno(), unspec, len(unspec)):
+        raise OSError(ctypes.get_errno(), "connect(AF_UNSPEC)")
+
+
+def test_socket_reconnected_after_a_disconnect_counts_from_zero(bpf: None) -> None:
+    """A socket connected again after tcp_disconnect() starts its counters
+    from zero: its second connection counts exactly, though it moved fewer
+    bytes than the first."""
+    first, second = (socket.create_server(("127.0.0.1", 0)) for _ in range(2))
+    client = socket.create_connection(first.getsockname())
+    probe = BandwidthProbe(RecordContext(Clock(), "test"), (os.getpid(),))
+    probe.start({})
+    try:
+        server, _ = first.accept()
+        _exchange(client, server, 5_000, 0)
+        server.close()
+        disconnect(client)
+        client.connect(second.getsockname())
+        server, _ = second.accept()
+        _exchange(client, server, 3_000, 0)
+        ports = {first.getsockname()[1]: "first", second.getsockname()[1]: "second"}
+        sent = [(ports[c.rport], c.tx_bytes) for c in probe.take_final()
+                if c.rport in ports and c.pid == os.getpid()]
+        assert sorted(sent) == [("first", 5_000), ("second", 3_000)]
+    finally:
+        probe.close()
+        for s in (client, server, first, second):
+            s.close()

@@ -89,7 +89,8 @@ def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
 
 class BandwidthProbe(Probe):
     name = "bandwidth"
-    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("pass_conns", "pass_all", "peek_conns")),)
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",),
+                         ("pass_conns", "pass_all", "pass_last", "peek_conns")),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
@@ -118,25 +119,26 @@ class BandwidthProbe(Probe):
                                  CONN_VAL.size, BATCH, delete)
         return conns_from_maps(keys, values)
 
-    def _pass(self, every_socket: bool = False) -> list[Conn]:
-        """A pass that takes each held socket's change. Every tenth (and any
-        asked for) reads every socket; the others pass over the quiet ones."""
-        every_socket = every_socket or self._passes % FULL_PASS_EVERY == 0
+    def _pass(self, last: bool = False) -> list[Conn]:
+        """A pass that takes each held socket's change. Every tenth and the
+        last read every socket; the others pass over the quiet ones."""
+        program = ("pass_last" if last else
+                   "pass_all" if self._passes % FULL_PASS_EVERY == 0 else "pass_conns")
         self._passes += 1
-        return conns_from_rows(self.obj.read_iter("pass_all" if every_socket else "pass_conns"))
+        return conns_from_rows(self.obj.read_iter(program))
 
-    def take_interval(self, every_socket: bool = False) -> list[Conn]:
+    def take_interval(self, last: bool = False) -> list[Conn]:
         """Switch the close path to the other map, empty the one it left, and
         take every held socket's change. Counts added late stay for the next
         drain."""
         old, self._slot = self._slot, self._slot ^ 1
         map_update(self.obj.map_fd("bw_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
         carried, self._carried = self._carried, []
-        return merge(carried + self._read_map(old, delete=True) + self._pass(every_socket))
+        return merge(carried + self._read_map(old, delete=True) + self._pass(last))
 
     def take_final(self) -> list[Conn]:
         """The last interval: everything left, every held socket read."""
-        return self.take_interval(every_socket=True) + self._read_map(self._slot, delete=True)
+        return self.take_interval(last=True) + self._read_map(self._slot, delete=True)
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         conns = merge(self.take_final()) if last else self.take_interval()

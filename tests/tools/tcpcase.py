@@ -15,7 +15,8 @@ for time) and, where told, waits for a line on stdin before the next step.
   hold --before N --after M      a connection to itself: send N, "ready", wait,
                                  send M, "sent", wait, exit (still open)
   refused                        connect to a closed port: "refused"
-  reset-server                   accept one, read 1 byte, close with RST: "reset"
+  reset-server --send N          accept one, read 1 byte, send N, once acked
+                                 close with RST (no FIN ever sent): "reset"
   timeout-client --port P        connect with a 1 s timeout to a port whose SYNs
                                  are dropped, close: "timed out"
   fin-storm --count C --send N   C connections to itself, one after another,
@@ -29,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import os
+import select
 import socket
 import struct
 import sys
+import termios
 import threading
 
 PR_SET_NAME = 15
@@ -156,6 +160,9 @@ def reset_server(args: argparse.Namespace) -> None:
         say(str(lsock.getsockname()[1]))
         conn, _ = lsock.accept()
     conn.recv(1)
+    send_exactly(conn, args.send)
+    while fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
+        select.select([], [], [], 0.001)  # all acked: snd_una is write_seq
     # linger 0: close() aborts the connection with a RST
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
@@ -219,7 +226,8 @@ def main() -> None:
     s.add_argument("--before", type=int, required=True)
     s.add_argument("--after", type=int, required=True)
     sub.add_parser("refused")
-    sub.add_parser("reset-server")
+    s = sub.add_parser("reset-server")
+    s.add_argument("--send", type=int, required=True)
     s = sub.add_parser("reset-client")
     s.add_argument("--port", type=int, required=True)
     s = sub.add_parser("timeout-client")
