@@ -202,8 +202,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	s = state_in_pass(tp, task);
 	if (!s || !pid_wanted(s->pid))
 		return 0;
-	read_payload(tp, &p, how);
-	if (!fill_row((struct sock *)tp, s, &p, &row, commit))
+	if (!read_payload(tp, &p, how) || !fill_row((struct sock *)tp, s, &p, &row, commit))
 		return 0;
 	// a row the seq_file could not take is shown again: give its bytes back
 	if (bpf_seq_write(ctx->meta->seq, &row, sizeof(row)) && commit)

@@ -37,17 +37,19 @@ static __always_inline __u8 session_end(int oldstate, int sk_err)
 }
 
 /* A session's record: SESSION_CLOSED at its close, under the socket's lock;
- * else from the window's last pass (see read_payload). */
-static __always_inline void fill_event(struct session_event *e, struct sock *sk,
+ * else from the window's last pass, false if it closed meanwhile (its close
+ * wrote its record; see read_payload). */
+static __always_inline bool fill_event(struct session_event *e, struct sock *sk,
 				       const struct sock_state *s, __u8 state)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct payload p;
 
+	if (!read_payload(tp, &p, state == SESSION_CLOSED ? READ_LOCKED : READ_NEVER_LOW))
+		return false;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->opened_ns = s->opened_ns;
 	e->side = s->side ? s->side : side_from_backlog(sk);
-	read_payload(tp, &p, state == SESSION_CLOSED ? READ_LOCKED : READ_NEVER_LOW);
 	e->tx_bytes = p.tx_bytes - syn_in_acked(e->side, p.tx_bytes);
 	e->rx_bytes = p.rx_bytes;
 	e->retrans_segs = tp->total_retrans;
@@ -59,6 +61,7 @@ static __always_inline void fill_event(struct session_event *e, struct sock *sk,
 	e->cgroup_id = s->cgroup_id;
 	__builtin_memcpy(e->comm, s->comm, COMM_LEN);
 	e->state = state;
+	return true;
 }
 
 static __always_inline void emit_closed(struct sock *sk, const struct sock_state *s,
@@ -73,7 +76,7 @@ static __always_inline void emit_closed(struct sock *sk, const struct sock_state
 		stat_inc(STAT_RINGBUF_FULL);
 		return;
 	}
-	fill_event(e, sk, s, SESSION_CLOSED);
+	fill_event(e, sk, s, SESSION_CLOSED);  // under the lock: always read
 	e->end = session_end(oldstate, sk->sk_err);
 	// no wakeup: user space drains on a timer, sparing the closing task the cost
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
@@ -125,7 +128,8 @@ int dump_open(struct bpf_iter__task_file *ctx)
 	s = state_in_pass(tp, task);
 	if (!s || s->listed || !pid_wanted(s->pid))
 		return 0;
-	fill_event(&e, (struct sock *)tp, s, SESSION_OPEN);
+	if (!fill_event(&e, (struct sock *)tp, s, SESSION_OPEN))
+		return 0;
 	// listed only once written: a record the seq_file could not take is shown again
 	if (!bpf_seq_write(ctx->meta->seq, &e, sizeof(e)))
 		s->listed = 1;

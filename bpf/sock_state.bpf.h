@@ -20,7 +20,8 @@ struct sock_state {
 	__u32 nspid;         /* the owner's pid in its own pid namespace */
 	__u8 side;           /* enum conn_side */
 	__u8 listed;         /* sessions: written by the open-sessions pass */
-	__u8 pad[6];
+	__u8 closed;         /* reached TCP_CLOSE: a connect after it is a new session */
+	__u8 pad[5];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
@@ -60,15 +61,12 @@ enum reading {
 };
 
 /* Our FIN is queued (its sequence number in write_seq) in these states
- * only: an abortive close sets SEND_SHUTDOWN but sends none. CLOSE may
- * follow either: a pass that sees it (the socket closed while being read)
- * may assume a FIN only when it must never read high. */
-static __always_inline bool fin_queued(int state, enum reading how)
+ * only: an abortive close sets SEND_SHUTDOWN but sends none. (A tcp_sock
+ * never stores TIME_WAIT: tcp_time_wait() hands over and closes it.) */
+static __always_inline bool fin_queued(int state)
 {
 	return state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_FIN_WAIT2 ||
-	       state == BPF_TCP_CLOSING || state == BPF_TCP_LAST_ACK ||
-	       state == BPF_TCP_TIME_WAIT ||
-	       (state == BPF_TCP_CLOSE && how == READ_NEVER_HIGH);
+	       state == BPF_TCP_CLOSING || state == BPF_TCP_LAST_ACK;
 }
 
 /* TCP's own counters as payload bytes: bytes_received less the peer's FIN
@@ -86,21 +84,26 @@ static __always_inline bool fin_queued(int state, enum reading how)
  * every FIN the flags show; busy() is true for an owner between queueing
  * its FIN (state) and counting it (write_seq), and then no FIN is assumed.
  * x86 keeps loads in order; barrier() keeps the compiler from reordering
- * them. */
-static __always_inline void read_payload(const struct tcp_sock *tp, struct payload *p,
+ * them. A pass that finds the socket closed reads nothing (false): its
+ * close took its last bytes, exactly, before the state was stored. */
+static __always_inline bool read_payload(const struct tcp_sock *tp, struct payload *p,
 					 enum reading how)
 {
 	const struct sock *sk = (const struct sock *)tp;
 	unsigned long done = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE);
 	bool racing = false, sent_fin, rx_fin, tx_fin;
 	__u64 rx = 0, tx = 0;
+	int state;
 
 	if (how == READ_NEVER_HIGH) {
 		rx = tp->bytes_received;
 		tx = tp->bytes_acked;
 	}
 	barrier();
-	sent_fin = fin_queued(sk->__sk_common.skc_state, how);
+	state = sk->__sk_common.skc_state;
+	if (how != READ_LOCKED && state == BPF_TCP_CLOSE)
+		return false;
+	sent_fin = fin_queued(state);
 	barrier();
 	if (how != READ_LOCKED)
 		racing = busy(sk);
@@ -115,6 +118,7 @@ static __always_inline void read_payload(const struct tcp_sock *tp, struct paylo
 	p->rx_bytes = rx - (rx && rx_fin);
 	p->tx_bytes = tx - (tx && tx_fin);
 	p->retrans_bytes = tp->bytes_retrans;
+	return true;
 }
 
 /* Side of a socket first seen in a pass (opened before the window): an
@@ -148,8 +152,9 @@ static __always_inline struct sock_state *state_of(struct sock *sk, struct sock_
 static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, bool opening)
 {
 	struct sock_state init = {}, *s;
-	struct payload p;
+	struct payload p = {};
 
+	// a pass's socket that closed meanwhile reads nothing: its state is moot
 	read_payload((const struct tcp_sock *)sk, &p, opening ? READ_LOCKED : READ_NEVER_LOW);
 	init.side = side;
 	init.opened_ns = opening ? bpf_ktime_get_boot_ns() : 0;
@@ -158,9 +163,10 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	init.tx_seen = p.tx_bytes + (side == SIDE_CLIENT && !p.tx_bytes);
 	init.retrans_seen = p.retrans_bytes;
 	s = state_of(sk, &init);
-	// a connect on a socket that has a state: one reused after
-	// tcp_disconnect(), which zeroed TCP's counters: a new session (same owner)
-	if (s && opening && s->opened_ns != init.opened_ns) {
+	// a connect on a closed socket's state: one reused after tcp_disconnect(),
+	// which zeroed TCP's counters: a new session (same owner)
+	if (s && opening && s->closed) {
+		s->closed = 0;
 		s->opened_ns = init.opened_ns;
 		s->side = init.side;
 		s->listed = 0;
@@ -234,6 +240,9 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 		s = state_of(sk, NULL);
 	if (made_by_owner(oldstate, newstate, sk->sk_err))
 		claim(s, bpf_get_current_task_btf());
+	// a connect after this close is a new session (see new_state)
+	if (s && newstate == BPF_TCP_CLOSE)
+		s->closed = 1;
 	return s;
 }
 

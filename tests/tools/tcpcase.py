@@ -62,6 +62,13 @@ def send_exactly(conn: socket.socket, n: int) -> None:
     conn.sendall(b"x" * n)
 
 
+def wait_acked(conn: socket.socket) -> None:
+    """Until the peer has acked all sent (and our FIN, if sent): TIOCOUTQ is
+    write_seq - snd_una."""
+    while fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
+        select.select([], [], [], 0.001)
+
+
 def listener(port: int = 0) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -161,8 +168,7 @@ def reset_server(args: argparse.Namespace) -> None:
         conn, _ = lsock.accept()
     conn.recv(1)
     send_exactly(conn, args.send)
-    while fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
-        select.select([], [], [], 0.001)  # all acked: snd_una is write_seq
+    wait_acked(conn)  # snd_una is write_seq: old code took a FIN off
     # linger 0: close() aborts the connection with a RST
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
@@ -203,6 +209,9 @@ def fin_storm(args: argparse.Namespace) -> None:
                 end.shutdown(socket.SHUT_WR)
             for end in (a, b):
                 read_to_eof(end)
+                # both FINs acked: the socket has closed in TCP before close()
+                # (no orphan left to close after the capture has ended)
+                wait_acked(end)
                 end.close()
     say("done")
 
