@@ -2,8 +2,9 @@
 prints a line when it reaches a step (the test waits for those lines, never
 for time) and, where told, waits for a line on stdin before the next step.
 
-  sink --count C [--port P]      accept C connections, read each to EOF; prints
-                                 the port, then the bytes read
+  sink --count C [--port P]      accept C connections, read each to EOF, close
+                                 once our FIN is acked; prints the port, then
+                                 the bytes read
   client --port P --send N [--wait] [--threads T]
                                  (T threads named pool-io-0.., each) connect,
                                  send N, close; --wait: print "ready PID" and
@@ -85,6 +86,11 @@ def sink(args: argparse.Namespace) -> None:
             conn, _ = lsock.accept()
             with conn:
                 total += read_to_eof(conn)
+                # our FIN acked before close(): the session has ended in TCP
+                # (a lossy link may drop that ACK; an orphan left to close
+                # after the capture would have no record)
+                conn.shutdown(socket.SHUT_WR)
+                wait_acked(conn)
     say(str(total))
 
 
