@@ -164,16 +164,9 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	init.retrans_seen = p.retrans_bytes;
 	s = state_of(sk, &init);
 	// a connect on a closed socket's state: one reused after tcp_disconnect(),
-	// which zeroed TCP's counters: a new session (same owner)
-	if (s && opening && s->closed) {
-		s->closed = 0;
-		s->opened_ns = init.opened_ns;
-		s->side = init.side;
-		s->listed = 0;
-		s->rx_seen = init.rx_seen;
-		s->tx_seen = init.tx_seen;
-		s->retrans_seen = init.retrans_seen;
-	}
+	// which zeroed TCP's counters: a new session, its owner claimed anew
+	if (s && opening && s->closed)
+		*s = init;
 	return s;
 }
 

@@ -6,13 +6,10 @@ time except the capture window itself."""
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
-import select
 import socket
 import subprocess
 import sys
-import termios
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +23,7 @@ from nettrail.capture.identity import cgroup2_mount
 from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.logformat import BANDWIDTH, SESSIONS
 from helpers import TOOLS, CaptureRun, NetNs, require_bpf
+from tools.tcpcase import wait_acked
 
 # every test here is the kernel's (the module's scenario loads the probes
 # itself, so the conftest cannot see it by fixture): all in the VM matrix
@@ -387,8 +385,7 @@ def _exchange(client: socket.socket, server: socket.socket, up: int, down: int) 
         while got < size:
             got += len(dst.recv(size - got))
     for s in (client, server):  # the peer's ACK ends the byte's trip (bytes_acked)
-        while fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
-            select.select([], [], [], 0.001)
+        wait_acked(s)
 
 
 def test_idle_connection_skipped_then_counted_when_it_moves(bpf: None) -> None:
@@ -432,8 +429,7 @@ def test_socket_accepted_quiet_gets_its_bytes_and_owner_by_the_last_pass(bpf: No
         taken = [probe.take_interval()]
         client = socket.create_connection(listener.getsockname())
         client.sendall(b"q" * 2_000)
-        while fcntl.ioctl(client, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
-            select.select([], [], [], 0.001)  # acked: the bytes wait in the queue
+        wait_acked(client)  # the bytes wait in the queue
         taken += [probe.take_interval() for _ in range(3)]
         server, _ = listener.accept()
         taken += [probe.take_interval() for _ in range(2)]
