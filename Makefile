@@ -10,7 +10,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 BUILD := build/bpf
 OUT ?= build/bpf-objects
-PROBES := bandwidth sessions dns dns_wire
+PROBES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
 VENV := .venv

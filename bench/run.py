@@ -435,7 +435,7 @@ def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: i
                                 "netns": 4026531840, "family": "ipv4", "laddr": "10.0.0.1",
                                 "lport": 30000 + i % 30000, "raddr": f"10.2.0.{i % 100}",
                                 "rport": 80, "side": "client", "tx_bytes": i % 5000,
-                                "rx_bytes": i % 90000, "retrans_segs": i % 97 == 0,
+                                "rx_bytes": i % 90000, "retrans_segs": int(i % 97 == 0),
                                 "srtt_us": 300, "opened_at": start + i * 0.003 - 0.05,
                                 "duration_ms": 50.0 + i % 900, "state": "closed",
                                 "end": "refused" if i % 101 == 0 else "normal"}) + "\n")

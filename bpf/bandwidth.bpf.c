@@ -12,6 +12,8 @@
 #include "common.bpf.h"
 #include "sock_state.bpf.h"
 
+EVENT_TYPE(conn_row);
+
 #define MAX_CLOSED 262144 /* sockets closed in one interval; allocated as used */
 
 struct conn_map {

@@ -14,6 +14,11 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 
+/* Keeps a struct user space decodes in this object's BTF (a pointer in
+ * .rodata, never read): tests/test_events_mirror.py checks the ctypes mirror
+ * in capture/events.py against it, field by field. */
+#define EVENT_TYPE(name) struct name *const volatile event_type_##name = 0
+
 /* Set before load: processes to trace (tgids); none means all. */
 const volatile __u32 targ_pids[MAX_PIDS] = {};
 const volatile __u32 targ_npids = 0;

@@ -7,6 +7,9 @@
  * that start during the window. */
 #include "dns_shared.bpf.h"
 
+EVENT_TYPE(dns_event);
+EVENT_TYPE(dns_exec_event);
+
 #define MAX_AI_WALK 24
 #define SOCKADDR_IN_ADDR 4   /* offsetof(struct sockaddr_in, sin_addr) */
 #define SOCKADDR_IN6_ADDR 8  /* offsetof(struct sockaddr_in6, sin6_addr) */

@@ -8,6 +8,8 @@
  * inside a libc lookup of the same thread is counted in that lookup. */
 #include "dns_shared.bpf.h"
 
+EVENT_TYPE(dns_wire_event);
+
 #define MAX_QUERIES 10240
 #define DNS_PORT 53
 #define DNS_HEADER_LEN 12

@@ -9,6 +9,8 @@
 #include "common.bpf.h"
 #include "sock_state.bpf.h"
 
+EVENT_TYPE(session_event);
+
 #define ECONNREFUSED 111
 #define ECONNRESET 104
 #define ECONNABORTED 103

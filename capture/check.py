@@ -16,7 +16,7 @@ from nettrail.capture.preflight import (TCP_NEEDS, VMLINUX_BTF, KernelNeed, btf_
                                         btf_problem, privilege_problem)
 from nettrail.capture.window import start_probes
 from nettrail.errors import NettrailError
-from nettrail.logformat import PROBE_OPTIONS, PROBES
+from nettrail.format import PROBE_OPTIONS, PROBES
 
 
 @dataclass

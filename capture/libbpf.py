@@ -81,6 +81,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "btf__find_by_name_kind": (c_int, [c_void_p, c_char_p, c_uint32]),
     "btf__type_by_id": (c_void_p, [c_void_p, c_uint32]),
     "btf__name_by_offset": (c_char_p, [c_void_p, c_uint32]),
+    "btf__resolve_size": (ctypes.c_int64, [c_void_p, c_uint32]),
     "ring_buffer__new": (c_void_p, [c_int, SAMPLE_FN, c_void_p, c_void_p]),
     "ring_buffer__add": (c_int, [c_void_p, c_int, SAMPLE_FN, c_void_p]),
     "ring_buffer__consume": (c_int, [c_void_p]),
@@ -115,6 +116,10 @@ class _BtfType(ctypes.Structure):
 
 class _BtfVarSecinfo(ctypes.Structure):
     _fields_ = [("type", c_uint32), ("offset", c_uint32), ("size", c_uint32)]
+
+
+class _BtfMember(ctypes.Structure):
+    _fields_ = [("name_off", c_uint32), ("type", c_uint32), ("offset", c_uint32)]
 
 
 class _BtfNamed(ctypes.Structure):
@@ -215,6 +220,22 @@ class BpfObject:
                                f"open {os.path.basename(path)}")
         self._links: list[int] = []
         self._link_fds: list[int] = []  # links made without libbpf
+
+    def struct_layout(self, name: str) -> dict[str, tuple[int, int]] | None:
+        """A struct as this object's BTF has it: (offset, size) in bytes per
+        member, and its own size under "" (None if the object lacks it)."""
+        btf = _check_ptr(lib().bpf_object__btf(self._obj), "object BTF")
+        type_id = lib().btf__find_by_name_kind(btf, name.encode(), BTF_KIND_STRUCT)
+        if type_id <= 0:
+            return None
+        addr = lib().btf__type_by_id(btf, type_id)
+        members = (_BtfMember * (_BtfType.from_address(addr).info & 0xFFFF)).from_address(
+            addr + ctypes.sizeof(_BtfType))
+        layout = {"": (0, lib().btf__resolve_size(btf, type_id))}
+        for m in members:  # no bitfields here: offset is in bits
+            layout[lib().btf__name_by_offset(btf, m.name_off).decode()] = (
+                m.offset // 8, lib().btf__resolve_size(btf, m.type))
+        return layout
 
     def program_names(self) -> list[str]:
         names, prog = [], None

@@ -101,9 +101,9 @@ class Probe:
 
     Records are dicts in the shape of the probe's log (docs/format.md)."""
 
-    name = ""  # its key in logformat.LOG_FILES
+    name = ""  # its key in nettrail.format.LOGS
     hook_sets: tuple[HookSet, ...] = ()
-    # opt-in parts asked for (logformat.PROBE_OPTIONS), set before start()
+    # opt-in parts asked for (nettrail.format.PROBE_OPTIONS), set before start()
     options: frozenset[str] = frozenset()
 
     capabilities: tuple[CapNeed, ...] = BPF_NEEDS

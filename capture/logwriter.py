@@ -12,7 +12,7 @@ from typing import BinaryIO
 from nettrail import jsonio
 from nettrail.errors import OutputError
 from nettrail.files import OutputDir, writing
-from nettrail.logformat import LOG_FILES, META
+from nettrail.format import LOG_FILES, META
 
 FIX = "free disk space or capture elsewhere with -o DIR"
 

@@ -28,7 +28,7 @@ from nettrail.capture.probes import PROBE_CLASSES
 from nettrail.errors import NettrailError, ProbeError
 from nettrail.headline import Headline
 from nettrail.hostlock import capture_lock
-from nettrail.logformat import FORMAT, PROBE_OPTIONS, PROBES
+from nettrail.format import FORMAT, PROBE_OPTIONS, PROBES
 
 POLL_MS = 100
 WRITE_CHUNK = 4096

@@ -18,7 +18,7 @@ from typing import NoReturn
 from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
 from nettrail.errors import ExitStatus, NettrailError
-from nettrail.logformat import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
+from nettrail.format import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.units import printable
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
@@ -233,7 +233,7 @@ def capture_summary(directory: Path, report: Path | None) -> str:
     """--summary-json: what scripts and playbooks want to know of a finished
     capture, as its meta.json says it (one line of JSON)."""
     from nettrail import jsonio
-    from nettrail.logformat import META
+    from nettrail.format import META
     meta = jsonio.loads((directory / META).read_bytes())
     return jsonio.dumps({
         "directory": str(directory), "report": str(report) if report else None,

@@ -1,13 +1,15 @@
-"""The headline numbers of a capture, computed in one place: fed the records
-as the capture writes them (live view, closing line, meta.json's `summary`)
-or as the report reads them (captures without a summary).
+"""The headline numbers of a capture, defined once: each log's description
+says what its records add (nettrail/format/), and every place that shows a
+headline number (live view, closing line, `--summary-json`, meta.json's
+`summary`, the snapshot index and the report) counts it with this class.
 
 Bounded whatever the logs hold: counters and one slowest lookup, no lists."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -17,43 +19,32 @@ class Headline:
     tx_bytes: int = 0
     sessions: int = 0
     failed_sessions: int = 0   # refused, reset or timed out
-    lookups: int = 0
+    lookups: int = 0           # name lookups that asked DNS (or may have)
     failed_lookups: int = 0
     pending_lookups: int = 0
-    slowest_name: str | None = None
+    literal_lookups: int = 0   # an IP literal passed to a lookup function: nothing looked up
+    hosts_lookups: int = 0     # answered without a query leaving the process (hosts file)
+    slowest_name: str | None = None  # the slowest answered lookup that asked DNS
     slowest_ms: float | None = None
 
-    def add(self, probe: str, records: Iterable[dict]) -> None:
-        """Count records of one probe's log (docs/format.md shapes)."""
-        if probe == "bandwidth":
-            for r in records:
-                self.rx_bytes += r["rx_bytes"]
-                self.tx_bytes += r["tx_bytes"]
-        elif probe == "sessions":
-            for r in records:
-                self.sessions += 1
-                self.failed_sessions += r.get("end") in ("reset", "refused", "timeout")
-        elif probe == "dns":
-            for r in records:
-                self._add_lookup(r)
-
-    def _add_lookup(self, r: dict) -> None:
-        if r.get("call_ts") is not None:
-            return  # a query its libc call sent: that call is the lookup
-        self.lookups += 1
-        self.pending_lookups += r["pending"]
-        self.failed_lookups += not r["ok"] and not r["pending"]
-        if r.get("resolved_by") in ("literal", "hosts"):
-            return  # not a name server's answer: no latency worth naming
-        if self.slowest_ms is None or r["latency_ms"] > self.slowest_ms:
-            self.slowest_name, self.slowest_ms = r["name"], r["latency_ms"]
+    def add(self, probe: str, records: Sequence) -> None:
+        """Count records of one probe's log: dicts as the capture writes them,
+        or the reader's records."""
+        if not records:
+            return
+        from nettrail.format import LOGS  # the log descriptions import nothing from here
+        log = LOGS[probe]
+        get = (operator.itemgetter if isinstance(records[0], dict) else
+               operator.attrgetter)(*log.headline_fields)
+        log.count(self, map(get, records))
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: object) -> Headline | None:
-        """A summary as meta.json stores it; None if it is not one."""
+        """A summary as meta.json stores it (fields added later default);
+        None if it is not one."""
         if not isinstance(data, dict):
             return None
         headline = cls()
@@ -65,3 +56,7 @@ class Headline:
                 return None
             setattr(headline, f.name, value)
         return headline
+
+
+# Fields a summary written before they existed lacks (read as 0)
+ADDED_LATER = ("literal_lookups", "hosts_lookups")

@@ -127,3 +127,9 @@ class HeavyHitters(Generic[S]):
     @property
     def exact(self) -> bool:
         return not self.dropped
+
+
+def keep_few(seen: dict[str, None], item: str, limit: int) -> None:
+    """Remember up to `limit` distinct items (one more says "and more")."""
+    if len(seen) < limit:
+        seen[item] = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nettrail.errors import UsageError
 from nettrail.files import write_private
-from nettrail.logformat import REPORT
+from nettrail.format import REPORT
 from nettrail.report import charts
 from nettrail.report.aggregate import ReportData, aggregate
 from nettrail.report.reader import open_captures

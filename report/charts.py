@@ -14,8 +14,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nettrail.report.aggregate import (SLOW_LOOKUP_MS, Bandwidth, Clock, Dns, HostStats,
-                                       Interval, Sessions)
+from nettrail.report.bandwidth import Bandwidth, Interval
+from nettrail.report.clock import Clock
+from nettrail.report.dns import SLOW_LOOKUP_MS, Dns, HostStats
+from nettrail.report.sessions import Sessions
 from nettrail.report.bounded import LogSketch
 from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms
 

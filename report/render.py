@@ -15,7 +15,10 @@ import jinja2
 from markupsafe import Markup
 
 from nettrail import VERSION
-from nettrail.report.aggregate import SLOW_LOOKUP_MS, TABLE_ROWS, ReportData
+from nettrail.report.aggregate import ReportData
+from nettrail.report.dns import SLOW_LOOKUP_MS
+from nettrail.report.findings import Finding
+from nettrail.report.tally import TABLE_ROWS
 from nettrail.report.charts import Chart
 from nettrail.units import human_bytes, human_ms, human_rate
 
@@ -35,17 +38,22 @@ def _utc(ts: float) -> str:
         :-3] + " UTC"
 
 
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
 def _environment(tz: dt.tzinfo | None = None) -> jinja2.Environment:
     """Times are shown in `tz` (the report's clock zone; UTC if none)."""
     zone = tz or dt.timezone.utc
-    env = jinja2.Environment(loader=jinja2.PackageLoader("nettrail", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("nettrail.templates", "."),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(
         human_bytes=human_bytes, human_ms=human_ms, when=_when, utc=_utc, bits=human_rate,
         clock=lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%H:%M:%S.%f")[:-3],
         clock_s=lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S"),
-        num=lambda n: f"{n:,}", seconds=lambda s: f"{s:g} s")
+        num=lambda n: f"{n:,}", seconds=lambda s: f"{s:g} s", fmt=format, share=_share,
+        percent=lambda share: f"{100 * share:.1f}%")
     return env
 
 
@@ -57,6 +65,11 @@ def _page(template: str, tz: dt.tzinfo | None = None, **context: object) -> str:
            f"script-src {_csp_hash(js)}; base-uri 'none'; form-action 'none'")
     return _environment(tz).get_template(template).render(
         css=Markup(css), js=Markup(js), csp=Markup(csp), version=VERSION, **context)
+
+
+def say(finding: Finding) -> str:
+    """A finding in the words the page gives it (templates/findings.j2)."""
+    return str(_environment().get_template("findings.j2").module.text(finding))  # type: ignore[attr-defined]
 
 
 def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],

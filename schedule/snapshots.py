@@ -19,8 +19,10 @@ from nettrail import jsonio
 from nettrail.errors import BadCapture, NettrailError
 from nettrail.files import read_regular, write_private
 from nettrail.headline import Headline as Numbers
-from nettrail.logformat import META, PROBES, READABLE_FORMATS
-from nettrail.report.aggregate import process_label
+from nettrail.format import META, PROBES, READABLE_FORMATS
+from nettrail.format import meta as meta_format
+from nettrail.format.meta import parse_time
+from nettrail.report.labels import process_label
 from nettrail.report.bounded import HeavyHitters
 from nettrail.report.charts import trend
 from nettrail.report.reader import CaptureDir, open_capture
@@ -30,7 +32,6 @@ from nettrail.units import human_ms
 # ASCII digits only (\d takes any script's); matched whole (no "$" before a newline)
 SNAPSHOT_NAME = re.compile(r"([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,6})?", re.ASCII)
 NAME_TIME = "%Y%m%dT%H%M%SZ"
-MAX_META_BYTES = 1 << 20
 FUTURE_SLACK = dt.timedelta(days=1)  # clocks step; a later name is not ours
 CACHE = "index.json"
 INDEX = "index.html"
@@ -82,7 +83,7 @@ def is_snapshot(root_fd: int, name: str) -> bool:
     except OSError:  # a symlink, a file, gone
         return False
     try:
-        meta = jsonio.loads(read_regular(META, MAX_META_BYTES, fd))
+        meta = jsonio.loads(read_regular(META, meta_format.MAX_BYTES, fd))
     except (OSError, ValueError, NettrailError):
         return False
     finally:
@@ -117,7 +118,8 @@ def numbers(capture: CaptureDir) -> Numbers:
     if summary is None:
         summary = Numbers()
         for probe in PROBES:
-            summary.add(probe, capture.records(probe))
+            for block in capture.blocks(probe):
+                summary.add(probe, block)
     return summary
 
 
@@ -200,7 +202,7 @@ def _points(headlines: list[Headline]) -> list[tuple[float, dict[str, float]]]:
     for h in reversed(headlines):
         if h.status == "failed" or not h.seconds:
             continue
-        started = dt.datetime.fromisoformat(h.started_at.replace("Z", "+00:00")).timestamp()
+        started = parse_time(h.started_at) or 0.0
         points.append((started, {"received": 8 * h.rx_bytes / h.seconds,
                                  "sent": 8 * h.tx_bytes / h.seconds,
                                  "failed sessions": h.failed_sessions,

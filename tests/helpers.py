@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import html
 import json
-import select
 import os
+import re
+import select
 import shutil
 import signal
 import socket
@@ -182,3 +185,28 @@ class HostPair:
             proc.wait()
         self.client_ns.delete()
         self.server_ns.delete()
+
+
+HEADLINE_SPAN = re.compile(r'<span data-headline="(\w+)" data-v="([^"]*)">')
+INDEX_NUMBERS = ("rx_bytes", "tx_bytes", "sessions", "failed_sessions", "lookups",
+                 "failed_lookups")
+
+
+def headline_everywhere(capture: Path, scratch: Path) -> dict[str, dict]:
+    """The headline numbers of a capture as meta.json's summary, its report
+    page and a snapshot index over it show them (the index only those it has)."""
+    from nettrail.report.build import write_report
+    from nettrail.schedule.snapshots import update_index
+    page = write_report(capture, scratch / "report.html").read_text()
+    shown = {name: html.unescape(value) for name, value in HEADLINE_SPAN.findall(page)}
+    meta = json.loads((capture / "meta.json").read_text())
+    summary = meta["summary"]
+    started = datetime.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00"))
+    root = scratch / "snapshots"
+    shutil.copytree(capture, root / started.strftime("%Y%m%dT%H%M%SZ"))
+    (row,) = update_index(root)
+    return {"summary": {k: summary[k] for k in shown},
+            "page": {k: type(summary[k])(v) if summary[k] is not None else None
+                     for k, v in shown.items()},
+            "index summary": {k: summary[k] for k in INDEX_NUMBERS},
+            "index": {k: getattr(row, k) for k in INDEX_NUMBERS}}

@@ -17,7 +17,7 @@ import pytest
 from helpers import TOOLS, CaptureRun, NetNs
 from nettrail.capture.preflight import kernel_has_uprobe_multi
 from nettrail.capture.probes.dns import DnsProbe
-from nettrail.logformat import DNS, SESSIONS
+from nettrail.format import DNS, SESSIONS
 
 TCP_CAPS = ("bpf", "perfmon", "dac_read_search")
 DNS_CAPS = ("bpf", "perfmon", "checkpoint_restore", "sys_ptrace", "dac_read_search")

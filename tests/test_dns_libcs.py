@@ -26,7 +26,7 @@ from nettrail.capture.probes.dns import MULTI, SINGLE, DnsProbe, is_literal, res
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.cli import _probe_list
 from nettrail.headline import Headline
-from nettrail.logformat import PROBES
+from nettrail.format import PROBES
 from helpers import TOOLS, CaptureRun
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nettrail.logformat import DNS
+from nettrail.format import DNS
 from helpers import TOOLS, CaptureRun, NetNs, require_bpf
 
 MUSL_LIBC = Path("/usr/lib/x86_64-linux-musl/libc.so")

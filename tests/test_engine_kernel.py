@@ -21,7 +21,7 @@ from nettrail.capture.clock import Clock
 from nettrail.capture.events import RecordContext
 from nettrail.capture.identity import cgroup2_mount
 from nettrail.capture.probes.bandwidth import BandwidthProbe
-from nettrail.logformat import BANDWIDTH, SESSIONS
+from nettrail.format import BANDWIDTH, SESSIONS
 from helpers import TOOLS, CaptureRun, NetNs, require_bpf
 from tools.tcpcase import wait_acked
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from nettrail.logformat import LOG_FILES, META, REPORT, SESSIONS
+from nettrail.format import LOG_FILES, META, REPORT, SESSIONS
 from helpers import ROOT, HostPair, as_host, read_jsonl
 
 CONTRIB = ROOT / "contrib" / "ansible"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from nettrail.errors import BadCapture, ExitStatus, UsageError
-from nettrail.logformat import BANDWIDTH, DNS, META, SESSIONS
+from nettrail.format import BANDWIDTH, DNS, META, SESSIONS
 from nettrail.report.aggregate import ReportData, aggregate
 from nettrail.report.build import make_charts, write_report
 from nettrail.report.reader import open_capture, open_captures
-from nettrail.report.render import render
+from nettrail.report.render import render, say
 from helpers import nettrail
 
 V2_META = Path(__file__).parent / "data" / "capture_v2" / META
@@ -145,7 +145,7 @@ def test_one_clock_hosts_and_per_host_totals(fleet: list[Path]) -> None:
     assert data.fleet and (data.clock.start, data.clock.end) == (T0, T0 + 7)
     assert [(r.header.host, r.header.started_at) for r in data.hosts] == [
         ("web-3", "2026-01-02T03:04:05.000Z"), ("db-1", "2026-01-02T03:04:06.000Z")]
-    totals = {r.header.host: r.totals for r in data.hosts}
+    totals = {r.header.host: r.headline for r in data.hosts}
     assert (totals["web-3"].rx_bytes, totals["web-3"].tx_bytes) == (5700, 1300)
     assert (totals["web-3"].sessions, totals["web-3"].lookups) == (5, 1)
     assert (totals["db-1"].sessions, totals["db-1"].failed_lookups) == (6, 1)
@@ -163,7 +163,7 @@ def test_one_clock_hosts_and_per_host_totals(fleet: list[Path]) -> None:
 
 
 def test_retransmitting_conversation_stands_out(fleet: list[Path]) -> None:
-    texts = [h.text for h in fleet_data(fleet).highlights]
+    texts = [say(f) for f in fleet_data(fleet).findings]
     assert ("web-3:api (812) → db-1:postgres (77) (10.0.0.9:5432): 5 segments retransmitted "
             "over 2 connections (2 by the client, 3 by the server)") in texts
 

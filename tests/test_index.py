@@ -35,7 +35,7 @@ def test_index_trend_top_talker_and_failed_runs(tmp_path: Path) -> None:
     assert [h.status for h in headlines] == ["skipped", "failed", "unfinished", "ok"]
     ok = headlines[-1]
     assert (ok.top_talker, ok.slowest, ok.failed_sessions) == ("curl (100)",
-                                                               "cache.internal 2.00 s", 5)
+                                                               "db.internal 180.0 ms", 5)
     html = (tmp_path / "index.html").read_text()
     assert html.count('<figure class="chart timed"') == 2
     assert "the run failed: no probe could start" in html

@@ -1,13 +1,15 @@
-"""The format contract, root-free: /1 captures read as /2, the headline numbers."""
+"""The format's descriptions, root-free: /1 captures read as /2, the headline
+numbers, and everything derived from the descriptions kept equal to them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nettrail.format import LOGS, PROBES, docs
 from nettrail.headline import Headline
-from nettrail.logformat import DNS_FIELDS, PROBES, SCHEMAS
 from nettrail.report.reader import open_capture
 
+ROOT = Path(__file__).resolve().parent.parent
 V1_CAPTURE = Path(__file__).parent / "data" / "capture_small"
 
 
@@ -18,13 +20,11 @@ def test_v1_records_are_read_in_the_v2_shape() -> None:
         records = list(capture.records(probe))
         assert records, probe
         for r in records:
-            assert set(r) == set(SCHEMAS[probe]), probe
+            assert tuple(r.as_dict()) == LOGS[probe].field_names, probe
             assert r["host"] == capture.meta["host"]
     lookups = list(capture.records("dns"))
-    assert set(DNS_FIELDS) >= {"name", "source"}
-    assert {r["name"] for r in lookups} == {"api.example.com", "hang.example",
-                                            "missing.example"}
-    assert {r["source"] for r in lookups} == {"libc"}
+    assert {r.name for r in lookups} == {"api.example.com", "hang.example", "missing.example"}
+    assert {r.source for r in lookups} == {"libc"}
     assert capture.warnings == []
 
 
@@ -32,16 +32,26 @@ def test_headline_counts_and_keeps_one_slowest_name() -> None:
     h = Headline()
     h.add("bandwidth", [{"rx_bytes": 10, "tx_bytes": 3}, {"rx_bytes": 5, "tx_bytes": 0}])
     h.add("sessions", [{"end": "normal"}, {"end": "refused"}, {"end": None}])
+    lookup = {"call_ts": None, "resolved_by": "dns", "pending": False, "ok": True}
     h.add("dns", [
-        {"pending": False, "ok": True, "latency_ms": 4.0, "name": "a", "resolved_by": "dns"},
-        {"pending": False, "ok": False, "latency_ms": 9.0, "name": "b", "resolved_by": "dns"},
-        {"pending": True, "ok": False, "latency_ms": 2.0, "name": "c", "resolved_by": None},
-        {"pending": False, "ok": True, "latency_ms": 99.0, "name": "10.0.0.1",
-         "resolved_by": "literal"},
+        {**lookup, "latency_ms": 4.0, "name": "a"},
+        {**lookup, "ok": False, "latency_ms": 9.0, "name": "b"},
+        {**lookup, "pending": True, "ok": False, "latency_ms": 20.0, "name": "c",
+         "resolved_by": None},
+        {**lookup, "latency_ms": 99.0, "name": "10.0.0.1", "resolved_by": None},
+        {**lookup, "latency_ms": 0.1, "name": "localhost", "resolved_by": "hosts"},
+        {**lookup, "latency_ms": 30.0, "name": "a", "call_ts": 1.5},  # a's query: not a lookup
     ])
-    assert h == Headline(rx_bytes=15, tx_bytes=3, sessions=3, failed_sessions=1, lookups=4,
-                         failed_lookups=1, pending_lookups=1, slowest_name="b", slowest_ms=9.0)
+    assert h == Headline(rx_bytes=15, tx_bytes=3, sessions=3, failed_sessions=1, lookups=3,
+                         failed_lookups=1, pending_lookups=1, literal_lookups=1,
+                         hosts_lookups=1, slowest_name="b", slowest_ms=9.0)
     assert Headline.from_json(h.as_json()) == h
+
+
+def test_headline_reads_summaries_written_before_fields_were_added() -> None:
+    old = Headline(lookups=4).as_json()
+    del old["literal_lookups"], old["hosts_lookups"]
+    assert Headline.from_json(old) == Headline(lookups=4)
 
 
 def test_headline_from_damaged_summary_is_none() -> None:
@@ -49,3 +59,21 @@ def test_headline_from_damaged_summary_is_none() -> None:
     assert Headline.from_json({"rx_bytes": "many"}) is None
     assert Headline.from_json({"sessions": True}) is None
     assert Headline.from_json({"slowest_name": 3}) is None
+
+
+def test_format_md_tables_are_the_descriptions() -> None:
+    path = ROOT / "docs" / "format.md"
+    text = path.read_text()
+    assert text.count("<!-- fields: ") == len(docs.tables())
+    assert docs.rewrite(text) == text, (
+        "docs/format.md is out of date: run `python -P -m nettrail.format.docs docs/format.md`")
+
+
+def test_every_field_is_documented_and_named_with_its_unit() -> None:
+    for log in LOGS.values():
+        for f in log.fields:
+            assert f.doc, f"{log.probe}.{f.name}"
+            if f.type in (int, float) and f.name not in ("ts", "pid", "nspid", "netns",
+                                                         "lport", "rport", "interval",
+                                                         "opened_at", "call_ts"):
+                assert f.unit, f"{log.probe}.{f.name} has no unit in its name"

@@ -5,6 +5,7 @@ output, samples/."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
@@ -19,13 +20,20 @@ import pytest
 
 from nettrail import VERSION
 from nettrail.errors import BadCapture, ExitStatus
-from nettrail.report import aggregate as agg
-from nettrail.report.aggregate import aggregate, percentile, probe_notes
+from nettrail.format import LOGS
+from nettrail.headline import Headline
+from nettrail.report.aggregate import aggregate
 from nettrail.report.bounded import HeavyHitters, LogSketch
 from nettrail.report.build import make_charts, write_report
-from nettrail.report.charts import nice_step, value_ticks, bit_unit
+from nettrail.report.charts import bit_unit, nice_step, value_ticks
+from nettrail.report.clock import Clock
+from nettrail.report.dns import aggregate_dns
+from nettrail.report.header import probe_notes
+from nettrail.report.labels import percentile
+from nettrail.report.names import Resolutions
 from nettrail.report.reader import open_capture
-from nettrail.report.render import render
+from nettrail.report.render import render, say
+from nettrail.report.tally import TABLE_ROWS, Tally
 from helpers import NETTRAIL, ROOT, nettrail
 
 DATA = Path(__file__).parent / "data"
@@ -103,21 +111,24 @@ def test_nice_ticks_in_the_unit_shown() -> None:
 def test_lookup_flood_stays_bounded() -> None:
     """A million-name flood would make every name a row: the report keeps the
     most looked-up names and says the rest were left out."""
-    clock = agg.Clock(1000.0, 1060.0, agg.dt.timezone.utc, 1.0)
-    tally = agg.Tally(clock, agg.Resolutions())
-    flood = ({"kind": "lookup", "ts": 1000.0 + n / 5000, "host": "h", "pid": 66 + n % 7,
-              "comm": "flood", "nspid": None, "cgroup": None, "container": None, "unit": None,
-              "source": "libc", "name": f"n{n}.example" if n % 10 else "hot.example",
-              "name_truncated": False, "qtype": None, "function": "getaddrinfo",
-              "server": None, "latency_ms": 1.0 + n % 50, "ok": n % 3 > 0,
-              "error": None if n % 3 else "EAI_NONAME", "addresses": [f"10.9.{n % 250}.1"],
-              "pending": False, "resolved_by": "dns"} for n in range(60_000))
-    dns = agg.aggregate_dns([(None, flood)], tally)
-    assert dns.count == 60_000 and dns.failed == 20_000
-    assert not dns.hosts_exact and len(dns.hosts) <= agg.TABLE_ROWS
+    clock = Clock(1000.0, 1060.0, dt.timezone.utc, 1.0)
+    resolutions = Resolutions()
+    tally = Tally(clock, resolutions.names_of, {})
+    lookup = LOGS["dns"].record_type
+    flood = [lookup(kind="lookup", ts=1000.0 + n / 5000, host="h", pid=66 + n % 7,
+                    comm="flood", nspid=None, cgroup=None, container=None, unit=None,
+                    source="libc", name=f"n{n}.example" if n % 10 else "hot.example",
+                    name_truncated=False, qtype=None, function="getaddrinfo", server=None,
+                    latency_ms=1.0 + n % 50, ok=n % 3 > 0,
+                    error=None if n % 3 else "EAI_NONAME", addresses=[f"10.9.{n % 250}.1"],
+                    pending=False, resolved_by="dns", call_ts=None) for n in range(60_000)]
+    headline = Headline()
+    dns = aggregate_dns([(None, headline, [flood])], tally, resolutions)
+    assert dns.count == headline.lookups == 60_000 and dns.failed == 20_000
+    assert not dns.hosts_exact and len(dns.hosts) <= TABLE_ROWS
     hot = next(h for h in dns.hosts if h.name == "hot.example")
     assert hot.count == 6_000 and not hot.approximate
-    assert len(dns.problems) == agg.TABLE_ROWS and dns.problem_count == 20_000
+    assert len(dns.problems) == TABLE_ROWS and dns.problem_count == 20_000
 
 
 # -- a /1 capture, upgraded as it is read ------------------------------------------
@@ -161,7 +172,7 @@ def test_v1_dns_per_name_failures_pending() -> None:
     assert api.addresses == ["192.0.2.10", "2001:db8::10"]
     missing = next(h for h in dns.hosts if h.name == "missing.example")
     assert missing.errors == {"EAI_NONAME": 1}
-    texts = [h.text for h in data.highlights]
+    texts = [say(f) for f in data.findings]
     assert "1 lookups failed: missing.example EAI_NONAME ×1" in texts
     assert any(t.startswith("1 lookups unanswered at window end, oldest hang.example")
                for t in texts)
@@ -175,8 +186,8 @@ def test_v2_sides_ends_and_services() -> None:
     nginx = groups[("nginx (700)", "2001:db8::77")]
     assert (nginx.side, nginx.guessed, nginx.port, nginx.group) == (
         "server", False, 443, "nginx.service")
-    assert (nginx.ends, nginx.failed, nginx.retrans, nginx.max_srtt_us) == (
-        {"reset": 1}, 1, 1, 150_000)
+    assert (nginx.ends, nginx.failed, nginx.retrans_segs, nginx.retrans_sessions,
+            nginx.max_srtt_us) == ({"reset": 1}, 1, 12, 1, 150_000)
     probe = groups[("probe (400)", "192.0.2.20:80")]
     assert (probe.sessions, probe.ends) == (3, {"refused": 3})
     app = groups[("app (900)", "192.0.2.30:5432")]
@@ -213,7 +224,7 @@ def test_v2_one_view_of_a_lookup() -> None:
 
 def test_v2_what_stands_out_links_to_rows() -> None:
     data = aggregate([open_capture(V2)])
-    found = {h.text: (h.target, h.filter) for h in data.highlights}
+    found = {say(f): ("t-" + f.table, f.filter) for f in data.findings if f.table}
     assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of 1.7 MiB)"
                  ] == ("t-processes", "curl (100)")
     assert found["3 connections refused (most: probe (400) → 192.0.2.20:80 ×3)"] == (

@@ -13,11 +13,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from nettrail.logformat import (DNS, FORMAT, FORMAT_V1, KINDS, LOG_FILES, META, PROBES,
+from nettrail.format import (DNS, FORMAT, FORMAT_V1, LOG_FILES, LOGS, META, PROBES,
                                 SESSIONS)
-from nettrail.schema import render, schema_files, schema_for
-from helpers import (ROOT, TOOLS, CaptureRun, NetNs, loopback_session, read_jsonl,
-                     require_bpf)
+from nettrail.format.schema import render, schema_files, schema_for
+from helpers import (ROOT, TOOLS, CaptureRun, NetNs, headline_everywhere, loopback_session,
+                     read_jsonl, require_bpf)
 
 PUBLISHED = ROOT / "docs" / "schema"
 FIXTURES = [ROOT / "samples" / "capture", ROOT / "tests" / "data" / "capture_small"]
@@ -49,7 +49,7 @@ def test_published_schemas_are_the_generated_ones() -> None:
                  for p in PUBLISHED.rglob("*.json")}
     generated = {name: render(schema) for name, schema in schema_files().items()}
     assert published == generated, (
-        "docs/schema/ is out of date: run `.venv/bin/python -P -m nettrail.schema docs/schema`")
+        "docs/schema/ is out of date: run `.venv/bin/python -P -m nettrail.format.schema docs/schema`")
 
 
 def test_schemas_are_valid_draft_2020_12() -> None:
@@ -127,10 +127,10 @@ def test_real_capture_validates(summary_run: SummaryRun) -> None:
     assert all(lines.values()), lines
     sessions = [r for r in read_jsonl(summary_run.directory / SESSIONS)
                 if r["lport"] == summary_run.server_port]
-    assert [(r["kind"], r["rx_bytes"]) for r in sessions] == [(KINDS["sessions"], PAYLOAD_BYTES)]
+    assert [(r["kind"], r["rx_bytes"]) for r in sessions] == [(LOGS["sessions"].kind, PAYLOAD_BYTES)]
     lookups = [r for r in read_jsonl(summary_run.directory / DNS)
                if r["name"] == "fast.nettrail.test"]
-    assert [(r["kind"], r["ok"]) for r in lookups] == [(KINDS["dns"], True)]
+    assert [(r["kind"], r["ok"]) for r in lookups] == [(LOGS["dns"].kind, True)]
 
 
 @pytest.mark.kernel
@@ -146,3 +146,16 @@ def test_summary_json_is_one_object_matching_meta(summary_run: SummaryRun) -> No
         "probes": {name: {"status": "ok", "error": None} for name in PROBES},
         "lost_events": dict.fromkeys(PROBES, 0), "summary": meta["summary"]}
     assert summary["summary"]["sessions"] >= 1 and summary["summary"]["lookups"] >= 1
+
+
+@pytest.mark.kernel
+def test_real_capture_headline_is_the_same_everywhere(summary_run: SummaryRun,
+                                                      tmp_path: Path) -> None:
+    """--summary-json, meta.json's summary, the report page and the snapshot
+    index: one set of numbers."""
+    printed = json.loads(summary_run.stdout)["summary"]
+    shown = headline_everywhere(summary_run.directory, tmp_path)
+    assert shown["summary"] == {k: printed[k] for k in shown["summary"]}
+    assert shown["page"] == shown["summary"]
+    assert shown["index"] == shown["index summary"]
+    assert printed["lookups"] >= 1 and printed["sessions"] >= 1

@@ -133,17 +133,17 @@ def capture_copy(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("key, value, problem", [
-    ("interval_s", "1", "'interval_s' is missing or not a integer or number"),
-    ("interval_s", 1e300, "'interval_s' is not in"),
-    ("count", True, "'count' is missing or not a integer"),
-    ("count", 10 ** 9, "'count' is not in"),
-    ("intervals_done", 4, "'intervals_done' is not in 0..count"),
-    ("probes", [], "'probes' is missing or not a object"),
-    ("probes", {"dns": "ok"}, "'probes' entries are not probe statuses"),
-    ("lost_events", {"dns": -1}, "'lost_events' are not counts"),
-    ("started_at", "yesterday", "'started_at' is not an ISO 8601 time"),
-    ("filters", {"pids": ["1"]}, "'filters' is not pids and probes"),
-    ("host", {"name": "x"}, "'host' is missing or not a string"),
+    ("interval_s", "1", "interval_s: expected `float`, got `str`"),
+    ("interval_s", 1e300, "interval_s: expected `float` <= 86400"),
+    ("count", True, "count: expected `int`, got `bool`"),
+    ("count", 10 ** 9, "count: expected `int` <= 100000"),
+    ("intervals_done", 4, "intervals_done: expected 0..count"),
+    ("probes", [], "probes: expected `object`, got `array`"),
+    ("probes", {"dns": "ok"}, "probes[...]: expected `object`, got `str`"),
+    ("lost_events", {"dns": -1}, "lost_events[...]: expected `int` >= 0"),
+    ("started_at", "yesterday", "started_at: expected an ISO 8601 time"),
+    ("filters", {"pids": ["1"]}, "filters.pids[0]: expected `int`, got `str`"),
+    ("host", {"name": "x"}, "host: expected `str`, got `object`"),
 ])
 def test_damaged_meta_is_one_bad_capture(tmp_path: Path, key: str, value: object,
                                          problem: str) -> None:

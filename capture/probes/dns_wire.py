@@ -18,7 +18,7 @@ from nettrail.capture.loader import object_path, pid_filter, read_stats
 from nettrail.capture.preflight import CapNeed
 from nettrail.errors import ProbeError
 
-WIRE = "wire"  # its name in --probes (logformat.PROBE_OPTIONS)
+WIRE = "wire"  # its name in --probes (nettrail.format.PROBE_OPTIONS)
 EVENTS = "wire_events"
 OBJECT = "dns_wire"
 PROGRAMS = ("wire_egress", "wire_ingress")

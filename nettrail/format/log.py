@@ -1,0 +1,106 @@
+"""One log of the capture directory, described once: its file, its `kind`,
+its fields in the order the writer emits them, how much of it the report
+reads, and what its records add to the headline numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from nettrail.format.fields import (MAX_PID, MAX_PORT, MAX_TS, Field, Record, count,
+                                    number, struct_type, text)
+
+KIND = "kind"
+
+# Who a record belongs to: on every line of every log. `host` is the capturing
+# machine (the field log shippers also add, with the same meaning).
+IDENTITY = (
+    text("host", "the capturing machine's hostname (the same meaning as the `host` field log "
+         "shippers such as Vector or the OpenTelemetry Collector add)"),
+    count("pid", "the process id as the host sees it (thread-group id, never a thread id); "
+          "`null` where no process is known (a session no process touched in the window)",
+          nullable=True, max=MAX_PID),
+    text("comm", "the process's name: its main thread's task name (at most 15 bytes), never a "
+         "worker thread's; bytes that are not UTF-8 become U+FFFD. Untrusted: chosen by "
+         "whoever started the process"),
+    count("nspid", "the pid inside the process's own pid namespace (what a container's own "
+          "logs say), or `null` where it is the same as `pid` or unknown",
+          nullable=True, max=MAX_PID),
+    text("cgroup", "the process's cgroup v2 path (`/system.slice/nginx.service`), or `null` "
+         "if unknown", nullable=True),
+    text("container", "the container id where the cgroup path has a known runtime pattern "
+         "(`docker-<id>.scope`, `cri-containerd-<id>.scope`, `crio-<id>.scope`, "
+         "`libpod-<id>.scope`, `kubepods…pod<uid>`), else `null`", nullable=True),
+    text("unit", "the systemd unit (`nginx.service`, `session-4.scope`) where the cgroup path "
+         "names one, else `null`", nullable=True),
+)
+
+SIDES = ("client", "server")
+
+# One TCP connection: its network namespace, endpoints, and which side this
+# host's socket is.
+CONNECTION = (
+    count("netns", "the network namespace of the socket (its inode number, as in "
+          "`ls -l /proc/PID/ns/net`), or `null` if unknown", nullable=True),
+    text("family", "`ipv4` or `ipv6`", vocabulary=("ipv4", "ipv6")),
+    text("laddr", "the local address, as this host's socket sees it"),
+    count("lport", "the local port", max=MAX_PORT),
+    text("raddr", "the remote address, as this host's socket sees it"),
+    count("rport", "the remote port", max=MAX_PORT),
+    text("side", "`client` (this socket connected) or `server` (this socket was accepted), "
+         "`null` if unknown (opened before the window on a kernel that cannot tell)",
+         nullable=True, vocabulary=SIDES),
+)
+
+
+def kind(value: str) -> Field:
+    return text(KIND, f"`{value}` on every line of this log", vocabulary=(value,))
+
+
+def timestamp(doc: str) -> Field:
+    return number("ts", doc, max=MAX_TS)
+
+
+def pick(fields: tuple[Field, ...], names: str, **changes: Any) -> tuple[Field, ...]:
+    """The named fields (space-separated), in that order, changed alike."""
+    by_name = {f.name: f for f in fields}
+    return tuple(dataclasses.replace(by_name[n], **changes) for n in names.split())
+
+
+@dataclass(frozen=True)
+class Log:
+    probe: str                 # its name in --probes and in meta.json
+    order: int                 # probes start, and logs are listed, in this order
+    file: str
+    kind: str
+    doc: str                   # one line: what a line of it is
+    fields: tuple[Field, ...]  # in the order the writer emits them
+    v1_fields: tuple[Field, ...]
+    line_budget: int           # lines the report reads at most (its cost stays bounded)
+    max_bytes: int             # bytes the report reads at most
+    # its part of the headline numbers (nettrail/headline.py): count(headline,
+    # values) adds the records whose `headline_fields` values are given
+    headline_fields: tuple[str, ...]
+    count: Callable[[Any, Iterable[tuple]], None]
+    doc_rows: tuple[tuple[str, str], ...] = ()  # what shared fields mean in this log
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def own_fields(self) -> tuple[Field, ...]:
+        """Fields beyond `kind`, identity and connection (its docs table)."""
+        shared = {KIND} | {f.name for f in IDENTITY + CONNECTION}
+        return tuple(f for f in self.fields if f.name not in shared)
+
+    @functools.cached_property
+    def record_type(self) -> type[Record]:
+        return struct_type(f"{self.kind.capitalize()}Record", self.fields)
+
+    @functools.cached_property
+    def v1_type(self) -> type[Record]:
+        return struct_type(f"{self.kind.capitalize()}RecordV1", self.v1_fields)

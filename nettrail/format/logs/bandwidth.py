@@ -1,0 +1,50 @@
+"""tcptop.jsonl: per interval, one line per (process, TCP connection) that
+moved data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nettrail.format.fields import count, number
+from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, pick, timestamp
+
+MAX_INTERVAL_S = 86400.0
+
+FIELDS = (
+    kind("bandwidth"),
+    timestamp("end of the interval"),
+    count("interval", "1-based interval number (at most meta.json's `count`)"),
+    number("interval_s", "the interval's real length in seconds (intervals under load are not "
+           "exactly equal: divide by this for a rate)", max=MAX_INTERVAL_S),
+    *IDENTITY,
+    *CONNECTION,
+    count("rx_bytes", "payload bytes that crossed the network on that connection in the "
+          "interval, each byte once: no SYN/FIN, no retransmissions, whether or not the "
+          "application has read them yet (from the kernel's own TCP counters: "
+          "`bytes_received`, `bytes_acked`)"),
+    count("tx_bytes", "payload bytes sent and acknowledged on that connection in the interval, "
+          "counted like `rx_bytes`"),
+    count("retrans_bytes", "bytes retransmitted in the interval, `null` if unknown",
+          nullable=True),
+    count("srtt_us", "TCP's smoothed round-trip time at the end of the interval, µs, `null` "
+          "if unknown", nullable=True),
+)
+
+V1_FIELDS = (*pick(FIELDS, "ts interval"), *pick(FIELDS, "pid", nullable=False),
+             *pick(FIELDS, "comm family laddr lport raddr rport rx_bytes tx_bytes"))
+
+
+def count_headline(headline: Any, values: Iterable[tuple[int, int]]) -> None:
+    rx = tx = 0
+    for rx_bytes, tx_bytes in values:
+        rx += rx_bytes
+        tx += tx_bytes
+    headline.rx_bytes += rx
+    headline.tx_bytes += tx
+
+
+LOG = Log("bandwidth", 1, "tcptop.jsonl", "bandwidth",
+          "One line per (process, TCP connection) that moved data in an interval.",
+          FIELDS, V1_FIELDS, line_budget=4_000_000, max_bytes=4 << 30,
+          headline_fields=("rx_bytes", "tx_bytes"), count=count_headline)

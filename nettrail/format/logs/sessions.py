@@ -1,0 +1,63 @@
+"""tcplife.jsonl: one line per TCP session that closed during the window,
+plus one per session still open at its end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nettrail.format.fields import MAX_TS, count, number, text
+from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, pick, timestamp
+
+STATES = ("closed", "open")
+ENDS = ("normal", "reset", "refused", "timeout")
+FAILED_ENDS = ("refused", "reset", "timeout")  # a session whose work failed
+
+FIELDS = (
+    kind("session"),
+    timestamp("when the session closed (`state: closed`) or when the window ended "
+              "(`state: open`)"),
+    *IDENTITY,
+    *CONNECTION,
+    count("tx_bytes", "payload bytes sent (and acknowledged) over the session's whole life, "
+          "from TCP's own counters, each byte once (no SYN/FIN, no retransmissions). For open "
+          "sessions: so far"),
+    count("rx_bytes", "payload bytes received over the session's whole life, counted like "
+          "`tx_bytes`"),
+    count("retrans_segs", "segments retransmitted over the session's life, `null` if unknown",
+          nullable=True),
+    count("srtt_us", "smoothed RTT at the end (or now, for open sessions), µs, `null` if "
+          "unknown", nullable=True),
+    number("opened_at", "when the session opened; `null` if it opened before the window",
+           nullable=True, max=MAX_TS),
+    number("duration_ms", "`ts − opened_at` in ms; `null` if the session opened before the "
+           "window", nullable=True),
+    text("state", "`closed` or `open`", vocabulary=STATES),
+    text("end", "how a closed session ended: `normal` (FIN), `reset` (RST sent or received "
+         "after it was established), `refused` (the connect was answered with RST), "
+         "`timeout` (the SYN was never answered, or the connection timed out); `null` for "
+         "open sessions", nullable=True, vocabulary=ENDS),
+)
+
+V1_FIELDS = (*pick(FIELDS, "ts pid comm family laddr lport raddr rport tx_bytes rx_bytes "
+                   "opened_at duration_ms state"),)
+
+DOC_ROWS = (("`pid`, `comm` …", "the process that owns the socket: the one that connected "
+             "it, closed it, or was first found holding it (docs/probes.md). For accepted "
+             "connections that is the server, never the task that happened to run when the "
+             "handshake completed. `pid` is `null` (and `comm` empty) if no process was known "
+             "to hold the socket"),)
+
+
+def count_headline(headline: Any, values: Iterable[str | None]) -> None:
+    ends = list(values)
+    headline.sessions += len(ends)
+    headline.failed_sessions += sum(end in FAILED_ENDS for end in ends)
+
+
+LOG = Log("sessions", 2, "tcplife.jsonl", "session",
+          "One line per TCP session that closed during the window, plus, at the end, one line "
+          "per session still open (in any network namespace).",
+          FIELDS, V1_FIELDS, line_budget=1_000_000, max_bytes=1 << 30,
+          headline_fields=("end",), count=count_headline,
+          doc_rows=DOC_ROWS)

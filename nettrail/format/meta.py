@@ -1,0 +1,154 @@
+"""meta.json: what was captured, how, and its headline numbers. Checked
+strictly by the reader (a capture whose meta.json is damaged is refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import typing
+from typing import Annotated, Optional
+
+import msgspec
+from msgspec import Meta
+
+from nettrail.format.logs.bandwidth import MAX_INTERVAL_S
+from nettrail.format.fields import (MAX_PID, Field, count, flag, number, object_schema,
+                                    struct_type, text)
+from nettrail.headline import ADDED_LATER, Headline
+
+FILE = "meta.json"
+MAX_BYTES = 1 << 20
+MAX_TEXT = 1 << 16
+MAX_COUNT = 100_000
+PROBE_STATUSES = ("ok", "failed", "skipped")
+TRIGGERS = ("manual", "scheduled", "triggered")
+
+
+class ProbeStatus(msgspec.Struct):
+    """probes.NAME: other fields (dns's libcs, wire, …) are the probe's own."""
+    status: str
+    hook: Optional[str] = None
+    error: Optional[str] = None
+
+
+class Filters(msgspec.Struct):
+    pids: list[Annotated[int, Meta(ge=0, le=MAX_PID)]] = []
+    probes: list[str] = []
+
+
+def _summary_field(name: str, hint: object) -> Field:
+    types = [t for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
+    kind = str if str in types else (float if float in types else int)
+    doc = f"headline number `{name}`"
+    field = (text(name, doc, nullable=True) if kind is str else
+             number(name, doc, nullable=True) if kind is float else count(name, doc))
+    return Field(**{**field.__dict__, "required": name not in ADDED_LATER})
+
+
+SUMMARY = tuple(_summary_field(name, hint)
+                for name, hint in typing.get_type_hints(Headline).items())
+_SUMMARY_TYPE = struct_type("Summary", SUMMARY)
+
+
+def _names(probes: tuple[str, ...]) -> dict:
+    return {"type": "object", "required": list(probes)}
+
+
+def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Field, ...]:
+    """meta.json's fields, for a format with these probes."""
+    status_schema = object_schema((text("status", "", vocabulary=PROBE_STATUSES),
+                                   text("hook", "", nullable=True),
+                                   text("error", "", nullable=True)))
+    return (
+        text("format", "`nettrail-capture/2` for this version of the format; `nettrail "
+             "report` also reads `/1` (see Versioning) and refuses anything else"),
+        text("version", "the nettrail version that captured", max_len=MAX_TEXT),
+        text("host", "the capturing machine's hostname", max_len=MAX_TEXT),
+        text("kernel", "the running kernel's release", max_len=MAX_TEXT),
+        Field("started_at", str, "when the window started: ISO 8601, UTC",
+              schema={"type": "string", "format": "date-time"}),
+        Field("ended_at", str, "when it ended; `null` while the capture runs (or if it died)",
+              nullable=True, schema={"type": ["string", "null"], "format": "date-time"}),
+        Field("interval_s", float, "the window asked for: `count` intervals of `interval_s` "
+              "seconds", min=0, max=MAX_INTERVAL_S,
+              schema={"type": "number", "exclusiveMinimum": 0, "maximum": MAX_INTERVAL_S}),
+        Field("count", int, "intervals asked for", min=1, max=MAX_COUNT),
+        count("intervals_done", "complete intervals. An interrupted capture writes the partial "
+              "interval's bandwidth as interval `intervals_done + 1`", max=MAX_COUNT),
+        flag("interrupted", "`true` if Ctrl-C / SIGTERM ended the window early. The capture "
+             "is still complete and valid"),
+        text("trigger", "`manual` (nettrail capture), `scheduled` or `triggered` (nettrail "
+             "schedule)", vocabulary=TRIGGERS),
+        Field("filters", dict, "`pids`: the `-p` PIDs (empty: all processes); `probes`: the "
+              "probes (and probe options) asked for", decoded_as=Filters,
+              schema=object_schema((Field("pids", list, "", schema={
+                  "type": "array", "items": {"type": "integer"}}),
+                  Field("probes", list, "", schema={
+                      "type": "array", "items": {"enum": [*probes, *probe_options]}})))),
+        Field("probes", dict, "per probe: `status` (`ok`, `failed`: could not load or attach, "
+              "see `error`; `skipped`: not asked for), `hook` (the kernel hook it ran on, "
+              "chosen at load time, best first), `error` (why it failed, or a problem it had "
+              "while running), and what the probe adds of its own (below)",
+              decoded_as=dict[str, ProbeStatus],
+              schema={**_names(probes), "additionalProperties": status_schema}),
+        Field("lost_events", dict, "per probe: events the kernel side could not hand over "
+              "(ring buffer full), could not track (map or socket storage full), or did not "
+              "see (the probe's programs' `recursion_misses`). `0` means nothing was dropped",
+              decoded_as=dict[str, Annotated[int, Meta(ge=0)]],
+              schema={**_names(probes),
+                      "additionalProperties": {"type": "integer", "minimum": 0}}),
+        Field("summary", dict, "the headline numbers (nettrail/headline.py), counted from the "
+              "records as they were written; the report, the snapshot index and "
+              "`--summary-json` show the same numbers", nullable=True, required=False,
+              decoded_as=_SUMMARY_TYPE, schema=object_schema(SUMMARY)),
+        text("title", "`--title` given to capture, used by the report", nullable=True,
+             max_len=MAX_TEXT),
+        text("note", "`--note` given to capture, used by the report", nullable=True,
+             max_len=MAX_TEXT),
+    )
+
+
+def schema_fields(fmt_v1: bool, probes: tuple[str, ...],
+                  probe_options: tuple[str, ...]) -> tuple[Field, ...]:
+    """/1 had no `summary`."""
+    return tuple(f for f in fields(probes, probe_options)
+                 if not (fmt_v1 and f.name == "summary"))
+
+
+def _iso_time(text_: str) -> bool:
+    try:
+        when = dt.datetime.fromisoformat(text_.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return math.isfinite(when.timestamp())
+
+
+def parse_time(text_: object) -> float | None:
+    """An ISO 8601 time from meta.json as Unix seconds (None: not one)."""
+    if not isinstance(text_, str) or not _iso_time(text_):
+        return None
+    return dt.datetime.fromisoformat(text_.replace("Z", "+00:00")).timestamp()
+
+
+def problem(meta: object, decoder: msgspec.json.Decoder) -> str | None:
+    """What is wrong with a meta.json document (already parsed), or None."""
+    if not isinstance(meta, dict):
+        return "it is not a JSON object"
+    try:
+        decoder.decode(msgspec.json.encode(meta))
+    except msgspec.ValidationError as exc:  # "Expected `int`, got `str` - at `$.count`"
+        what, _, where = str(exc).partition(" - at ")
+        return f"{where.strip('`').removeprefix('$.') or 'the document'}: {what[:1].lower()}{what[1:]}"
+    checks = (
+        (meta["interval_s"] > 0, f"interval_s: expected a number in (0, {MAX_INTERVAL_S:g}]"),
+        (meta["intervals_done"] <= meta["count"], "intervals_done: expected 0..count"),
+        (_iso_time(meta["started_at"]), "started_at: expected an ISO 8601 time"),
+        (meta["ended_at"] is None or _iso_time(meta["ended_at"]),
+         "ended_at: expected an ISO 8601 time"),
+    )
+    return next((why for ok, why in checks if not ok), None)
+
+
+def decoder(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> msgspec.json.Decoder:
+    """Checks meta.json of either format (`summary` is optional)."""
+    return msgspec.json.Decoder(struct_type("Meta", fields(probes, probe_options)))

@@ -1,0 +1,125 @@
+"""What stands out: findings computed as data (a cause, a severity, the
+numbers, and the table and filter of the rows they point at). The
+templates word them (templates/findings.j2); nothing here is text for
+people beyond the labels the rows already carry."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.report.dns import SLOW_LOOKUP_MS
+from nettrail.report.sessions import HIGH_RTT_US
+
+PROBLEM, INFO = "warn", "info"
+
+
+@dataclass
+class Finding:
+    cause: str                  # what happened: the template words each cause
+    severity: str = INFO        # PROBLEM or INFO
+    values: dict[str, Any] = field(default_factory=dict)  # the numbers it names
+    table: str | None = None    # the table holding its rows
+    filter: str | None = None   # what to type into that table's filter box
+    ts: float | None = None     # when it happened
+
+
+def _traffic(data: Any, status: dict[str, str]) -> Iterator[Finding]:
+    movers = [p for p in data.processes if p.rx_bytes + p.tx_bytes]
+    if not movers:
+        if status.get("bandwidth") == "ok":
+            yield Finding("no_traffic")
+        return
+    top = movers[0]
+    yield Finding("top_talker_bytes", values={
+        "who": top.label, "rx_bytes": top.rx_bytes, "tx_bytes": top.tx_bytes,
+        "total_bytes": data.bandwidth.rx_bytes + data.bandwidth.tx_bytes},
+        table="processes", filter=top.label)
+    fastest = max(movers, key=lambda p: p.peak_bps)
+    yield Finding("top_talker_rate", values={"who": fastest.label, "peak_bps": fastest.peak_bps,
+                                             "all_peak_bps": data.bandwidth.peak_bps},
+                  table="processes", filter=fastest.label)
+
+
+def _port(g: Any) -> str:
+    return f" port {g.port}" if g.side == "server" else ""
+
+
+def _sessions(data: Any, status: dict[str, str]) -> Iterator[Finding]:
+    ss = data.sessions
+    if not ss.count:
+        if status.get("sessions") == "ok":
+            yield Finding("no_sessions")
+        return
+    for end in FAILED_ENDS:
+        if ss.ends[end]:
+            worst = Counter({g.label + " → " + g.remote + _port(g): g.ends.get(end, 0)
+                             for g in data.groups}).most_common(1)
+            most = worst[0] if worst and worst[0][1] else None
+            yield Finding(end, PROBLEM, {"sessions": ss.ends[end], "most": most}, "odd", end)
+    if ss.retrans:
+        yield Finding("retransmissions", PROBLEM, {"sessions": ss.retrans}, "odd",
+                      "retransmissions")
+    if ss.high_rtt:
+        yield Finding("high_rtt", PROBLEM, {"sessions": ss.high_rtt,
+                                            "rtt_ms": HIGH_RTT_US // 1000}, "odd", "high RTT")
+    for b in ss.bursts[:3]:
+        yield Finding("burst", PROBLEM, {"opened": b.opened, "seconds": b.seconds,
+                                         "per_second": b.per_second, "by": b.by},
+                      "groups", b.by.split(" ×")[0], b.ts)
+
+
+def _dns(data: Any, status: dict[str, str]) -> Iterator[Finding]:
+    dns = data.dns
+    if not dns.count:
+        if status.get("dns") == "ok":
+            yield Finding("no_lookups", values={"not_dns": dns.literal + dns.from_hosts})
+        return
+    if dns.failed:
+        errors: Counter = Counter()
+        for h in dns.hosts:
+            errors.update({f"{h.name} {e}": n for e, n in h.errors.items()})
+        yield Finding("failed_lookups", PROBLEM, {"lookups": dns.failed,
+                                                  "worst": errors.most_common(3)}, "problems")
+    slowest = max((h for h in dns.hosts if h.max_ms is not None),
+                  key=lambda h: h.p95_ms or 0, default=None)
+    if dns.slow and slowest:
+        yield Finding("slow_lookups", PROBLEM, {
+            "lookups": dns.slow, "slow_ms": SLOW_LOOKUP_MS, "name": slowest.name,
+            "p95_ms": slowest.p95_ms, "max_ms": slowest.max_ms, "count": slowest.count},
+            "hostnames", slowest.name)
+    if dns.pending:
+        oldest = max((lk for lk in dns.problems if lk.pending), key=lambda lk: lk.latency_ms,
+                     default=None)
+        yield Finding("pending_lookups", PROBLEM, {
+            "lookups": dns.pending, "oldest": oldest.name if oldest else None,
+            "oldest_ms": oldest.latency_ms if oldest else None}, "problems", "no answer")
+
+
+def _newcomers(data: Any) -> Iterator[Finding]:
+    new = [p for p in data.processes if p.new]
+    if new:
+        yield Finding("newcomers", values={"count": len(new),
+                                           "first": [p.label for p in new[:3]]},
+                      table="processes", filter="new")
+
+
+def _conversations(data: Any) -> Iterator[Finding]:
+    if data.conversations is None:
+        return
+    c = max(data.conversations.rows, key=lambda c: c.retrans_segs, default=None)
+    if c and c.retrans_segs:
+        yield Finding("conversation_retrans", PROBLEM, {
+            "text": c.text, "service": c.service, "segments": c.retrans_segs,
+            "connections": c.connections, "client": c.client_retrans_segs or 0,
+            "server": c.server_retrans_segs or 0},
+            "conversations", f"{c.client_host}:{c.client}")
+
+
+def findings(data: Any) -> list[Finding]:
+    status = data.probe_status
+    return [*_traffic(data, status), *_sessions(data, status), *_conversations(data),
+            *_dns(data, status), *_newcomers(data)]

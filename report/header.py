@@ -1,0 +1,89 @@
+"""What the page says about each capture itself: its window, probes and what
+they missed, and the warnings and notes that qualify the numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from nettrail.units import printable
+
+MAX_PROBE_NOTES = 5
+
+
+@dataclass
+class ProbeInfo:
+    name: str
+    status: str
+    hook: str | None
+    error: str | None
+    lost_events: int
+    notes: list[str] = field(default_factory=list)  # what it could not see, and why
+
+
+def probe_notes(name: str, status: dict) -> list[str]:
+    """What a running probe says it missed (meta.json's probes.NAME)."""
+    notes = [f"ran {printable(d)}" for d in status.get("degraded") or () if isinstance(d, str)]
+    if name == "dns" and status.get("status") == "ok":
+        if status.get("wire_error"):
+            notes.append(f"wire-level DNS did not start: {printable(status['wire_error'])}")
+        elif status.get("wire") == "off":
+            notes.append("wire-level DNS off: lookups by resolvers that bypass libc (Go, dig, "
+                         "…) are not in this capture (--probes +wire)")
+        skipped = [n for n in status.get("not_probed") or () if isinstance(n, dict)]
+        unlisted = status.get("not_probed_unlisted")
+        total = len(skipped) + (unlisted if isinstance(unlisted, int) else 0)
+        if total:
+            first = skipped[0] if skipped else {}
+            notes.append(f"{total:,} librar{'y' if total == 1 else 'ies'} not probed, e.g. "
+                         f"{printable(first.get('path', '?'))}: "
+                         f"{printable(first.get('reason', '?'))}")
+    return notes[:MAX_PROBE_NOTES]
+
+
+@dataclass
+class Header:
+    title: str
+    note: str | None
+    host: str
+    kernel: str
+    started_at: str
+    ended_at: str | None
+    interval_s: float
+    count: int
+    intervals_done: int
+    interrupted: bool
+    trigger: str
+    pids: list[int]
+    probes: list[ProbeInfo]
+    capture_version: str
+    format: str
+
+
+def header(meta: dict, title: str | None, note: str | None) -> Header:
+    """meta.json as the page shows it (the reader checked its shape)."""
+    lost = meta["lost_events"]
+    probes = [ProbeInfo(name, p["status"], p.get("hook"), p.get("error"),
+                        int(lost.get(name) or 0), probe_notes(name, p))
+              for name, p in meta["probes"].items()]
+    host = printable(meta["host"])  # the hosts table and fleet labels show it
+    return Header(title or meta["title"] or f"nettrail capture on {host}",
+                  note if note is not None else meta["note"], host, meta["kernel"],
+                  meta["started_at"], meta["ended_at"], float(meta["interval_s"]),
+                  meta["count"], meta["intervals_done"], meta["interrupted"], meta["trigger"],
+                  list(meta["filters"].get("pids") or []), probes, meta["version"],
+                  meta["format"])
+
+
+def warnings(h: Header) -> Iterator[str]:
+    if not h.ended_at:
+        yield ("the capture did not finish (no end time): data up to its last complete "
+               "interval is shown")
+    for p in h.probes:
+        if p.status == "failed":
+            yield f"{p.name} probe failed: {p.error}"
+        elif p.error:
+            yield f"{p.name} probe: {p.error}"
+        if p.lost_events:
+            yield (f"{p.name} probe lost {p.lost_events} events (kernel buffers full): "
+                   "its numbers are a lower bound")

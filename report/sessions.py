@@ -1,0 +1,213 @@
+"""The sessions log: sessions over time, their ends and durations, bursts,
+the sessions worth a look on their own, and (fleet reports) both ends of
+connections between captured hosts."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.headline import Headline
+from nettrail.report.bounded import LogSketch
+from nettrail.report.clock import Clock
+from nettrail.report.conversations import End, Matcher, plain_address
+from nettrail.report.labels import (endpoint, group_label, owner_label, percentile,
+                                    process_label, qualified, side_of)
+from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
+from nettrail.units import printable
+
+HIGH_RTT_US = 100_000
+BURST_PER_SECOND = 20
+
+Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]]]]
+
+
+@dataclass
+class Session:
+    """One session worth a look on its own: it failed, retransmitted or had a
+    high RTT."""
+    ts: float
+    host: str | None
+    process: str
+    local: str
+    remote: str
+    side: str
+    guessed: bool
+    hostnames: list[str]
+    tx_bytes: int
+    rx_bytes: int
+    duration_ms: float | None
+    state: str
+    end: str | None
+    retrans_segs: int | None
+    srtt_us: int | None
+    opened_at: float | None
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
+
+    @property
+    def problems(self) -> list[str]:
+        out = [self.end] if self.end in FAILED_ENDS else []
+        if self.retrans_segs:
+            out.append("retransmissions")
+        if self.srtt_us is not None and self.srtt_us >= HIGH_RTT_US:
+            out.append("high RTT")
+        return out
+
+
+@dataclass
+class SessionBucket:
+    opened: int = 0
+    closed: int = 0
+    failed: int = 0        # refused, reset, timed out
+    retrans: int = 0
+    groups: Counter = field(default_factory=Counter)  # who opened sessions (few kept)
+
+
+@dataclass
+class Burst:
+    ts: float
+    seconds: float
+    opened: int
+    per_second: float
+    by: str
+
+
+@dataclass
+class Sessions:
+    count: int = 0
+    closed: int = 0
+    open: int = 0
+    before_window: int = 0
+    ends: Counter = field(default_factory=Counter)
+    failed: int = 0
+    retrans: int = 0       # sessions that retransmitted
+    high_rtt: int = 0
+    tx_bytes: int = 0
+    rx_bytes: int = 0
+    durations: LogSketch = field(default_factory=LogSketch)
+    buckets: list[SessionBucket] = field(default_factory=list)
+    odd: list[Session] = field(default_factory=list)   # newest first, at most TABLE_ROWS
+    odd_count: int = 0
+    bursts: list[Burst] = field(default_factory=list)
+
+
+def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None
+                       ) -> Sessions:
+    """Matcher: a fleet report's, fed every session to pair connections' ends."""
+    s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
+    odd: deque[Session] = deque(maxlen=TABLE_ROWS)
+    for host, headline, blocks in streams:
+        for block in blocks:
+            headline.add("sessions", block)
+            for r in block:
+                _count_session_record(s, tally, host, r, odd)
+                if matcher:
+                    matcher.feed(r, _end(host or "", r))
+    s.odd = sorted(odd, key=lambda x: -x.ts)
+    s.bursts = _bursts(s.buckets, tally.clock)
+    return s
+
+
+def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
+                          odd: deque[Session]) -> None:
+    """Count one session everywhere it shows."""
+    closed = r.state == "closed"
+    opened_at, end = r.opened_at, r.end
+    failed = end in FAILED_ENDS
+    s.count += 1
+    s.closed += closed
+    s.open += not closed
+    s.before_window += opened_at is None
+    s.ends[end or r.state] += 1
+    s.failed += failed
+    s.retrans += bool(r.retrans_segs)
+    s.high_rtt += (r.srtt_us or 0) >= HIGH_RTT_US
+    s.tx_bytes += r.tx_bytes
+    s.rx_bytes += r.rx_bytes
+    if closed and r.duration_ms is not None:
+        s.durations.add(r.duration_ms)
+    proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)
+    proc.sessions += 1
+    proc.failed_sessions += failed
+    proc.before_window |= opened_at is None
+    _count_session(tally.group(host, r, opened_at), r, opened_at)
+    _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
+    session = _session(host, r, tally.names_of(r, host, opened_at))
+    if session.problems:
+        odd.append(session)
+        s.odd_count += 1
+
+
+def _end(host: str, r: Any) -> End:
+    side, guessed = side_of(r)
+    opened_at = r.opened_at
+    return End(host, process_label(r.pid, r.comm), group_label(r), side, guessed,
+               printable(endpoint(plain_address(r.laddr), r.lport)),
+               opened_at if opened_at is not None else -math.inf, r.ts, r.tx_bytes,
+               r.rx_bytes, r.retrans_segs, r.srtt_us, r.state == "open")
+
+
+def _count_session(group: GroupStats, r: Any, opened_at: float | None) -> None:
+    group.sessions += 1
+    group.open += r.state == "open"
+    group.ends[r.end or r.state] += 1
+    group.session_rx_bytes += r.rx_bytes
+    group.session_tx_bytes += r.tx_bytes
+    group.retrans_segs += r.retrans_segs or 0
+    group.retrans_sessions += bool(r.retrans_segs)
+    if r.srtt_us is not None:
+        group.max_srtt_us = max(group.max_srtt_us or 0, r.srtt_us)
+    group.first_ts = min(group.first_ts, opened_at if opened_at is not None else r.ts)
+    group.last_ts = max(group.last_ts, r.ts)
+
+
+def _bucket_session(buckets: list[SessionBucket], clock: Clock, r: Any, who: str,
+                    failed: bool) -> None:
+    if r.opened_at is not None:
+        opened = buckets[clock.bucket(r.opened_at)]
+        opened.opened += 1
+        if who in opened.groups or len(opened.groups) < 16:
+            opened.groups[who] += 1
+    if r.state == "closed":
+        closed = buckets[clock.bucket(r.ts)]
+        closed.closed += 1
+        closed.failed += failed
+        closed.retrans += bool(r.retrans_segs)
+
+
+def _session(host: str | None, r: Any, hostnames: list[str]) -> Session:
+    side, guessed = side_of(r)
+    return Session(r.ts, host, process_label(r.pid, r.comm), endpoint(r.laddr, r.lport),
+                   endpoint(r.raddr, r.rport), side, guessed, hostnames,
+                   r.tx_bytes, r.rx_bytes, r.duration_ms, r.state, r.end,
+                   r.retrans_segs, r.srtt_us, r.opened_at)
+
+
+def _bursts(buckets: list[SessionBucket], clock: Clock) -> list[Burst]:
+    """Runs of buckets where at least BURST_PER_SECOND sessions opened, at that
+    rate or more, and at least three times the usual (median) bucket."""
+    usual = percentile(sorted(b.opened for b in buckets), 0.5)
+    found: list[Burst] = []
+    who: Counter = Counter()
+    for index, b in enumerate(buckets):
+        per_second = b.opened / clock.bucket_s
+        if not (min(b.opened, per_second) >= BURST_PER_SECOND and b.opened >= 3 * usual):
+            continue
+        last = found[-1] if found else None
+        if last and abs(last.ts + last.seconds - clock.bucket_start(index)) < 1e-6:
+            last.seconds += clock.bucket_s  # the burst goes on
+            last.opened += b.opened
+            who.update(b.groups)
+        else:
+            who = Counter(b.groups)
+            found.append(Burst(clock.bucket_start(index), clock.bucket_s, b.opened, 0.0, ""))
+        found[-1].per_second = found[-1].opened / found[-1].seconds
+        found[-1].by = ", ".join(f"{name} ×{n}" for name, n in who.most_common(2))
+    return sorted(found, key=lambda b: -b.opened)[:5]

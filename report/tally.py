@@ -1,0 +1,190 @@
+"""The process and connection tables: everything counted per process and per
+connection group, across logs and, in a fleet report, across hosts (`host`
+None: a single capture). Bounded: HeavyHitters tables (report/bounded.py)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.report.bounded import HeavyHitters, keep_few
+from nettrail.report.clock import Clock
+from nettrail.report.labels import (LABEL_CACHE, endpoint, group_label, process_label,
+                                    qualified, side_of)
+from nettrail.report.names import NamesOf
+from nettrail.units import printable
+
+TABLE_ROWS = 500   # rows a table carries (every one sortable and filterable)
+KEEP_GROUPS = 5_000
+
+
+@dataclass
+class ProcessStats:
+    weight: float = 0
+    error: float = 0
+    group: str | None = None
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    peak_bps: float = 0.0            # busiest interval, both directions
+    sessions: int = 0
+    failed_sessions: int = 0
+    lookups: int = 0
+    first_ts: float = math.inf
+    before_window: bool = False      # had a session opened before the window
+    interval_now: int = 0            # the interval being summed for peak_bps
+    interval_bytes: int = 0
+
+
+@dataclass
+class ProcessRow:
+    host: str | None
+    process: str
+    group: str | None
+    rx_bytes: int
+    tx_bytes: int
+    peak_bps: float
+    sessions: int
+    failed_sessions: int
+    lookups: int
+    first_ts: float | None
+    new: bool
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
+
+
+@dataclass
+class GroupStats:
+    weight: float = 0
+    error: float = 0
+    family: str = "ipv4"
+    guessed: bool = False
+    sessions: int = 0
+    open: int = 0
+    ends: Counter = field(default_factory=Counter)
+    rx_bytes: int = 0                # in the window (bandwidth)
+    tx_bytes: int = 0
+    retrans_bytes: int = 0           # in the window (bandwidth)
+    session_rx_bytes: int = 0        # over the sessions' lives
+    session_tx_bytes: int = 0
+    retrans_segs: int = 0            # over the sessions' lives
+    retrans_sessions: int = 0        # sessions that retransmitted at all
+    max_srtt_us: int | None = None
+    hostnames: dict[str, None] = field(default_factory=dict)
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+
+
+@dataclass
+class ConnectionGroup:
+    """Connections of one process with one remote endpoint on one service
+    port (client: the remote's port; server: ours)."""
+    host: str | None
+    process: str
+    group: str | None
+    side: str
+    guessed: bool
+    remote: str          # client: address:port; server: the clients' address
+    port: int
+    hostnames: list[str]
+    sessions: int
+    open: int
+    ends: dict[str, int]
+    failed: int
+    rx_bytes: int
+    tx_bytes: int
+    retrans_bytes: int
+    session_rx_bytes: int
+    session_tx_bytes: int
+    retrans_segs: int
+    retrans_sessions: int
+    max_srtt_us: int | None
+    first_ts: float | None
+    last_ts: float | None
+    approximate: bool
+
+    @property
+    def label(self) -> str:
+        return qualified(self.host, self.process)
+
+    @property
+    def resent_share(self) -> float | None:
+        """Of the bytes sent in the window, the share that was sent again."""
+        sent = self.tx_bytes + self.retrans_bytes
+        return self.retrans_bytes / sent if sent else None
+
+
+class Tally:
+    def __init__(self, clock: Clock, names_of: NamesOf,
+                 starts: dict[str | None, float]) -> None:
+        self.clock = clock
+        self.names_of = names_of
+        self.starts = starts  # each host's window start: processes seen later are new
+        self.processes: HeavyHitters[ProcessStats] = HeavyHitters(KEEP_GROUPS, ProcessStats)
+        self.groups: HeavyHitters[GroupStats] = HeavyHitters(KEEP_GROUPS, GroupStats)
+        self.guessed_sides = 0
+
+    def process(self, host: str | None, label: str, group: str | None, first_ts: float
+                ) -> ProcessStats:
+        stats = self.processes.get((host, label))
+        stats.weight += 1
+        stats.group = stats.group or group
+        stats.first_ts = min(stats.first_ts, first_ts)
+        return stats
+
+    def process_of(self, host: str | None, r: Any, first_ts: float) -> ProcessStats:
+        return self.process(host, process_label(r.pid, r.comm), group_label(r), first_ts)
+
+    def group(self, host: str | None, r: Any, connected: float | None) -> GroupStats:
+        side, guessed = side_of(r)
+        self.guessed_sides += guessed
+        stats = self.groups.get(_group_key(host, r.pid, r.comm, group_label(r), side,
+                                           r.raddr, r.lport, r.rport))
+        stats.weight += 1
+        stats.family, stats.guessed = r.family, guessed
+        for name in self.names_of(r, host, connected):
+            keep_few(stats.hostnames, name, 3)
+        return stats
+
+    def process_rows(self) -> list[ProcessRow]:
+        rows = []
+        for (host, label), s in self.processes.top(TABLE_ROWS, key=lambda s: (  # type: ignore[misc]
+                -(s.rx_bytes + s.tx_bytes), -s.sessions, -s.lookups)):
+            newcomer_after = self.starts.get(host, self.clock.start) + max(
+                self.clock.bucket_s, 1.0)
+            first = s.first_ts if s.first_ts != math.inf else None
+            rows.append(ProcessRow(host, str(label), s.group, s.rx_bytes, s.tx_bytes,
+                                   s.peak_bps, s.sessions,
+                                   s.failed_sessions, s.lookups, first,
+                                   first is not None and first > newcomer_after
+                                   and not s.before_window))
+        return rows
+
+    def group_rows(self) -> list[ConnectionGroup]:
+        rows = []
+        for (host, process, group, side, remote, port), s in self.groups.top(
+                TABLE_ROWS, key=lambda s: (-(s.rx_bytes + s.tx_bytes + s.session_rx_bytes
+                                             + s.session_tx_bytes), -s.sessions)):
+            failed = sum(s.ends[e] for e in FAILED_ENDS)
+            rows.append(ConnectionGroup(
+                host, process, group, side, s.guessed, remote, port, list(s.hostnames), s.sessions,
+                s.open, dict(s.ends), failed, s.rx_bytes, s.tx_bytes, s.retrans_bytes,
+                s.session_rx_bytes, s.session_tx_bytes, s.retrans_segs, s.retrans_sessions,
+                s.max_srtt_us, s.first_ts if s.first_ts != math.inf else None,
+                s.last_ts if s.last_ts != -math.inf else None, bool(s.error)))
+        return rows
+
+
+@functools.lru_cache(maxsize=LABEL_CACHE)
+def _group_key(host: str | None, pid: int | None, comm: str, group: str | None, side: str,
+               raddr: str, lport: int, rport: int) -> tuple:
+    """(host, process, service, side, remote, service port): a client's remote
+    is the server's endpoint; a server's, the client's address."""
+    remote = endpoint(raddr, rport) if side == "client" else raddr
+    return (host, process_label(pid, comm), group, side, printable(remote),
+            rport if side == "client" else lport)
