@@ -33,10 +33,8 @@ class Headline:
         if not records:
             return
         from nettrail.format import LOGS  # the log descriptions import nothing from here
-        log = LOGS[probe]
-        get = (operator.itemgetter if isinstance(records[0], dict) else
-               operator.attrgetter)(*log.headline_fields)
-        log.count(self, map(get, records))
+        LOGS[probe].count(self, records, operator.itemgetter if isinstance(records[0], dict)
+                          else operator.attrgetter)
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -148,32 +148,35 @@ class _Sums:
     def add(self, block: list[Any], number_of: Callable[[Any], int],
             interval_of: Callable[[Any], Interval]) -> None:
         intervals, per_interval, conns = self.intervals, self.per_interval, self.conns
+        # two dict operations per line: sums per (interval, process) and per connection
         for r in block:
             number = number_of(r)
-            interval = intervals.get(number)
-            if interval is None:
-                interval = intervals[number] = interval_of(r)
-            rx, tx, ts = r.rx_bytes, r.tx_bytes, r.ts
+            rx, tx = r.rx_bytes, r.tx_bytes
             key = (number, _WHO(r))
             slot = per_interval.get(key)
-            if slot is None:
+            if slot is None:  # the first line of a process in an interval (of this fold)
                 per_interval[key] = [rx, tx]
+                if number not in intervals:
+                    intervals[number] = interval_of(r)
             else:
                 slot[0] += rx
                 slot[1] += tx
             key = _CONNECTION(r)
             conn = conns.get(key)
             if conn is None:
-                conns[key] = [rx, tx, r.retrans_bytes or 0, r.srtt_us, ts - interval.seconds, ts]
+                ts = r.ts
+                conns[key] = [rx, tx, r.retrans_bytes or 0, r.srtt_us,
+                              ts - intervals[number].seconds, ts]
                 continue
             conn[0] += rx
             conn[1] += tx
-            conn[2] += r.retrans_bytes or 0
+            if r.retrans_bytes:
+                conn[2] += r.retrans_bytes
             srtt = r.srtt_us
             if srtt is not None and (conn[3] is None or srtt > conn[3]):
                 conn[3] = srtt
-            if ts > conn[5]:
-                conn[5] = ts
+            if r.ts > conn[5]:
+                conn[5] = r.ts
 
     def fold(self) -> None:
         """Move the sums into the bounded tables, and empty them."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nettrail.format.meta import parse_time
 
@@ -22,6 +22,10 @@ class Clock:
     end: float
     tz: dt.tzinfo
     bucket_s: float
+    buckets: int = field(init=False)  # how many buckets the window has
+
+    def __post_init__(self) -> None:
+        self.buckets = max(1, math.ceil((self.end - self.start) / self.bucket_s - 1e-9))
 
     @property
     def zone(self) -> str:
@@ -34,10 +38,6 @@ class Clock:
     def bucket(self, ts: float) -> int:
         # a hair's allowance: 0.3 / 0.1 is 2.9999999999999996 in floats
         return min(max(int((ts - self.start) / self.bucket_s + 1e-9), 0), self.buckets - 1)
-
-    @property
-    def buckets(self) -> int:
-        return max(1, math.ceil((self.end - self.start) / self.bucket_s - 1e-9))
 
     def bucket_start(self, index: int) -> float:
         return self.start + index * self.bucket_s

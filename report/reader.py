@@ -64,6 +64,9 @@ class LineBlocks:
         left, skipping, read = b"", False, 0
         while chunk := self.f.read(CHUNK_BYTES):
             read += len(chunk)
+            if read > self.max_bytes:
+                self.cut_short = True
+                return
             if skipping:  # inside a long line: drop up to its end
                 cut = chunk.find(b"\n")
                 if cut < 0:
@@ -78,9 +81,6 @@ class LineBlocks:
                 left, skipping = b"", True
             if cut:
                 yield self._numbered(block[:cut])
-            if read >= self.max_bytes:
-                self.cut_short = True
-                return
         if left:  # a last line without its newline: a truncated write, most likely
             yield self._numbered(left)
 

@@ -139,9 +139,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     proc.before_window |= opened_at is None
     _count_session(tally.group(host, r, opened_at), r, opened_at)
     _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
-    session = _session(host, r, tally.names_of(r, host, opened_at))
-    if session.problems:
-        odd.append(session)
+    if failed or r.retrans_segs or (r.srtt_us or 0) >= HIGH_RTT_US:  # Session.problems
+        odd.append(_session(host, r, tally.names_of(r, host, opened_at)))
         s.odd_count += 1
 
 

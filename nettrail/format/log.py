@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,9 +82,8 @@ class Log:
     line_budget: int           # lines the report reads at most (its cost stays bounded)
     max_bytes: int             # bytes the report reads at most
     # its part of the headline numbers (nettrail/headline.py): count(headline,
-    # values) adds the records whose `headline_fields` values are given
-    headline_fields: tuple[str, ...]
-    count: Callable[[Any, Iterable[tuple]], None]
+    # records, get) adds records whose fields `get(name, ...)` reads
+    count: Callable[[Any, Sequence, Callable[..., Callable]], None]
     doc_rows: tuple[tuple[str, str], ...] = ()  # what shared fields mean in this log
 
     @property

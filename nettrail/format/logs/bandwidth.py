@@ -3,7 +3,7 @@ moved data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nettrail.format.fields import count, number
@@ -35,16 +35,11 @@ V1_FIELDS = (*pick(FIELDS, "ts interval"), *pick(FIELDS, "pid", nullable=False),
              *pick(FIELDS, "comm family laddr lport raddr rport rx_bytes tx_bytes"))
 
 
-def count_headline(headline: Any, values: Iterable[tuple[int, int]]) -> None:
-    rx = tx = 0
-    for rx_bytes, tx_bytes in values:
-        rx += rx_bytes
-        tx += tx_bytes
-    headline.rx_bytes += rx
-    headline.tx_bytes += tx
+def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
+    headline.rx_bytes += sum(map(get("rx_bytes"), records))
+    headline.tx_bytes += sum(map(get("tx_bytes"), records))
 
 
 LOG = Log("bandwidth", 1, "tcptop.jsonl", "bandwidth",
           "One line per (process, TCP connection) that moved data in an interval.",
-          FIELDS, V1_FIELDS, line_budget=4_000_000, max_bytes=4 << 30,
-          headline_fields=("rx_bytes", "tx_bytes"), count=count_headline)
+          FIELDS, V1_FIELDS, line_budget=4_000_000, max_bytes=4 << 30, count=count_headline)

@@ -4,7 +4,7 @@ one per DNS query seen on a socket."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nettrail.format.fields import MAX_TS, flag, number, text, texts
@@ -72,7 +72,8 @@ def resolved_by(resolved: str | None, name: str) -> str | None:
     return "literal" if resolved is None and _is_address(name) else resolved
 
 
-def count_headline(headline: Any, values: Iterable[tuple]) -> None:
+def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
+    values = map(get("call_ts", "resolved_by", "name", "pending", "ok", "latency_ms"), records)
     for call_ts, resolved, name, pending, ok, latency_ms in values:
         if call_ts is not None:
             continue  # a wire query its libc call sent: that call is the lookup
@@ -94,6 +95,4 @@ LOG = Log("dns", 3, "dns.jsonl", "lookup",
           "`gethostbyname2`, `gethostbyname_r`, `gethostbyname2_r`) or seen on the wire (one "
           "line per DNS query over UDP/TCP port 53 and what came of it, with "
           "`--probes +wire`), plus, at the end, one line per lookup still unanswered.",
-          FIELDS, V1_FIELDS, line_budget=400_000, max_bytes=1 << 30,
-          headline_fields=("call_ts", "resolved_by", "name", "pending", "ok", "latency_ms"),
-          count=count_headline)
+          FIELDS, V1_FIELDS, line_budget=400_000, max_bytes=1 << 30, count=count_headline)

@@ -3,7 +3,7 @@ plus one per session still open at its end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nettrail.format.fields import MAX_TS, count, number, text
@@ -49,15 +49,13 @@ DOC_ROWS = (("`pid`, `comm` …", "the process that owns the socket: the one tha
              "to hold the socket"),)
 
 
-def count_headline(headline: Any, values: Iterable[str | None]) -> None:
-    ends = list(values)
-    headline.sessions += len(ends)
-    headline.failed_sessions += sum(end in FAILED_ENDS for end in ends)
+def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
+    headline.sessions += len(records)
+    headline.failed_sessions += sum(end in FAILED_ENDS for end in map(get("end"), records))
 
 
 LOG = Log("sessions", 2, "tcplife.jsonl", "session",
           "One line per TCP session that closed during the window, plus, at the end, one line "
           "per session still open (in any network namespace).",
-          FIELDS, V1_FIELDS, line_budget=1_000_000, max_bytes=1 << 30,
-          headline_fields=("end",), count=count_headline,
+          FIELDS, V1_FIELDS, line_budget=1_000_000, max_bytes=2 << 30, count=count_headline,
           doc_rows=DOC_ROWS)
