@@ -209,13 +209,14 @@ def _lookups(block: list[Any], host: str | None, join: CallJoin) -> Iterator[Loo
 
 def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
                   problems: deque[Lookup], lk: Lookup) -> None:
-    tally.process(lk.host, lk.process, lk.group, lk.ts).lookups += 1
+    process = tally.process(lk.host, lk.process, lk.group, lk.ts)
     if lk.resolved_by == "literal":
         dns.literal += 1
         return
     if lk.resolved_by == "hosts":
         dns.from_hosts += 1
         return
+    process.lookups += 1  # counted as the headline counts lookups
     dns.count += 1
     failed = not lk.ok and not lk.pending
     slow = not lk.pending and lk.latency_ms >= SLOW_LOOKUP_MS
