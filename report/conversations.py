@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,9 @@ def _largest(known: int | None, value: int | None) -> int | None:
 class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, make_end: Callable[[str, dict], End]) -> None:
+        """`make_end(host, record)`: one end of a connection, as the report names it."""
+        self.make_end = make_end
         self.waiting: dict[tuple, list[End]] = {}
         self.waiting_count = 0
         # every end that was made to wait, oldest first; those matched since
@@ -175,20 +177,21 @@ class Matcher:
         self.matched = 0
         self.given_up = 0
 
-    def feed(self, r: dict, end: End) -> None:
+    def feed(self, host: str, r: dict) -> None:
+        """One session of `host`; its End is made only if it can be matched
+        (not on loopback)."""
         self.sessions += 1
         laddr, raddr = plain_address(r["laddr"]), plain_address(r["raddr"])
         if _loopback(laddr) or _loopback(raddr):
             return
-        here = (laddr, r["lport"], raddr, r["rport"])
+        end = self.make_end(host, r)
         there = (raddr, r["rport"], laddr, r["lport"])
-        waiting = self.waiting.get(there, ())
-        other = next((o for o in waiting if _same_connection(o, end)), None)
-        if other is None:
-            self._wait(here, end)
-            return
-        self._unwait(there, other)
-        self._pair(end, other)
+        for other in self.waiting.get(there, ()):
+            if _same_connection(other, end):
+                self._unwait(there, other)
+                self._pair(end, other)
+                return
+        self._wait((laddr, r["lport"], raddr, r["rport"]), end)
 
     def _wait(self, key: tuple, end: End) -> None:
         ends = self.waiting.setdefault(key, [])

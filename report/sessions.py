@@ -110,7 +110,7 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
     for host, r in by_time(logs) if matcher else itertools.chain.from_iterable(logs):
         _count_session_record(s, tally, host, r, odd)
         if matcher:
-            matcher.feed(r, _end(host or "", r))
+            matcher.feed(host or "", r)
     s.odd = sorted(odd, key=lambda x: -x.ts)
     s.bursts = _bursts(s.buckets, tally.clock)
     return s
@@ -154,7 +154,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
         s.odd_count += 1
 
 
-def _end(host: str, r: Any) -> End:
+def end_of(host: str, r: Any) -> End:
+    """One end of a connection, as a fleet report names it (Matcher)."""
     side, guessed = side_of(r)
     opened_at = r.opened_at
     return End(host, process_label(r.pid, r.comm), group_label(r), side, guessed,
