@@ -163,7 +163,7 @@ def _largest(known: int | None, value: int | None) -> int | None:
 class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
-    def __init__(self, make_end: Callable[[str, dict], End]) -> None:
+    def __init__(self, make_end: Callable[[str, Any], End]) -> None:
         """`make_end(host, record)`: one end of a connection, as the report names it."""
         self.make_end = make_end
         self.waiting: dict[tuple, list[End]] = {}
@@ -177,21 +177,21 @@ class Matcher:
         self.matched = 0
         self.given_up = 0
 
-    def feed(self, host: str, r: dict) -> None:
+    def feed(self, host: str, r: Any) -> None:
         """One session of `host`; its End is made only if it can be matched
         (not on loopback)."""
         self.sessions += 1
-        laddr, raddr = plain_address(r["laddr"]), plain_address(r["raddr"])
+        laddr, raddr = plain_address(r.laddr), plain_address(r.raddr)
         if _loopback(laddr) or _loopback(raddr):
             return
         end = self.make_end(host, r)
-        there = (raddr, r["rport"], laddr, r["lport"])
+        there = (raddr, r.rport, laddr, r.lport)
         for other in self.waiting.get(there, ()):
             if _same_connection(other, end):
                 self._unwait(there, other)
                 self._pair(end, other)
                 return
-        self._wait((laddr, r["lport"], raddr, r["rport"]), end)
+        self._wait((laddr, r.lport, raddr, r.rport), end)
 
     def _wait(self, key: tuple, end: End) -> None:
         ends = self.waiting.setdefault(key, [])
