@@ -538,18 +538,27 @@ def synthetic_fleet(root: Path, hosts: int, sessions: int) -> list[Path]:
     return directories
 
 
+# the wheel's package folders (pyproject.toml's package-dir): where each comes from
+PACKAGE_DIRS = {"nettrail": ".", "capture": "capture", "report": "report",
+                "schedule": "schedule", "templates": "templates"}
+
+
 def baseline_package(root: Path, rev: str) -> Path:
-    """The installed nettrail with report/ as it is at git `rev`: put first
-    on PYTHONPATH, it renders as `rev` does."""
+    """nettrail as it is at git `rev`, its Python and templates from git and
+    the installed BPF objects: put first on PYTHONPATH, it renders as `rev`."""
     installed = subprocess.run([PYTHON, "-P", "-c", "import nettrail; print(nettrail.__file__)"],
                                capture_output=True, text=True, check=True).stdout.strip()
-    shutil.copytree(Path(installed).parent, root / "nettrail")
-    names = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:report"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in names:
-        (root / "nettrail" / "report" / name).write_bytes(subprocess.run(
-            ["git", "show", f"{rev}:report/{name}"], cwd=ROOT, capture_output=True,
-            check=True).stdout)
+    package = root / "nettrail"
+    for source, target in PACKAGE_DIRS.items():
+        names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, source], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.split()
+        for name in names:
+            out = package / target / Path(name).relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT,
+                                           capture_output=True, check=True).stdout)
+    objects = Path(installed).parent / "capture" / "bpf_objects"
+    shutil.copytree(objects, package / "capture" / "bpf_objects")
     return root
 
 
