@@ -499,9 +499,6 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
 
 # -- fleet reports ----------------------------------------------------------------
 
-FLEET_TIMEOUT_S = 600
-
-
 def fleet_address(k: int) -> str:
     return f"10.0.{k // 250}.{k % 250 + 1}"
 
@@ -562,13 +559,14 @@ def baseline_package(root: Path, rev: str) -> Path:
     return root
 
 
-def render_fleet(directories: list[Path], out: Path, pythonpath: str | None) -> dict | None:
-    """One render; None when it took longer than FLEET_TIMEOUT_S."""
+def render_fleet(directories: list[Path], out: Path, pythonpath: str | None,
+                 timeout_s: float) -> dict | None:
+    """One render; None when it took longer than `timeout_s`."""
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     run = Measured(PYTHON, "-P", "-m", "nettrail", "report", *map(str, directories),
                    "-o", str(out), stdout=subprocess.DEVNULL, env=env)
     try:
-        run.proc.wait(timeout=FLEET_TIMEOUT_S)
+        run.proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         run.signal(9)
         run.wait()
@@ -578,38 +576,34 @@ def render_fleet(directories: list[Path], out: Path, pythonpath: str | None) -> 
     return result
 
 
-def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str) -> None:
-    """A/B in one run: `baseline`'s report/ against this tree's, alternating,
-    on fleets of each size (a fleet of one is a plain report)."""
+def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str,
+                timeout_s: float) -> None:
+    """A/B in one run: `baseline` against this tree, alternating, on fleets
+    of each size (a fleet of one is a plain report); the largest fleet gets
+    half the runs. Rows print as they complete."""
     with tempfile.TemporaryDirectory() as tmp:
         directories = synthetic_fleet(Path(tmp) / "fleet", max(fleet_sizes), sessions)
         base = str(baseline_package(Path(tmp) / "baseline", baseline))
-        results: dict[tuple[str, int], list[dict | None]] = {}
+        print("| captures | sessions | tree | render wall (median) | CPU (median) | "
+              "CPU / one capture's | peak RSS | runs | load average (1 min) |")
+        print("|---|---|---|---|---|---|---|---|---|", flush=True)
+        one: dict[str, float] = {}
         for size in fleet_sizes:
+            results: dict[str, list[dict | None]] = {baseline: [], "this": []}
             for _ in range(runs if size < max(fleet_sizes) else max(1, runs // 2)):
                 for name, path in ((baseline, base), ("this", None)):
-                    results.setdefault((name, size), []).append(
-                        render_fleet(directories[:size], Path(tmp) / "out.html", path))
-        load = os.getloadavg()
-    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1/5/15 min) at the end")
-    print("| tree | captures | sessions | render wall (median) | CPU (median) | "
-          "CPU / one capture's | peak RSS | runs |")
-    print("|---|---|---|---|---|---|---|---|")
-
-    def median(name: str, size: int, key: str) -> float | None:
-        values = [r[key] for r in results[(name, size)] if r]
-        return statistics.median(values) if len(values) == len(results[(name, size)]) else None
-
-    for name in (baseline, "this"):
-        one = median(name, 1, "cpu_s")
-        for size in fleet_sizes:
-            wall, cpu = median(name, size, "wall_s"), median(name, size, "cpu_s")
-            rss = median(name, size, "peak_rss_mb")
-            shown = (f"{wall:.1f} s | {cpu:.1f} s | {cpu / one:.1f}x | {rss:.0f} MB"
-                     if wall and cpu and one and rss else
-                     f"> {FLEET_TIMEOUT_S} s | – | – | –")
-            print(f"| {name} | {size} | {size * sessions:,} | {shown} | "
-                  f"{len(results[(name, size)])} |")
+                    results[name].append(render_fleet(directories[:size],
+                                                      Path(tmp) / "out.html", path, timeout_s))
+            for name, done in results.items():
+                if all(done):
+                    wall, cpu, rss = (statistics.median(r[key] for r in done)  # type: ignore[index]
+                                      for key in ("wall_s", "cpu_s", "peak_rss_mb"))
+                    one.setdefault(name, cpu)
+                    shown = f"{wall:.1f} s | {cpu:.1f} s | {cpu / one[name]:.1f}x | {rss:.0f} MB"
+                else:
+                    shown = f"> {timeout_s:.0f} s | – | – | –"
+                print(f"| {size} | {size * sessions:,} | {name} | {shown} | {len(done)} | "
+                      f"{os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main() -> None:
@@ -621,6 +615,8 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--baseline", default="main", help="fleet: the git revision to compare with")
+    p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
+    p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
     args = p.parse_args()
     for which in args.which:
         print(f"\n### {which}\n")
@@ -641,7 +637,8 @@ def main() -> None:
         elif which == "flood":  # a lookup flood by any user: one name per lookup
             bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
         elif which == "fleet":  # 10 captures of 200,000 sessions: at most 11x one's time
-            bench_fleet(args.runs, 200_000, [1, 2, 10], args.baseline)
+            bench_fleet(args.runs, 200_000, [int(n) for n in args.fleet_sizes.split(",")],
+                        args.baseline, args.timeout)
         sys.stdout.flush()
 
 
