@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|wire|sessions|sockets|lookups|overhead|report|flood ...]
+    sudo .venv/bin/python -m bench.run [throughput|wire|sessions|sockets|lookups|overhead|report|flood|fleet ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -401,13 +401,10 @@ def bench_overhead(connections_per_s: list[int], seconds: int, runs: int) -> Non
 IDENTITY = {"nspid": None, "cgroup": None, "container": None, "unit": None}
 
 
-def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: int,
-                      names: int = 200) -> None:
-    """A nettrail-capture/2 capture of the given size (60 intervals of 5 s, 400
-    processes, `names` hostnames: a lookup flood has one per lookup)."""
+def synthetic_meta(directory: Path, host: str) -> None:
+    """meta.json of a synthetic capture: 60 intervals of 5 s."""
     directory.mkdir(parents=True)
-    start = 1_767_323_045.0
-    meta = {"format": "nettrail-capture/2", "version": "bench", "host": "bench",
+    meta = {"format": "nettrail-capture/2", "version": "bench", "host": host,
             "kernel": "bench", "started_at": "2026-01-02T03:04:05.000Z",
             "ended_at": "2026-01-02T03:09:05.000Z", "interval_s": 5.0, "count": 60,
             "intervals_done": 60, "interrupted": False, "trigger": "manual",
@@ -417,6 +414,14 @@ def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: i
             "lost_events": {"bandwidth": 0, "sessions": 0, "dns": 0}, "summary": None,
             "title": None, "note": None}
     (directory / "meta.json").write_text(json.dumps(meta))
+
+
+def synthetic_capture(directory: Path, bandwidth: int, sessions: int, lookups: int,
+                      names: int = 200) -> None:
+    """A nettrail-capture/2 capture of the given size (60 intervals of 5 s, 400
+    processes, `names` hostnames: a lookup flood has one per lookup)."""
+    synthetic_meta(directory, "bench")
+    start = 1_767_323_045.0
     with (directory / "tcptop.jsonl").open("w") as f:
         for i in range(bandwidth):
             pid = 1000 + i % 400
@@ -492,13 +497,126 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
           f"{size:.2f} MB | {runs} |")
 
 
+# -- fleet reports ----------------------------------------------------------------
+
+def fleet_address(k: int) -> str:
+    return f"10.0.{k // 250}.{k % 250 + 1}"
+
+
+def synthetic_fleet(root: Path, hosts: int, sessions: int) -> list[Path]:
+    """`hosts` captures of `sessions` sessions each (in 300 s), host k's
+    clients talking to host k+1's server on port 5432 (a ring): every
+    session of a fleet of two or more has its other end in the next or the
+    previous capture, 40,000 client ports reused every 120 s."""
+    start = 1_767_323_045.0
+    directories = []
+    for k in range(hosts):
+        directory = root / f"host-{k}"
+        synthetic_meta(directory, f"host-{k}")
+        for name in ("tcptop.jsonl", "dns.jsonl"):
+            (directory / name).write_text("")
+        me, server, client = (fleet_address(k), fleet_address((k + 1) % hosts),
+                              fleet_address((k - 1) % hosts))
+        with (directory / "tcplife.jsonl").open("w") as f:
+            for i in range(sessions):
+                port, ts = 20000 + (i // 2) % 40000, start + i * 300 / sessions
+                ends = ((me, port, server, 5432, "client") if i % 2 == 0
+                        else (me, 5432, client, port, "server"))
+                laddr, lport, raddr, rport, side = ends
+                f.write(json.dumps({"kind": "session", "ts": ts, "host": f"host-{k}",
+                                    "pid": 2000 + i % 50, "comm": side, **IDENTITY,
+                                    "netns": 4026531840, "family": "ipv4", "laddr": laddr,
+                                    "lport": lport, "raddr": raddr, "rport": rport,
+                                    "side": side, "tx_bytes": i % 5000, "rx_bytes": i % 90000,
+                                    "retrans_segs": int(i % 97 == 0), "srtt_us": 300,
+                                    "opened_at": ts - 0.05, "duration_ms": 50.0,
+                                    "state": "closed", "end": "normal"}) + "\n")
+        directories.append(directory)
+    return directories
+
+
+# the wheel's package folders (pyproject.toml's package-dir): where each comes from
+PACKAGE_DIRS = {"nettrail": ".", "capture": "capture", "report": "report",
+                "schedule": "schedule", "templates": "templates"}
+
+
+def baseline_package(root: Path, rev: str) -> Path:
+    """nettrail as it is at git `rev`, its Python and templates from git and
+    the installed BPF objects: put first on PYTHONPATH, it renders as `rev`."""
+    installed = subprocess.run([PYTHON, "-P", "-c", "import nettrail; print(nettrail.__file__)"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    package = root / "nettrail"
+    for source, target in PACKAGE_DIRS.items():
+        names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, source], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.split()
+        for name in names:
+            out = package / target / Path(name).relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT,
+                                           capture_output=True, check=True).stdout)
+    objects = Path(installed).parent / "capture" / "bpf_objects"
+    shutil.copytree(objects, package / "capture" / "bpf_objects")
+    return root
+
+
+def render_fleet(directories: list[Path], out: Path, pythonpath: str | None,
+                 timeout_s: float) -> dict | None:
+    """One render; None when it took longer than `timeout_s`."""
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    run = Measured(PYTHON, "-P", "-m", "nettrail", "report", *map(str, directories),
+                   "-o", str(out), stdout=subprocess.DEVNULL, env=env)
+    try:
+        run.proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        run.signal(9)
+        run.wait()
+        return None
+    result = run.wait()
+    assert result["returncode"] == 0
+    return result
+
+
+def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str,
+                timeout_s: float) -> None:
+    """A/B in one run: `baseline` against this tree, alternating, on fleets
+    of each size (a fleet of one is a plain report); the largest fleet gets
+    half the runs. Rows print as they complete."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directories = synthetic_fleet(Path(tmp) / "fleet", max(fleet_sizes), sessions)
+        base = str(baseline_package(Path(tmp) / "baseline", baseline))
+        print("| captures | sessions | tree | render wall (median) | CPU (median) | "
+              "CPU / one capture's | peak RSS | runs | load average (1 min) |")
+        print("|---|---|---|---|---|---|---|---|---|", flush=True)
+        one: dict[str, float] = {}
+        for size in fleet_sizes:
+            results: dict[str, list[dict | None]] = {baseline: [], "this": []}
+            for _ in range(runs if size < max(fleet_sizes) else max(1, runs // 2)):
+                for name, path in ((baseline, base), ("this", None)):
+                    results[name].append(render_fleet(directories[:size],
+                                                      Path(tmp) / "out.html", path, timeout_s))
+            for name, done in results.items():
+                if all(done):
+                    wall, cpu, rss = (statistics.median(r[key] for r in done)  # type: ignore[index]
+                                      for key in ("wall_s", "cpu_s", "peak_rss_mb"))
+                    one.setdefault(name, cpu)
+                    shown = f"{wall:.1f} s | {cpu:.1f} s | {cpu / one[name]:.1f}x | {rss:.0f} MB"
+                else:
+                    shown = f"> {timeout_s:.0f} s | – | – | –"
+                print(f"| {size} | {size * sessions:,} | {name} | {shown} | {len(done)} | "
+                      f"{os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="*", default=["throughput", "wire", "sessions", "sockets",
-                                                "lookups", "overhead", "report", "flood"])
+                                                "lookups", "overhead", "report", "flood",
+                                                "fleet"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline", default="main", help="fleet: the git revision to compare with")
+    p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
+    p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
     args = p.parse_args()
     for which in args.which:
         print(f"\n### {which}\n")
@@ -518,6 +636,9 @@ def main() -> None:
             bench_report(args.runs, 1_000_000, 100_000, 20_000)
         elif which == "flood":  # a lookup flood by any user: one name per lookup
             bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
+        elif which == "fleet":  # 10 captures of 200,000 sessions: at most 11x one's time
+            bench_fleet(args.runs, 200_000, [int(n) for n in args.fleet_sizes.split(",")],
+                        args.baseline, args.timeout)
         sys.stdout.flush()
 
 

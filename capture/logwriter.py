@@ -30,6 +30,11 @@ class LogWriter:
             self.close()
             raise
 
+    @property
+    def dir_fd(self) -> int:
+        """The capture directory's fd (closed with the writer)."""
+        return self._dir.fd
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """The first write error ends the capture, and it stays the error: a

@@ -8,6 +8,7 @@ import ctypes
 import datetime as dt
 import itertools
 import math
+import os
 import platform
 import secrets
 import socket
@@ -107,7 +108,9 @@ def default_dir(root: Path | None = None) -> Path:
 
 class Capture:
     def __init__(self, opts: CaptureOptions, view: View, stop: threading.Event,
-                 render: Callable[[Path], Path] | None = None) -> None:
+                 render: Callable[[Path, int], Path] | None = None) -> None:
+        """`render(directory, dir_fd)` writes the report of the capture in
+        `directory` (for messages) through `dir_fd`, the directory's open fd."""
         self.opts = opts
         self.view = view
         self.stop = stop
@@ -118,6 +121,7 @@ class Capture:
         self.directory = opts.out_dir or default_dir()
         self.report_path: Path | None = None
         self.report_error: str | None = None
+        self.meta: dict | None = None  # as last written to meta.json
 
     # -- set-up -------------------------------------------------------------
 
@@ -175,6 +179,8 @@ class Capture:
         self.intervals_done = 0
         self.interrupted = False
         self.writer = LogWriter(self.directory)
+        # the report reads and writes through it: the path is not looked up again
+        self.dir_fd = os.dup(self.writer.dir_fd)
         rings = RingBuffers()
         try:
             self._start_probes()
@@ -213,7 +219,8 @@ class Capture:
         for name, probe in self.probes.items():
             self.progress.lost[name] = probe.lost_events()
         self.writer.flush()
-        self.writer.write_meta(self._meta())
+        self.meta = self._meta()
+        self.writer.write_meta(self.meta)
 
     def _finish(self, rings: RingBuffers) -> None:
         """Whatever happened, write what is known and release the probes."""
@@ -230,9 +237,12 @@ class Capture:
             for probe in self.probes.values():
                 probe.close()
             self.writer.close()
-        if self.opts.report and self.render:
-            self.view.rendering(self)
-            try:
-                self.report_path = self.render(self.directory)
-            except NettrailError as exc:
-                self.report_error = exc.one_line()
+        try:
+            if self.opts.report and self.render:
+                self.view.rendering(self)
+                try:
+                    self.report_path = self.render(self.directory, self.dir_fd)
+                except NettrailError as exc:
+                    self.report_error = exc.one_line()
+        finally:
+            os.close(self.dir_fd)

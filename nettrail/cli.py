@@ -209,9 +209,16 @@ def install_stop_handlers() -> threading.Event:
 
 def render_report(directory: Path | list[Path], title: str | None = None,
                   note: str | None = None, output: Path | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> Path:
+                  cancelled: Callable[[], bool] | None = None,
+                  dir_fd: int | None = None) -> Path:
     from nettrail.report.build import write_report
-    return write_report(directory, output=output, title=title, note=note, cancelled=cancelled)
+    return write_report(directory, output=output, title=title, note=note, cancelled=cancelled,
+                        dir_fd=dir_fd)
+
+
+def capture_report(directory: Path, dir_fd: int) -> Path:
+    """A capture's own report, through its directory's fd."""
+    return render_report(directory, dir_fd=dir_fd)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -222,19 +229,18 @@ def cmd_capture(args: argparse.Namespace) -> int:
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note)
     view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
-    capture = Capture(opts, view, install_stop_handlers(), render_report)
+    capture = Capture(opts, view, install_stop_handlers(), capture_report)
     directory = capture.run()
-    print(capture_summary(directory, capture.report_path) if args.summary_json else directory,
-          flush=True)
+    print(capture_summary(directory, capture.report_path, capture.meta) if args.summary_json
+          else directory, flush=True)
     return ExitStatus.OK
 
 
-def capture_summary(directory: Path, report: Path | None) -> str:
+def capture_summary(directory: Path, report: Path | None, meta: dict) -> str:
     """--summary-json: what scripts and playbooks want to know of a finished
-    capture, as its meta.json says it (one line of JSON)."""
+    capture, as its meta.json says it (one line of JSON; `meta` as the
+    capture wrote it last, not read back through the path)."""
     from nettrail import jsonio
-    from nettrail.format import META
-    meta = jsonio.loads((directory / META).read_bytes())
     return jsonio.dumps({
         "directory": str(directory), "report": str(report) if report else None,
         "host": meta["host"],

@@ -5,8 +5,11 @@ So every file is written through an open directory fd, into an unpredictable
 O_EXCL|O_NOFOLLOW temporary, fchmod 0600, then renamed into place: no planted
 symlink or pre-created file is ever opened. A capture directory is created
 here (mkdir 0700) or, if it exists, accepted only when it is a real directory
-(not a symlink) of the effective user that nobody else can write to. Files
-are read the same way: no symlinks, never a FIFO or a device (docs/security.md).
+(not a symlink) of the effective user that nobody else can write to. The
+path to it is walked one directory fd at a time (open_dir): a symlink on the
+way is followed only where nobody but root or this user could have put it.
+Files are read the same way: no symlinks, never a FIFO or a device
+(docs/security.md).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 TEMP_ATTEMPTS = 10
+MAX_LINKS = 40  # symlinks followed in one path, as the kernel's own limit
 DEFAULT_FIX = "free disk space or write elsewhere with -o"
 
 
@@ -40,11 +44,75 @@ def writing(path: Path, fix: str = DEFAULT_FIX) -> Iterator[None]:
         raise OutputError(f"cannot write {path}: {exc.strerror}", fix) from exc
 
 
+def _trusted_uids() -> set[int]:
+    return {0, os.geteuid()}
+
+
+def _link_is_trusted(dir_fd: int, name: str) -> bool:
+    """A symlink that nobody but root or this user made or can replace: its
+    own owner is one of them, and so is its directory's, which others cannot
+    write to (or, sticky like /tmp, cannot remove others' entries from)."""
+    link = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    here = os.fstat(dir_fd)
+    trusted = _trusted_uids()
+    return (link.st_uid in trusted and here.st_uid in trusted
+            and (not here.st_mode & 0o022 or bool(here.st_mode & stat.S_ISVTX)))
+
+
+def open_dir(path: Path) -> int:
+    """The directory `path`, opened one component at a time, each with
+    O_NOFOLLOW|O_DIRECTORY from the fd of the one before (from "/", or the
+    working directory): no component is looked up twice, and a symlink is
+    followed only when _link_is_trusted (root's /var/run is; one another user
+    planted is a UsageError). Missing, non-directory and forbidden components
+    raise the usual OSError."""
+    start = os.open("/" if path.is_absolute() else ".", DIR_FLAGS)
+    return _walk(start, [part for part in path.parts if part != "/"], path, [MAX_LINKS])
+
+
+def _walk(fd: int, parts: list[str], path: Path, links_left: list[int]) -> int:
+    """Consumes `fd`; returns the fd of the last part."""
+    try:
+        for name in parts:
+            fd = _step(fd, name, path, links_left)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _step(fd: int, name: str, path: Path, links_left: list[int]) -> int:
+    """The directory `name` in `fd`, open (closing `fd`)."""
+    try:
+        following = os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        if not stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            raise
+        following = _follow(fd, name, path, links_left)
+    os.close(fd)
+    return following
+
+
+def _follow(fd: int, name: str, path: Path, links_left: list[int]) -> int:
+    if not _link_is_trusted(fd, name):
+        raise UsageError(f"{path}: {name} is a symbolic link that another user can change; "
+                         "nettrail does not follow those in output paths",
+                         "give the real path, through directories only root can change")
+    links_left[0] -= 1
+    if links_left[0] < 0:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    target = Path(os.readlink(name, dir_fd=fd))
+    start = os.open("/", DIR_FLAGS) if target.is_absolute() else os.dup(fd)
+    return _walk(start, [part for part in target.parts if part != "/"], path, links_left)
+
+
 def _open_parent(path: Path) -> int:
-    """The directory `path` goes into, open; its own problems as one line."""
+    """The directory `path` goes into, open (open_dir); its own problems as one line."""
     parent = path.parent
     try:
-        return os.open(parent, DIR_FLAGS)
+        return open_dir(parent)
     except FileNotFoundError:
         raise OutputError(f"cannot write {path}: the directory {parent} does not exist",
                           "create it first or choose another path") from None
@@ -54,6 +122,9 @@ def _open_parent(path: Path) -> int:
     except PermissionError:
         raise PrivilegeError(f"cannot write {path}: permission denied on {parent}",
                              "choose a directory this user can write to") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}",
+                          "choose another path") from None
 
 
 def _unsafe_dir(st: os.stat_result, path: Path, fix: str,
@@ -109,13 +180,22 @@ class OutputDir:
     def for_file(cls, path: Path, fix: str = DEFAULT_FIX) -> OutputDir:
         """The existing directory a single file (a report, the index) goes into.
         It must be this user's or root's: other users' directories are refused."""
-        fd = _open_parent(path)
-        problem = _unsafe_dir(os.fstat(fd), path.parent, "write it elsewhere with -o FILE",
+        return cls._for_one_file(path.parent, _open_parent(path), fix)
+
+    @classmethod
+    def for_open_dir(cls, path: Path, dir_fd: int, fix: str = DEFAULT_FIX) -> OutputDir:
+        """for_file of a directory already open (a capture the report has
+        read): its own fd, duplicated, never `path` looked up again."""
+        return cls._for_one_file(path, os.dup(dir_fd), fix)
+
+    @classmethod
+    def _for_one_file(cls, path: Path, fd: int, fix: str) -> OutputDir:
+        problem = _unsafe_dir(os.fstat(fd), path, "write it elsewhere with -o FILE",
                               private=False)
         if problem:
             os.close(fd)
             raise problem
-        return cls(path.parent, fd, fix)
+        return cls(path, fd, fix)
 
     def _check_private(self, empty: bool) -> None:
         problem = _unsafe_dir(os.fstat(self.fd), self.path,

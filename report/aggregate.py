@@ -25,7 +25,7 @@ from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
 from nettrail.report.names import Resolutions
 from nettrail.report.reader import CaptureDir
-from nettrail.report.sessions import Sessions, aggregate_sessions
+from nettrail.report.sessions import Sessions, aggregate_sessions, end_of
 from nettrail.report.tally import TABLE_ROWS, ConnectionGroup, ProcessRow, Tally
 from nettrail.units import printable
 
@@ -129,7 +129,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     resolutions = Resolutions()
     tally = Tally(clock, resolutions.names_of,
                   {host: window(c.meta)[0] for host, c in zip(hosts, captures)})
-    matcher = Matcher() if fleet else None
+    matcher = Matcher(end_of) if fleet else None
 
     def streams(probe: str) -> Iterator:
         return ((host, headline, c.blocks(probe))

@@ -9,13 +9,21 @@ ends different views of the connection, so such sessions stay unmatched.
 Loopback addresses never leave a host and are not matched.
 
 Bounded like the rest of the report: at most KEEP_WAITING sessions wait for
-their other end (the oldest are given up, and counted), and conversations are
-summed per (client process, server process, service) in a HeavyHitters table."""
+their other end (the oldest are given up, and counted), at most KEEP_PER_TUPLE
+per 4-tuple, and conversations are summed per (client process, server
+process, service) in a HeavyHitters table. Each session costs O(1): one
+lookup of its reversed 4-tuple, a look at that key's few waiting ends for one
+whose lifetime overlaps, and the oldest waiting end given up from the front of
+a queue (docs/benchmarks.md, "Fleet reports")."""
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from nettrail.report.bounded import HeavyHitters
 
@@ -26,7 +34,7 @@ KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
 _V4_MAPPED = "::ffff:"
 
 
-@dataclass(slots=True)  # up to KEEP_WAITING of them wait at once
+@dataclass(slots=True, eq=False)  # up to KEEP_WAITING wait at once; each one is itself
 class End:
     """One host's view of a connection (from one tcplife.jsonl line)."""
     host: str
@@ -42,6 +50,7 @@ class End:
     retrans_segs: int | None
     srtt_us: int | None
     open: bool
+    waiting: bool = False      # in Matcher.waiting (its queue keeps ends matched since)
 
 
 @dataclass
@@ -121,6 +130,14 @@ def _loopback(address: str) -> bool:
     return address.startswith("127.") or address == "::1"
 
 
+def by_time(logs: Iterable[Iterator[tuple[str | None, Any]]]
+            ) -> Iterator[tuple[str | None, Any]]:
+    """(host, record) of every host's log at once, merged by `ts`: each log is
+    in (close to) time order, so the two ends of a connection, logged by two
+    hosts, arrive close together instead of a whole capture apart."""
+    return heapq.merge(*logs, key=lambda pair: pair[1].ts)
+
+
 def _same_connection(a: End, b: End) -> bool:
     """A guessed side may be wrong (both ends' ports ephemeral): only two
     known sides must differ."""
@@ -146,45 +163,66 @@ def _largest(known: int | None, value: int | None) -> int | None:
 class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, make_end: Callable[[str, Any], End]) -> None:
+        """`make_end(host, record)`: one end of a connection, as the report names it."""
+        self.make_end = make_end
         self.waiting: dict[tuple, list[End]] = {}
         self.waiting_count = 0
+        # every end that was made to wait, oldest first; those matched since
+        # are skipped when the oldest is given up, and swept out now and then
+        self.arrivals: deque[tuple[tuple, End]] = deque()
         self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
                                                                   ConversationStats)
         self.sessions = 0
         self.matched = 0
         self.given_up = 0
 
-    def feed(self, r: dict, end: End) -> None:
+    def feed(self, host: str, r: Any) -> None:
+        """One session of `host`; its End is made only if it can be matched
+        (not on loopback)."""
         self.sessions += 1
-        laddr, raddr = plain_address(r["laddr"]), plain_address(r["raddr"])
+        laddr, raddr = plain_address(r.laddr), plain_address(r.raddr)
         if _loopback(laddr) or _loopback(raddr):
             return
-        here = (laddr, r["lport"], raddr, r["rport"])
-        there = (raddr, r["rport"], laddr, r["lport"])
-        waiting = self.waiting.get(there, ())
-        other = next((o for o in waiting if _same_connection(o, end)), None)
-        if other is None:
-            self._wait(here, end)
-            return
-        waiting.remove(other)  # type: ignore[union-attr]
-        self.waiting_count -= 1
-        if not waiting:
-            del self.waiting[there]
-        self._pair(end, other)
+        end = self.make_end(host, r)
+        there = (raddr, r.rport, laddr, r.lport)
+        for other in self.waiting.get(there, ()):
+            if _same_connection(other, end):
+                self._unwait(there, other)
+                self._pair(end, other)
+                return
+        self._wait((laddr, r.lport, raddr, r.rport), end)
 
     def _wait(self, key: tuple, end: End) -> None:
         ends = self.waiting.setdefault(key, [])
         if len(ends) == KEEP_PER_TUPLE:
-            ends.pop(0)
+            ends.pop(0).waiting = False
             self.given_up += 1
             self.waiting_count -= 1
         ends.append(end)
+        end.waiting = True
         self.waiting_count += 1
+        self.arrivals.append((key, end))
         if self.waiting_count > KEEP_WAITING:
-            oldest = self.waiting.pop(next(iter(self.waiting)))
-            self.given_up += len(oldest)
-            self.waiting_count -= len(oldest)
+            self._give_up_oldest()
+        if len(self.arrivals) > 2 * KEEP_WAITING:  # amortised O(1): half of it goes
+            self.arrivals = deque(a for a in self.arrivals if a[1].waiting)
+
+    def _give_up_oldest(self) -> None:
+        while self.arrivals:
+            key, end = self.arrivals.popleft()
+            if end.waiting:
+                self._unwait(key, end)
+                self.given_up += 1
+                return
+
+    def _unwait(self, key: tuple, end: End) -> None:
+        ends = self.waiting[key]
+        ends.remove(end)
+        end.waiting = False
+        self.waiting_count -= 1
+        if not ends:
+            del self.waiting[key]
 
     def _pair(self, a: End, b: End) -> None:
         client, server = _client_first(a, b)

@@ -65,16 +65,18 @@ def qualified(host: str | None, label: str) -> str:
     return f"{host}:{label}" if host is not None else label
 
 
+_KNOWN_SIDES = {side: (side, False) for side in SIDES}
+
+
 def side_of(r: Any) -> tuple[str, bool]:
     """(client|server, guessed). The capture's own flag where it has one;
     else the side whose port is ephemeral is the client."""
-    return _side(r.side, r.lport, r.rport)
+    # a known side needs no cache: keyed by ports, it would miss for every client
+    return _KNOWN_SIDES.get(r.side) or _guessed_side(r.lport, r.rport)
 
 
 @functools.lru_cache(maxsize=LABEL_CACHE)
-def _side(side: str | None, lport: int, rport: int) -> tuple[str, bool]:
-    if side in SIDES:
-        return side, False
+def _guessed_side(lport: int, rport: int) -> tuple[str, bool]:
     local_ephemeral = lport in EPHEMERAL_PORTS
     if local_ephemeral != (rport in EPHEMERAL_PORTS):
         return ("client" if local_ephemeral else "server"), True

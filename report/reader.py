@@ -97,6 +97,16 @@ class CaptureDir:
     warnings: list[str] = field(default_factory=list)
     # asked now and then while reading: True stops the report (a service stopping)
     cancelled: Callable[[], bool] | None = None
+    # the directory, held open: every file is opened through it, `path` is for messages
+    dir_fd: int = -1
+
+    def close(self) -> None:
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
+    def __del__(self) -> None:
+        self.close()
 
     def records(self, probe: str) -> Iterator[Record]:
         """The probe's records, in file order; bad lines are skipped and noted."""
@@ -107,7 +117,7 @@ class CaptureDir:
         """The same records, a block (up to CHUNK_BYTES of lines) at a time."""
         log = LOGS[probe]
         try:
-            f = _open_in(self.path, log.file)
+            f = open_regular(log.file, self.dir_fd)
         except FileNotFoundError:
             if self.meta["probes"].get(probe, {}).get("status") != "skipped":
                 self.warnings.append(f"{log.file} is missing: no {probe} data")
@@ -180,19 +190,9 @@ def _decode_block(decoder: msgspec.json.Decoder, block: bytes, first: int,
     return records
 
 
-def _open_in(directory: Path, name: str) -> BinaryIO:
-    """A regular file in `directory`, never through a symlink or into a FIFO."""
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _open_dir(path: Path) -> int:
     try:
-        return open_regular(name, dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _read_meta(path: Path) -> object:
-    meta_path = path / META
-    try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except NotADirectoryError:
         raise BadCapture(f"{path} is not a directory", "pass a capture directory") from None
     except FileNotFoundError:
@@ -200,6 +200,10 @@ def _read_meta(path: Path) -> object:
     except PermissionError:
         raise PrivilegeError(f"cannot read {path}: permission denied",
                              "run as the user who made the capture (sudo for root's)") from None
+
+
+def _read_meta(path: Path, dir_fd: int) -> object:
+    meta_path = path / META
     try:
         return jsonio.loads(read_regular(META, meta.MAX_BYTES, dir_fd))
     except FileNotFoundError:
@@ -213,8 +217,6 @@ def _read_meta(path: Path) -> object:
     except (OSError, ValueError) as exc:
         raise BadCapture(f"cannot read {meta_path}: {exc}",
                          "the capture's meta.json is damaged") from None
-    finally:
-        os.close(dir_fd)
 
 
 @cache
@@ -222,9 +224,21 @@ def _meta_decoder() -> msgspec.json.Decoder:
     return meta.decoder(PROBES, tuple(PROBE_OPTIONS))
 
 
-def open_capture(path: Path, cancelled: Callable[[], bool] | None = None) -> CaptureDir:
-    """The capture at `path`, its meta.json checked; `cancelled`: see CaptureDir."""
-    document = _read_meta(path)
+def open_capture(path: Path, cancelled: Callable[[], bool] | None = None,
+                 dir_fd: int | None = None) -> CaptureDir:
+    """The capture at `path`, its meta.json checked; `cancelled`: see CaptureDir.
+    `dir_fd`: the directory already open (the capture's own report): read
+    through a duplicate of it, and `path` is never looked up."""
+    fd = os.dup(dir_fd) if dir_fd is not None else _open_dir(path)
+    try:
+        return CaptureDir(path, _checked_meta(path, _read_meta(path, fd)), cancelled=cancelled,
+                          dir_fd=fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _checked_meta(path: Path, document: object) -> dict:
     meta_path = path / META
     if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
         found = repr(document.get("format") if isinstance(document, dict) else None)[:80]
@@ -235,7 +249,7 @@ def open_capture(path: Path, cancelled: Callable[[], bool] | None = None) -> Cap
     if problem:
         raise BadCapture(f"{meta_path} is damaged: {printable(problem)[:200]}",
                          "restore it from the capture, or re-run the capture")
-    return CaptureDir(path, document, cancelled=cancelled)
+    return document
 
 
 def open_captures(paths: list[Path], cancelled: Callable[[], bool] | None = None

@@ -4,9 +4,10 @@ connections between captured hosts."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from nettrail.format.logs.sessions import FAILED_ENDS
 from nettrail.headline import Headline
 from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
-from nettrail.report.conversations import End, Matcher, plain_address
+from nettrail.report.conversations import End, Matcher, by_time, plain_address
 from nettrail.report.labels import (endpoint, group_label, owner_label, percentile,
                                     process_label, qualified, side_of)
 from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
@@ -103,16 +104,25 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
     """Matcher: a fleet report's, fed every session to pair connections' ends."""
     s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
     odd: deque[Session] = deque(maxlen=TABLE_ROWS)
-    for host, headline, blocks in streams:
-        for block in blocks:
-            headline.add("sessions", block)
-            for r in block:
-                _count_session_record(s, tally, host, r, odd)
-                if matcher:
-                    matcher.feed(r, _end(host or "", r))
+    logs = [_each(host, headline, blocks) for host, headline, blocks in streams]
+    # a fleet's hosts in one time order: a connection's two ends arrive close
+    # together, within the matcher's bounds
+    for host, r in by_time(logs) if matcher else itertools.chain.from_iterable(logs):
+        _count_session_record(s, tally, host, r, odd)
+        if matcher:
+            matcher.feed(host or "", r)
     s.odd = sorted(odd, key=lambda x: -x.ts)
     s.bursts = _bursts(s.buckets, tally.clock)
     return s
+
+
+def _each(host: str | None, headline: Headline, blocks: Iterable[list[Any]]
+          ) -> Iterator[tuple[str | None, Any]]:
+    """(host, record) of one capture's log, its headline counted a block at a time."""
+    for block in blocks:
+        headline.add("sessions", block)
+        for r in block:
+            yield host, r
 
 
 def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
@@ -144,7 +154,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
         s.odd_count += 1
 
 
-def _end(host: str, r: Any) -> End:
+def end_of(host: str, r: Any) -> End:
+    """One end of a connection, as a fleet report names it (Matcher)."""
     side, guessed = side_of(r)
     opened_at = r.opened_at
     return End(host, process_label(r.pid, r.comm), group_label(r), side, guessed,

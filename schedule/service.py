@@ -120,7 +120,8 @@ class ScheduleService:
     def __init__(self, root: Path, options: CaptureOptions, retention: Retention,
                  trigger: CronTrigger, render: Callable[..., Path],
                  log: TextIO = sys.stderr) -> None:
-        """`render(directory, cancelled=...)` writes a capture's report."""
+        """`render(directory, cancelled=..., dir_fd=...)` writes a capture's
+        report through the directory's fd."""
         self.root = root
         self.options = options
         self.retention = retention
@@ -142,7 +143,8 @@ class ScheduleService:
         self.log(f"started {trigger} capture into {directory}")
         try:
             Capture(opts, _Answering(reply), self.stop,
-                    lambda d: self.render(d, cancelled=self._render_overdue)).run()
+                    lambda d, fd: self.render(d, cancelled=self._render_overdue,
+                                              dir_fd=fd)).run()
         except CaptureBusy as exc:
             self.log(f"skipped {trigger} capture: {exc.problem}")
             reply(f"skipped {exc.problem}")

@@ -5,6 +5,7 @@ and says so in one line with its exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import json
 import os
@@ -328,3 +329,109 @@ def test_damaged_snapshot_does_not_stop_the_index(tmp_path: Path, bpf: None) -> 
     index = (root / "index.html").read_text()
     written = [p.name for p in root.iterdir() if p.name != damaged.name and p.is_dir()]
     assert len(written) == 2 and all(name in index for name in written)
+
+
+# -- issue 23: no path of a capture looked up twice, no links others can change ---------
+
+SWAPPER = r"""
+import ctypes, os, select, struct, sys
+parent = sys.argv[1]
+cap, real, fake = (os.path.join(parent, n) for n in ("cap", "real", "fake"))
+libc = ctypes.CDLL(None, use_errno=True)
+IN_CLOSE_NOWRITE = 0x10
+sys.stdin.readline()                      # root's capture has started
+os.rename(cap, real)
+os.rename(fake, cap)
+fd = libc.inotify_init1(os.O_CLOEXEC)
+assert libc.inotify_add_watch(fd, cap.encode(), IN_CLOSE_NOWRITE) >= 0
+print("swapped", flush=True)
+read_sessions = False
+while not read_sessions:                  # until the reader has read the fake's last log
+    ready, _, _ = select.select([fd, sys.stdin], [], [])
+    if sys.stdin in ready:                # the capture ended without reading the fake
+        break
+    data = os.read(fd, 4096)
+    while data:
+        _, _, _, size = struct.unpack_from("iIII", data)
+        read_sessions |= data[16:16 + size].rstrip(b"\0") == b"tcplife.jsonl"
+        data = data[16 + size:]
+os.rename(cap, fake)
+os.rename(real, cap)
+print("read by root" if read_sessions else "never read", flush=True)
+"""
+
+
+def fake_capture(path: Path) -> None:
+    """What the other user puts in place of root's capture."""
+    shutil.copytree(SMALL, path)
+    meta = json.loads((path / "meta.json").read_text())
+    meta.update(host="FAKE-HOST", title="FAKE TITLE")
+    (path / "meta.json").write_text(json.dumps(meta))
+    for p in (path, *path.iterdir()):
+        os.chown(p, NOBODY, NOBODY)
+
+
+def test_parent_swap_race_cannot_feed_the_report(shared: Path, bpf: None) -> None:
+    """The owner of -o's parent renames root's capture aside during the
+    window, puts a fake capture in its place, and (told by inotify that the
+    reader has read it) swaps back before the report is written. The report
+    is read and written through the fd the capture holds: root's directory
+    gets the report of root's capture, and the fake is never read. (Before
+    issue 23 root's report.html said "FAKE TITLE".)"""
+    parent = nobody_dir(shared / "parent")
+    fake_capture(parent / "fake")
+    cap = parent / "cap"
+    swapper = subprocess.Popen([*AS_NOBODY, sys.executable, "-c", SWAPPER, str(parent)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    capture = subprocess.Popen([*NETTRAIL, "capture", "0.2", "50", "-o", str(cap)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "capturing" in capture.stderr.readline()
+        root_dir = os.stat(cap)
+        swapper.stdin.write("go\n")
+        swapper.stdin.flush()
+        assert swapper.stdout.readline() == "swapped\n"
+        capture.send_signal(signal.SIGINT)
+        out, err = capture.communicate(timeout=120)
+        with contextlib.suppress(BrokenPipeError):  # it may have swapped back already
+            swapper.stdin.write("done\n")
+            swapper.stdin.flush()
+        swapped_back = swapper.stdout.readline()
+    finally:
+        for proc in (capture, swapper):
+            proc.kill()
+            proc.wait()
+    assert capture.returncode == 0, err
+    assert swapped_back == "never read\n"
+    st = os.stat(cap)
+    assert (st.st_ino, st.st_uid) == (root_dir.st_ino, 0)  # root's directory, back in place
+    html = (cap / "report.html").read_text()
+    meta = json.loads((cap / "meta.json").read_text())
+    assert "FAKE" not in html and meta["host"] in html
+    assert not (parent / "fake" / "report.html").exists()
+
+
+@pytest.mark.parametrize("where", ["other user's directory", "sticky shared directory"])
+def test_output_path_through_a_link_others_control_is_refused(shared: Path, tmp_path: Path,
+                                                              where: str) -> None:
+    """A symlink in a parent of -o that another user made (or could replace)
+    would let them choose where root writes: refused before anything is read."""
+    target = tmp_path / "roots"
+    target.mkdir(mode=0o700)
+    if where == "sticky shared directory":
+        links = shared
+        shared.chmod(0o1777)
+    else:
+        links = nobody_dir(shared / "theirs")
+    as_nobody("ln", "-s", str(target), str(links / "link"))
+    result = nettrail("report", str(SMALL), "-o", str(links / "link" / "r.html"))
+    one_line(result, ExitStatus.USAGE, "link is a symbolic link that another user can change")
+    assert list(target.iterdir()) == []
+
+
+def test_output_path_through_roots_own_link_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real" / "deeper").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to("real/deeper")  # relative, in root's own directory
+    result = nettrail("report", str(SMALL), "-o", str(tmp_path / "alias" / ".." / "r.html"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "real" / "r.html").is_file()  # ".." of where the link led
