@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|wire|sessions|sockets|lookups|overhead|report|flood|fleet ...]
+    sudo .venv/bin/python -m bench.run [throughput|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|fleet ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -20,6 +20,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nettrail.capture.libbpf import BpfObject
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNSTORM = Path(tempfile.gettempdir()) / "nettrail-connstorm"
@@ -140,19 +144,20 @@ def bench_throughput(pairs: int, seconds: int) -> None:
 
 
 @contextmanager
-def wire_programs() -> Iterator[None]:
+def wire_programs(path: str | None = None) -> Iterator[BpfObject]:
     """Wire-level DNS alone (`--probes +wire` adds it): its cgroup_skb programs
-    on the cgroup v2 root, run for every packet of every socket."""
+    on the cgroup v2 root, run for every packet of every socket; `path`:
+    another build of dns_wire.bpf.o (an A/B against main)."""
     from nettrail.capture.libbpf import BpfObject
     from nettrail.capture.loader import object_path
     from nettrail.capture.probes.dns_wire import PROGRAMS, cgroup2_root
-    obj = BpfObject(str(object_path("dns_wire")))
+    obj = BpfObject(path or str(object_path("dns_wire")))
     obj.load()
     cgroup = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY)
     try:
         for program in PROGRAMS:
             obj.attach_cgroup(program, cgroup)
-        yield
+        yield obj
     finally:
         os.close(cgroup)
         obj.close()
@@ -170,6 +175,60 @@ def bench_wire(pairs: int, seconds: int) -> None:
     print("|---|---|---|---|---|")
     print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
           f"{100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+DNS_CLIENT = """
+import socket, struct, sys, time
+q = b"\\x04fast\\x08nettrail\\x04test\\x00" + struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", 53))
+start = time.monotonic()
+for i in range(int(sys.argv[1])):
+    s.send(struct.pack("!HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0) + q)
+    s.recv(512)
+print(time.monotonic() - start)
+"""
+
+
+def bench_wire_dns(rounds: int, queries: int, against: str) -> None:
+    """The wire programs' cost on DNS itself, A/B against another build
+    (`--against`, e.g. main's dns_wire.bpf.o): `queries` answered queries,
+    one at a time, to the test server in a namespace of their own; the
+    programs' own run time (kernel.bpf_stats_enabled) per DNS message, and
+    the client's wall time per query."""
+    ns = f"nt-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    server = subprocess.Popen(["ip", "netns", "exec", ns, PYTHON,
+                               str(ROOT / "tests" / "tools" / "dnsserver.py")],
+                              stdout=subprocess.PIPE, text=True)
+    results: dict[str, tuple[list[float], list[float]]] = {"main": ([], []), "this": ([], [])}
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as stats:
+            stats.write("1")
+        for _ in range(rounds):
+            for label, path in (("main", against), ("this", None)):
+                with wire_programs(path) as obj:
+                    out = subprocess.run(["ip", "netns", "exec", ns, PYTHON, "-c", DNS_CLIENT,
+                                          str(queries)], capture_output=True, text=True,
+                                         check=True).stdout
+                    infos = obj.program_infos()
+                run_ns = sum(i.run_time_ns for i in infos.values())
+                runs = sum(i.run_cnt for i in infos.values())
+                results[label][0].append(run_ns / runs if runs else 0.0)
+                results[label][1].append(float(out) / queries * 1e6)
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as stats:
+            stats.write("0")
+        server.kill()
+        server.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    print("| build | ns per program run, median (min–max) | µs per query, median (min–max) "
+          "| rounds |")
+    print("|---|---|---|---|")
+    for label, (per_run, per_query) in results.items():
+        print(f"| {label} | {_spread(per_run)} | {_spread(per_query)} | {rounds} |")
 
 
 # -- sessions ---------------------------------------------------------------------
@@ -617,6 +676,8 @@ def main() -> None:
     p.add_argument("--baseline", default="main", help="fleet: the git revision to compare with")
     p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
     p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
+    p.add_argument("--against", help="wire-dns: the dns_wire.bpf.o to compare with "
+                   "(e.g. main's build)")
     args = p.parse_args()
     for which in args.which:
         print(f"\n### {which}\n")
@@ -624,6 +685,8 @@ def main() -> None:
             bench_throughput(args.pairs, seconds=3)
         elif which == "wire":
             bench_wire(args.pairs, seconds=3)
+        elif which == "wire-dns":
+            bench_wire_dns(args.runs, queries=5_000, against=args.against)
         elif which == "sessions":
             bench_sessions(rate=20_000, seconds=10)
         elif which == "sockets":

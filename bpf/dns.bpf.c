@@ -204,6 +204,8 @@ static __always_inline int lookup_return(long rc)
 					    (void *)l->inner_herrno_p);
 		return 0;
 	}
+	// the queries it still waited for are waited for no more
+	give_up_queries(l);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		stat_inc(STAT_RINGBUF_FULL);

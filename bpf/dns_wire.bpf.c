@@ -10,7 +10,6 @@
 
 EVENT_TYPE(dns_wire_event);
 
-#define MAX_QUERIES 10240
 #define DNS_PORT 53
 #define DNS_HEADER_LEN 12
 #define TCP_LENGTH_PREFIX 2 /* DNS over TCP: a 2-byte length before each message */
@@ -19,13 +18,6 @@ EVENT_TYPE(dns_wire_event);
 #define ETH_P_IPV6 0x86DD
 #define IP_FRAG_OFFSET 0x1fff
 #define CGROUP_SKB_PASS 1
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_QUERIES);
-	__type(key, struct dns_wire_key);
-	__type(value, struct dns_wire_query);
-} queries SEC(".maps");
 
 /* Room to build a query: too large for the BPF stack. */
 struct {
@@ -135,23 +127,18 @@ static __always_inline void copy_message(struct __sk_buff *skb, const struct pac
 static __always_inline void submit(const struct dns_wire_query *q, __u8 status,
 				   struct __sk_buff *skb, const struct packet *answer)
 {
-	struct dns_wire_event *e = bpf_ringbuf_reserve(&wire_events, sizeof(*e), 0);
+	struct dns_wire_event *e = wire_event(q, status);
 
-	if (!e) {
-		stat_inc(STAT_RINGBUF_FULL);
+	if (!e)
 		return;
-	}
-	__builtin_memcpy(&e->q, q, sizeof(*q));
-	e->end_ns = bpf_ktime_get_boot_ns();
-	e->status = status;
-	e->answer_len = 0;
 	if (answer)
 		copy_message(skb, answer, e->answer, DNS_MSG_LEN, &e->answer_len);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* The task sending the query owns it; a libc lookup it is inside counts it. */
-static __always_inline int note_owner(struct dns_wire_query *q)
+/* The task sending the query owns it; a libc lookup it is inside counts it
+ * (and gives up what it sent on another socket: it asks elsewhere now). */
+static __always_inline int note_owner(struct dns_wire_query *q, const struct dns_wire_key *key)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 tid = ((__u64)task->tgid << 32) | (__u32)task->pid;
@@ -161,12 +148,52 @@ static __always_inline int note_owner(struct dns_wire_query *q)
 	if (!q->pid || !pid_wanted(q->pid))
 		return -1;
 	BPF_CORE_READ_STR_INTO(&q->comm, task, group_leader, comm);
+	q->uid = BPF_CORE_READ(task, cred, uid.val);
+	q->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	l = bpf_map_lookup_elem(&lookups, &tid);
-	if (l) {
-		__sync_fetch_and_add(&l->wire_queries, 1);
-		q->call_start_ns = l->start_ns;
+	if (!l)
+		return 0;
+	__sync_fetch_and_add(&l->wire_queries, 1);
+	q->call_start_ns = l->start_ns;
+	if (l->wire_nids && l->wire_sock != key->sock_cookie)
+		give_up_queries(l);
+	l->wire_sock = key->sock_cookie;
+	for (int i = 0; i < WIRE_IDS; i++) {
+		if (i >= l->wire_nids) {
+			l->wire_ids[i] = key->id;
+			l->wire_nids = i + 1;
+			break;
+		}
+		if (l->wire_ids[i] == key->id)
+			break;
 	}
 	return 0;
+}
+
+/* A new query takes a place in the table if its owner has not used up its
+ * share; a refused one is counted against the owner (and its netns). */
+static __always_inline bool owner_admits(const struct dns_wire_query *q)
+{
+	struct dns_query_owner owner = owner_of(q);
+	struct dns_owner_count fresh = {}, *count;
+
+	count = bpf_map_lookup_elem(&query_owners, &owner);
+	if (!count) {
+		bpf_map_update_elem(&query_owners, &owner, &fresh, BPF_NOEXIST);
+		count = bpf_map_lookup_elem(&query_owners, &owner);
+		if (!count) {
+			stat_inc(STAT_QUERY_TABLE_FULL);
+			return false;
+		}
+	}
+	count->last_netns = q->netns;
+	if (count->tracked >= OWNER_QUERIES) {
+		__sync_fetch_and_add(&count->refused, 1);
+		stat_inc(STAT_QUERY_QUOTA);
+		return false;
+	}
+	__sync_fetch_and_add(&count->tracked, 1);
+	return true;
 }
 
 static __always_inline void on_query(struct __sk_buff *skb, const struct packet *p,
@@ -174,11 +201,13 @@ static __always_inline void on_query(struct __sk_buff *skb, const struct packet 
 {
 	__u32 zero = 0;
 	struct dns_wire_query *q = bpf_map_lookup_elem(&scratch, &zero), *resent;
+	struct dns_query_owner owner;
+	struct dns_owner_count *count;
 
 	if (!q)
 		return;
 	__builtin_memset(q, 0, sizeof(*q) - DNS_QUERY_LEN);
-	if (note_owner(q))
+	if (note_owner(q, key))
 		return;
 	q->start_ns = bpf_ktime_get_boot_ns();
 	q->cgroup_id = bpf_skb_cgroup_id(skb);
@@ -189,10 +218,24 @@ static __always_inline void on_query(struct __sk_buff *skb, const struct packet 
 	copy_message(skb, p, q->query, DNS_QUERY_LEN, &q->query_len);
 	// the same query again on the same socket: the first got no answer in time
 	resent = bpf_map_lookup_elem(&queries, key);
-	if (resent)
+	if (resent) {
 		submit(resent, WIRE_RESENT, skb, NULL);
-	if (bpf_map_update_elem(&queries, key, q, BPF_ANY))
-		stat_inc(STAT_MAP_FULL);
+		// it keeps its place, counted against the owner it had
+		q->uid = resent->uid;
+		q->netns = resent->netns;
+		if (bpf_map_update_elem(&queries, key, q, BPF_EXIST))
+			forget_query(key, resent);
+		return;
+	}
+	if (!owner_admits(q))
+		return;
+	if (bpf_map_update_elem(&queries, key, q, BPF_NOEXIST)) {
+		stat_inc(STAT_QUERY_TABLE_FULL);
+		owner = owner_of(q);
+		count = bpf_map_lookup_elem(&query_owners, &owner);
+		if (count && count->tracked)
+			__sync_fetch_and_add(&count->tracked, -1);
+	}
 }
 
 static __always_inline void on_answer(struct __sk_buff *skb, const struct packet *p,
@@ -203,7 +246,7 @@ static __always_inline void on_answer(struct __sk_buff *skb, const struct packet
 	if (!q)
 		return; /* asked before the window, or not by a process we trace */
 	submit(q, WIRE_ANSWERED, skb, p);
-	bpf_map_delete_elem(&queries, key);
+	forget_query(key, q);
 }
 
 /* egress: queries (to port 53); ingress: answers (from port 53) */

@@ -13,7 +13,9 @@
 enum stat_index {
 	STAT_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: an event was dropped */
 	STAT_MAP_FULL = 1,     /* a hash map refused an insert: data was not tracked */
-	STAT_MAX = 2,
+	STAT_QUERY_TABLE_FULL = 2, /* dns_wire: the pending-query table was full */
+	STAT_QUERY_QUOTA = 3,  /* dns_wire: the sender's owner had its share of the table */
+	STAT_MAX = 4,
 };
 
 /* Which end of a connection this socket is. */
@@ -119,6 +121,8 @@ struct dns_event {
 	char host[HOST_LEN];
 };
 
+#define WIRE_IDS 4 /* queries of one libc lookup on one socket, followed */
+
 /* dns: a lookup in progress, keyed by thread id; user space reads what is
  * left at window end as pending lookups. dns_wire counts the queries a
  * lookup sends in `wire_queries`. */
@@ -135,6 +139,10 @@ struct dns_lookup {
 	__u8 function;
 	__u8 name_truncated;
 	__u8 pad[6];
+	__u64 wire_sock;      /* socket cookie of the latest queries it sent */
+	__u16 wire_ids[WIRE_IDS]; /* their transaction ids (glibc: A and AAAA) */
+	__u32 wire_nids;
+	__u32 pad2;
 	char comm[COMM_LEN];
 	char host[HOST_LEN];
 };
@@ -152,6 +160,21 @@ struct dns_exec_event {
 enum dns_wire_status {
 	WIRE_ANSWERED = 1,
 	WIRE_RESENT = 2,  /* the same query (id) was sent again: no answer came */
+	WIRE_GIVEN_UP = 3, /* its libc lookup asked on another socket or returned */
+};
+
+/* dns_wire: who a pending query counts against: its sender's uid, and for
+ * uid 0 also its network namespace (any user can make namespaces, but not
+ * uids) */
+struct dns_query_owner {
+	__u32 uid;
+	__u32 netns;      /* inode; 0 for uids other than 0 */
+};
+
+struct dns_owner_count {
+	__u32 tracked;    /* its queries in the pending table now */
+	__u32 last_netns; /* the network namespace of its latest query */
+	__u64 refused;    /* its queries not followed: its share was used up */
 };
 
 /* key of a query waiting for its answer */
@@ -168,6 +191,8 @@ struct dns_wire_query {
 	__u32 pid;
 	__u16 family;
 	__u16 server_port;
+	__u32 uid;        /* of the sending task (init user namespace) */
+	__u32 netns;      /* inode of the sender's network namespace */
 	__u8 server[16];
 	__u8 proto;       /* IPPROTO_UDP / IPPROTO_TCP */
 	__u8 pad;

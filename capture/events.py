@@ -21,7 +21,9 @@ MAX_PIDS = 16
 DNS_MSG_LEN = 512
 DNS_QUERY_LEN = 320
 
-STAT_RINGBUF_FULL, STAT_MAP_FULL = 0, 1
+# enum stat_index in bpf/nettrail.h
+STAT_RINGBUF_FULL, STAT_MAP_FULL, STAT_QUERY_TABLE_FULL, STAT_QUERY_QUOTA, STAT_MAX = range(5)
+WIRE_IDS = 4
 SESSION_CLOSED = 1  # enum session_state; anything else is open
 SIDES = {1: "client", 2: "server"}  # enum conn_side; 0: unknown
 ENDS = {1: "normal", 2: "reset", 3: "refused", 4: "timeout"}  # enum session_end
@@ -67,7 +69,8 @@ class DnsLookup(ctypes.Structure):
                 ("inner_herrno_p", c_uint64), ("cgroup_id", c_uint64),
                 ("inner_herrno", c_int32), ("depth", c_uint32), ("pid", c_uint32),
                 ("wire_queries", c_uint32), ("function", c_uint8),
-                ("name_truncated", c_uint8), ("pad", c_uint8 * 6),
+                ("name_truncated", c_uint8), ("pad", c_uint8 * 6), ("wire_sock", c_uint64),
+                ("wire_ids", c_uint16 * WIRE_IDS), ("wire_nids", c_uint32), ("pad2", c_uint32),
                 ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
 
@@ -82,9 +85,17 @@ class DnsWireKey(ctypes.Structure):
 class DnsWireQuery(ctypes.Structure):
     _fields_ = [("start_ns", c_uint64), ("call_start_ns", c_uint64), ("cgroup_id", c_uint64),
                 ("pid", c_uint32), ("family", c_uint16), ("server_port", c_uint16),
-                ("server", c_uint8 * 16), ("proto", c_uint8), ("pad", c_uint8),
+                ("uid", c_uint32), ("netns", c_uint32), ("server", c_uint8 * 16), ("proto", c_uint8), ("pad", c_uint8),
                 ("query_len", c_uint16), ("comm", c_char * COMM_LEN),
                 ("query", c_uint8 * DNS_QUERY_LEN)]
+
+
+class DnsQueryOwner(ctypes.Structure):
+    _fields_ = [("uid", c_uint32), ("netns", c_uint32)]
+
+
+class DnsOwnerCount(ctypes.Structure):
+    _fields_ = [("tracked", c_uint32), ("last_netns", c_uint32), ("refused", c_uint64)]
 
 
 class DnsWireEvent(ctypes.Structure):
@@ -96,7 +107,8 @@ class DnsWireEvent(ctypes.Structure):
 MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
            "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup,
            "dns_exec_event": DnsExecEvent, "dns_wire_key": DnsWireKey,
-           "dns_wire_query": DnsWireQuery, "dns_wire_event": DnsWireEvent}
+           "dns_wire_query": DnsWireQuery, "dns_wire_event": DnsWireEvent,
+           "dns_query_owner": DnsQueryOwner, "dns_owner_count": DnsOwnerCount}
 
 _SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nettrail.capture.events import MAX_PIDS, STAT_MAP_FULL, STAT_RINGBUF_FULL, RecordContext
+from nettrail.capture.events import MAX_PIDS, STAT_MAX, RecordContext
 from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.capture.preflight import BPF_NEEDS, CapNeed, missing_caps
 from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
@@ -78,14 +78,18 @@ def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
     raise ProbeError("; ".join(failures))
 
 
+def stat_counts(obj: BpfObject) -> list[int]:
+    """The object's `stats` map, by enum stat_index (bpf/nettrail.h)."""
+    fd, counts = obj.map_fd("stats"), []
+    for index in range(STAT_MAX):
+        value = ctypes.c_uint64()
+        counts.append(value.value if map_lookup(fd, ctypes.c_uint32(index), value) else 0)
+    return counts
+
+
 def read_stats(obj: BpfObject) -> int:
     """Events this probe's kernel side dropped (ring buffer or map full)."""
-    fd, total = obj.map_fd("stats"), 0
-    for index in (STAT_RINGBUF_FULL, STAT_MAP_FULL):
-        value = ctypes.c_uint64()
-        if map_lookup(fd, ctypes.c_uint32(index), value):
-            total += value.value
-    return total
+    return sum(stat_counts(obj))
 
 
 def recursion_misses(obj: BpfObject) -> int:

@@ -1,4 +1,5 @@
 """The capture directory: one JSON line per event, flushed every interval,
+every string in it through the one sanitiser (nettrail.units.printable),
 files readable by their owner only (docs/format.md), all written through the
 directory's fd (nettrail/files.py: no planted file or symlink is followed)."""
 
@@ -13,6 +14,7 @@ from nettrail import jsonio
 from nettrail.errors import OutputError
 from nettrail.files import OutputDir, writing
 from nettrail.format import LOG_FILES, META
+from nettrail.units import printable_record
 
 FIX = "free disk space or capture elsewhere with -o DIR"
 
@@ -50,7 +52,7 @@ class LogWriter:
         """Append records to the probe's log, one JSON line each."""
         if not records:
             return
-        data = jsonio.dump_lines(records)
+        data = jsonio.dump_lines([printable_record(r) for r in records])
         with self._writing(), self._guard(LOG_FILES[probe]):
             self._files[probe].write(data)
 
@@ -61,7 +63,7 @@ class LogWriter:
 
     def write_meta(self, meta: dict) -> None:
         with self._writing():
-            self._dir.write(META, jsonio.dumps(meta, indent=True))
+            self._dir.write(META, jsonio.dumps(printable_record(meta), indent=True))
 
     def _guard(self, name: str) -> contextlib.AbstractContextManager[None]:
         return writing(self.directory / name, FIX)

@@ -49,3 +49,21 @@ def printable(text: object) -> str:
     if text.isprintable():  # the common case, at C speed
         return text
     return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+
+def printable_record(record: dict) -> dict:
+    """A JSON object with printable() applied to every string in it (keys
+    included): what the logs and meta.json hold, so that `cat` or `grep` of
+    a log in a terminal is as safe as nettrail's own output."""
+    return {printable(k): _printable_json(v) for k, v in record.items()}
+
+
+def _printable_json(value: object) -> object:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return printable_record(value)
+    if isinstance(value, list):
+        return [_printable_json(v) for v in value]
+    return value

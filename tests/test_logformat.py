@@ -75,5 +75,6 @@ def test_every_field_is_documented_and_named_with_its_unit() -> None:
             assert f.doc, f"{log.probe}.{f.name}"
             if f.type in (int, float) and f.name not in ("ts", "pid", "nspid", "netns",
                                                          "lport", "rport", "interval",
-                                                         "opened_at", "call_ts"):
+                                                         "opened_at", "call_ts",
+                                                         "resolv_conf"):
                 assert f.unit, f"{log.probe}.{f.name} has no unit in its name"

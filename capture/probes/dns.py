@@ -14,14 +14,17 @@ import time
 from collections.abc import Callable, Iterable
 
 from nettrail.capture.clock import boot_ns
-from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, RecordContext,
-                                     address, ms, text)
+from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, STAT_MAP_FULL,
+                                     STAT_RINGBUF_FULL, DnsLookup, RecordContext, address, ms,
+                                     text)
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
-from nettrail.capture.loader import HookSet, Probe
+from nettrail.capture.loader import HookSet, Probe, recursion_misses, stat_counts
 from nettrail.capture.preflight import (BPF_NEEDS, IDENTITY_NEED, CapNeed, kernel_has_uprobe_multi,
                                         missing_caps)
-from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WIRE_NEED, WireDns
+from nettrail.capture.resolvconf import ResolvConfs
+from nettrail.capture.probes.dns_wire import (EVENTS as WIRE_EVENTS, WIRE, WIRE_NEED,
+                                              WIRE_ONLY_MAPS, WireDns)
 from nettrail.errors import NettrailError, ProbeError
 
 # libc function: its entry program (all share the return program)
@@ -95,17 +98,20 @@ def resolved_by(name: str, ok: bool, wire_queries: int, wire_on: bool) -> str | 
 def lookup_record(ctx: RecordContext, start_ns: int, pid: int, comm: bytes, name: bytes,
                   truncated: int, function: int, cgroup_id: int, latency_ms: float, ok: bool,
                   error: str | None, addresses: list[str], resolver: str | None,
-                  pending: bool = False) -> dict:
+                  resolv_conf: int | None, pending: bool = False) -> dict:
     return {"kind": "lookup", "ts": ctx.clock.unix(start_ns),
             **ctx.identity(pid, text(comm), cgroup_id=cgroup_id or None),
             "source": "libc", "name": text(name), "name_truncated": bool(truncated),
             "qtype": None, "function": FUNCTION_NAMES.get(function, "?"), "server": None,
             "latency_ms": latency_ms, "ok": ok, "error": error, "addresses": addresses,
-            "pending": pending, "resolved_by": resolver, "call_ts": None}
+            "pending": pending, "resolved_by": resolver, "call_ts": None,
+            "resolv_conf": resolv_conf}
 
 
-def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool) -> list[dict]:
-    """Records from struct dns_event bytes."""
+def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool,
+                resolv_conf: Callable[[int], int | None]) -> list[dict]:
+    """Records from struct dns_event bytes; `resolv_conf`: the id of a pid's
+    resolver configuration."""
     out = []
     for (start, end, cgroup_id, pid, ret, h_errno, function, naddrs, truncated, _pad,
          wire_queries, *rest) in DNS.iter_unpack(blob):
@@ -119,17 +125,18 @@ def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool) -> list[dict]:
             ctx, start, pid, comm, host, truncated, function, cgroup_id,
             latency_ms=ms(end - start), ok=ret == 0, error=dns_error(function, ret, h_errno),
             addresses=addresses,
-            resolver=resolved_by(text(host), ret == 0, wire_queries, wire_on)))
+            resolver=resolved_by(text(host), ret == 0, wire_queries, wire_on),
+            resolv_conf=resolv_conf(pid)))
     return out
 
 
-def pending_record(ctx: RecordContext, lookup: DnsLookup, now_ns: int, wire_on: bool
-                   ) -> dict:
+def pending_record(ctx: RecordContext, lookup: DnsLookup, now_ns: int, wire_on: bool,
+                   resolv_conf: int | None) -> dict:
     """A lookup still unanswered at window end; latency_ms is its age."""
     return lookup_record(ctx, lookup.start_ns, lookup.pid, lookup.comm, lookup.host,
                          lookup.name_truncated, lookup.function, lookup.cgroup_id,
                          latency_ms=ms(now_ns - lookup.start_ns), ok=False, error=None,
-                         addresses=[], pending=True,
+                         addresses=[], pending=True, resolv_conf=resolv_conf,
                          resolver=resolved_by(text(lookup.host), False, lookup.wire_queries,
                                               wire_on))
 
@@ -139,8 +146,10 @@ class ExecWatch:
     again every POLL_S until it maps a libc, for at most WATCH_S, on a thread
     of its own (the window's loop knows nothing of it)."""
 
-    def __init__(self, obj: BpfObject, probe_pids: Callable[[Iterable[int]], set[int]]) -> None:
+    def __init__(self, obj: BpfObject, probe_pids: Callable[[Iterable[int]], set[int]],
+                 resolv_confs: ResolvConfs) -> None:
         self.probe_pids = probe_pids
+        self.resolv_confs = resolv_confs
         self.watching: dict[int, float] = {}  # pid: until (monotonic)
         self.unwatched = 0
         self.rings = RingBuffers()
@@ -152,6 +161,7 @@ class ExecWatch:
     def _on_execs(self, blob: bytes) -> None:
         until = time.monotonic() + WATCH_S
         for (pid,) in DNS_EXEC.iter_unpack(blob):
+            self.resolv_confs.forget(pid)
             if pid in self.watching or len(self.watching) < MAX_WATCHED:
                 self.watching[pid] = until
             else:
@@ -163,6 +173,9 @@ class ExecWatch:
                 self.rings.drain()
                 now = time.monotonic()
                 with_libc = self.probe_pids(list(self.watching))
+                # read now: a short-lived program may be gone when its lookups are
+                for pid in with_libc:
+                    self.resolv_confs.of_pid(pid)
                 self.watching = {pid: until for pid, until in self.watching.items()
                                  if until > now and pid not in with_libc}
         except NettrailError as exc:  # the window goes on without new programs
@@ -215,6 +228,7 @@ class DnsProbe(Probe):
         self.watch: ExecWatch | None = None
         self.wire: WireDns | None = None
         self.multi = False
+        self.resolv_confs = ResolvConfs()
 
     @property
     def wire_on(self) -> bool:
@@ -237,6 +251,8 @@ class DnsProbe(Probe):
                 obj.expect_attach_type(program, BPF_TRACE_UPROBE_MULTI)
         if WIRE not in self.options:
             obj.resize_map(WIRE_EVENTS, UNUSED_RING_BYTES)
+            for name in WIRE_ONLY_MAPS:
+                obj.resize_map(name, 1)
 
     def start(self, started: dict[str, Probe]) -> None:
         super().start(started)
@@ -244,7 +260,8 @@ class DnsProbe(Probe):
             return
         if WIRE in self.options:
             self.start_wire()
-        self.watch = ExecWatch(self.obj, lambda pids: self.probe_processes(self.obj, pids))
+        self.watch = ExecWatch(self.obj, lambda pids: self.probe_processes(self.obj, pids),
+                               self.resolv_confs)
         self.watch.start()
         self.update_status()
 
@@ -294,7 +311,7 @@ class DnsProbe(Probe):
         detail = {"libcs": [lib.as_json() for lib in self.libraries],
                   "not_probed": list(self.finder.not_probed),
                   "not_probed_unlisted": self.finder.not_listed,
-                  "wire": "on" if self.wire_on else "off"}
+                  "wire": "on" if self.wire_on else "off", **self.resolv_confs.as_detail()}
         if self.watch and (self.watch.unwatched or self.watch.error):
             detail["exec_watch"] = {"unwatched": self.watch.unwatched,
                                     "error": self.watch.error}
@@ -303,18 +320,32 @@ class DnsProbe(Probe):
     def streams(self) -> list[tuple[str, Callable[[bytes], list[dict]]]]:
         wire = self.wire.streams() if self.wire else []
         # wire first: a query's record is written before its libc call's
-        return [*wire, ("events", lambda blob: dns_records(blob, self.ctx, self.wire_on))]
+        return [*wire, ("events", lambda blob: dns_records(blob, self.ctx, self.wire_on,
+                                                           self.resolv_confs.of_pid))]
 
     def final_records(self) -> list[dict]:
         """Lookups started in the window and still unanswered."""
         now = boot_ns()
         wire = self.wire.final_records(now) if self.wire else []
-        return wire + [pending_record(self.ctx, lookup, now, self.wire_on)
+        return wire + [pending_record(self.ctx, lookup, now, self.wire_on,
+                                      self.resolv_confs.of_pid(lookup.pid))
                        for _tid, lookup in map_items(self.obj.map_fd("lookups"),
                                                      ctypes.c_uint64, DnsLookup)]
 
     def lost_events(self) -> int:
+        """All drops (asked at every checkpoint of meta.json): probes.dns.loss
+        there says by which cause; resolv_confs grows as lookups are seen."""
+        if self.obj:
+            self.status.detail = {**self.status.detail, "loss": self.loss(),
+                                  **self.resolv_confs.as_detail()}
         return super().lost_events() + (self.wire.lost_events() if self.wire else 0)
+
+    def loss(self) -> dict:
+        counts = stat_counts(self.obj)
+        wire = self.wire.loss() if self.wire else {}
+        return {**wire, "ring_full": counts[STAT_RINGBUF_FULL] + wire.get("ring_full", 0),
+                "lookup_table_full": counts[STAT_MAP_FULL],
+                "recursion_misses": recursion_misses(self.obj)}
 
     def close(self) -> None:
         if self.watch:

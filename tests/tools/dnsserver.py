@@ -3,6 +3,9 @@ network namespace, over UDP and TCP.
 
 slow.*     -> answered after 300 ms      missing.*  -> NXDOMAIN
 servfail.* -> SERVFAIL                   hang.*     -> never answered
+*.nx       -> NXDOMAIN after 50 ms (a search domain that does not know the name)
+foreign.*  -> also an A record FOREIGN for another name (`<img src=x>`), first
+cname.*    -> a CNAME to target.nettrail.test, then target's A record
 anything else -> answered at once
 A queries get ANSWER (default 127.0.0.42); other types an empty answer.
 Usage: dnsserver.py [ADDRESS [ANSWER]]. Prints "ready"."""
@@ -16,9 +19,14 @@ import threading
 
 SLOW_S = 0.3
 ANSWER = socket.inet_aton(sys.argv[2] if len(sys.argv) > 2 else "127.0.0.42")
+FOREIGN = socket.inet_aton("127.0.0.66")
+FOREIGN_OWNER = b"\x0b<img src=x>\x00"
+CNAME_TARGET = b"\x06target\x08nettrail\x04test\x00"
+NX_S = 0.05
 RCODES = {"missing": 3, "servfail": 2}
+NXDOMAIN = 3
 NOERROR = 0
-TYPE_A = 1
+TYPE_A, TYPE_CNAME = 1, 5
 
 
 def parse_question(packet: bytes) -> tuple[str, int, int]:
@@ -26,7 +34,7 @@ def parse_question(packet: bytes) -> tuple[str, int, int]:
     labels, pos = [], 12
     while packet[pos]:
         length = packet[pos]
-        labels.append(packet[pos + 1:pos + 1 + length].decode())
+        labels.append(packet[pos + 1:pos + 1 + length].decode("utf-8", "replace"))
         pos += 1 + length
     qtype = struct.unpack_from("!H", packet, pos + 1)[0]
     return ".".join(labels), qtype, pos + 5
@@ -37,12 +45,22 @@ def answer(packet: bytes) -> tuple[bytes | None, float]:
     first = name.split(".")[0]
     if first == "hang":
         return None, 0.0
-    rcode = RCODES.get(first, NOERROR)
-    answers = b""
+    last = name.split(".")[-1]
+    rcode = NXDOMAIN if last == "nx" else RCODES.get(first, NOERROR)
+    records = []
     if rcode == NOERROR and qtype == TYPE_A:
-        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0, 4) + ANSWER
-    header = packet[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if answers else 0, 0, 0)
-    return header + packet[12:end] + answers, SLOW_S if first == "slow" else 0.0
+        a_record = struct.pack("!HHIH", TYPE_A, 1, 0, 4) + ANSWER
+        if first == "foreign":
+            records.append(FOREIGN_OWNER + struct.pack("!HHIH", TYPE_A, 1, 0, 4) + FOREIGN)
+        if first == "cname":
+            records.append(b"\xc0\x0c" + struct.pack("!HHIH", TYPE_CNAME, 1, 0,
+                                                     len(CNAME_TARGET)) + CNAME_TARGET)
+            records.append(CNAME_TARGET + a_record)
+        else:
+            records.append(b"\xc0\x0c" + a_record)
+    header = packet[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, len(records), 0, 0)
+    delay = SLOW_S if first == "slow" else NX_S if last == "nx" else 0.0
+    return header + packet[12:end] + b"".join(records), delay
 
 
 def recv_exactly(conn: socket.socket, n: int) -> bytes:

@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nettrail.format.fields import MAX_TS, flag, number, text, texts
+from nettrail.format.fields import MAX_TS, count, flag, number, text, texts
 from nettrail.format.log import IDENTITY, Log, kind, pick, timestamp
 
 SOURCES = ("libc", "wire")
@@ -20,7 +20,8 @@ FIELDS = (
     text("source", "`libc` (a libc call) or `wire` (a DNS query and its answer seen on a "
          "socket)", vocabulary=SOURCES),
     text("name", "the name asked for, as the process passed it or as the query carried it "
-         "(untrusted text, at most 255 bytes)"),
+         "(untrusted text, at most 255 bytes); `wire` names are written per label in DNS "
+         "presentation form: a dot inside a label is `\\.`, a backslash `\\\\`"),
     flag("name_truncated", "`true` if the name was longer than nettrail keeps and was cut"),
     text("qtype", "`wire`: the query type (`A`, `AAAA`, `PTR`, …); `libc`: `null`",
          nullable=True),
@@ -34,11 +35,14 @@ FIELDS = (
     text("error", "`null`, or the failure: `EAI_NONAME`, `EAI_AGAIN`, `EAI_FAIL`, … for "
          "`getaddrinfo`; `HOST_NOT_FOUND`, `TRY_AGAIN`, `NO_RECOVERY`, `NO_DATA` (h_errno) or "
          "an errno name for the `gethostbyname` family; the response code (`NXDOMAIN`, "
-         "`SERVFAIL`, `REFUSED`, …) for `wire`, or `TIMEOUT` when the same query was sent "
-         "again before an answer came. `null` for pending lookups", nullable=True),
+         "`SERVFAIL`, `REFUSED`, …) for `wire`, or `TIMEOUT` when no answer came before the "
+         "client stopped waiting (it sent the same query again, its libc call asked on another "
+         "socket or server, or returned; `latency_ms` is then how long it waited). `null` for "
+         "pending lookups", nullable=True),
     texts("addresses", "the addresses returned, in order, without duplicates (at most 8 from "
           "libc)"),
-    flag("pending", "`true`: no answer when the window ended"),
+    flag("pending", "`true`: no answer when the window ended, and still awaited (a `wire` "
+         "query its libc call gave up is `TIMEOUT` instead)"),
     text("resolved_by", "`dns` (a name server was asked: every `wire` record, and a `libc` "
          "call that sent a query), `literal` (the name was an IP address literal: no lookup "
          "happened), `hosts` (a `localhost` name, or, with wire-level DNS on, a call answered "
@@ -50,6 +54,10 @@ FIELDS = (
            "`null` if it was sent outside any libc call (Go, dig, …: a lookup seen only on the "
            "wire); `libc`: `null`. (`pid`, `call_ts`) joins a query to its call exactly",
            nullable=True, max=MAX_TS),
+    count("resolv_conf", "`libc`: the `id` of the resolver configuration its process used, "
+          "in meta.json `probes.dns.resolv_confs`; `null` if not known (the process ended "
+          "before nettrail read it, or it has none nettrail may read); `wire`: `null`. Added "
+          "within `/2`: older captures lack it", nullable=True, required=False),
 )
 
 V1_FIELDS = (*pick(FIELDS, "ts"), *pick(FIELDS, "pid", nullable=False), *pick(FIELDS, "comm"),
