@@ -214,7 +214,9 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
         cache[fresh.name] = fresh
     headlines = []
     for directory in snapshot_dirs(root):
-        if directory.name not in cache or not cache[directory.name].has_report:
+        cached = cache.get(directory.name)
+        # a run the service saw fail may have left a meta.json: it stays failed
+        if cached is None or not (cached.has_report or cached.status == "failed"):
             try:
                 cache[directory.name] = headline(directory)
             except BadCapture:

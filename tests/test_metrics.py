@@ -14,10 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from nettrail.headline import Headline
 from nettrail.metrics import (TOP_PROGRAMS, Program, Runs, Snapshot, exposition,
                               write_textfile)
-from nettrail.schedule.snapshots import read_snapshot, runs
+from nettrail.schedule.snapshots import read_snapshot, runs, unix_time
 from nettrail.errors import NettrailError
-from helpers import nettrail
+from helpers import CaptureRun, loopback_session, nettrail
 from test_report import V2
+
+PAYLOAD_BYTES = 100_000
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -110,3 +112,24 @@ def test_metrics_file_must_be_a_prom_file(tmp_path: Path) -> None:
     result = nettrail("capture", "--metrics-file", str(tmp_path / "nettrail.txt"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "does not end in .prom" in result.stderr
+
+
+def test_capture_writes_its_metrics_file(tmp_path: Path, bpf: None) -> None:
+    """A real capture of this process's own loopback session (-p: nobody
+    else's traffic): the file's bytes are the session's payload."""
+    metrics = tmp_path / "capture.prom"
+    run = CaptureRun(tmp_path / "cap", "0.5", "2", "-p", str(os.getpid()),
+                     "--metrics-file", str(metrics))
+    loopback_session(PAYLOAD_BYTES)
+    status, _, err = run.finish()
+    assert status == 0, err
+    comm = Path("/proc/self/comm").read_text().strip()
+    got = samples(metrics.read_text())
+    for direction in ("received", "sent"):
+        assert got[("nettrail_snapshot_program_bytes",
+                    (("direction", direction), ("program", comm)))] == PAYLOAD_BYTES
+        assert got[("nettrail_snapshot_bytes", (("direction", direction),))] == PAYLOAD_BYTES
+    assert got[("nettrail_snapshot_sessions", (("outcome", "normal"),))] == 2  # both ends
+    meta = run.meta()
+    assert got[("nettrail_last_success_timestamp_seconds", ())] == unix_time(meta["ended_at"])
+    assert stat.S_IMODE(metrics.stat().st_mode) == 0o644
