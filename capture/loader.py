@@ -78,13 +78,24 @@ def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
     raise ProbeError("; ".join(failures))
 
 
-def read_stats(obj: BpfObject) -> int:
-    """Events this probe's kernel side dropped (ring buffer or map full)."""
-    fd, total = obj.map_fd("stats"), 0
-    for index in (STAT_RINGBUF_FULL, STAT_MAP_FULL):
+# meta.json's lost_events_by_cause: each cause's counter
+STAT_CAUSES = {"ringbuf_full": STAT_RINGBUF_FULL, "map_full": STAT_MAP_FULL}
+
+
+def read_stats(obj: BpfObject) -> dict[str, int]:
+    """Events this probe's kernel side dropped, by cause (ring buffer or map full)."""
+    fd, lost = obj.map_fd("stats"), {}
+    for cause, index in STAT_CAUSES.items():
         value = ctypes.c_uint64()
-        if map_lookup(fd, ctypes.c_uint32(index), value):
-            total += value.value
+        lost[cause] = value.value if map_lookup(fd, ctypes.c_uint32(index), value) else 0
+    return lost
+
+
+def add_lost(*counts: dict[str, int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for cause, n in count.items():
+            total[cause] = total.get(cause, 0) + n
     return total
 
 
@@ -174,8 +185,11 @@ class Probe:
     def running(self) -> bool:
         return self.obj is not None
 
-    def lost_events(self) -> int:
-        return read_stats(self.obj) + recursion_misses(self.obj) if self.obj else 0
+    def lost_events(self) -> dict[str, int]:
+        """By cause: dropped (read_stats), or not seen (recursion_misses)."""
+        if not self.obj:
+            return {}
+        return {**read_stats(self.obj), "recursion_misses": recursion_misses(self.obj)}
 
     def close(self) -> None:
         if self.obj:

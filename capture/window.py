@@ -69,6 +69,7 @@ class Progress:
     interval: int = 0
     seconds_left: float = 0.0
     lost: dict[str, int] = field(default_factory=dict)
+    lost_by_cause: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class View(Protocol):
@@ -132,6 +133,7 @@ class Capture:
                 "interrupted": self.interrupted, "trigger": self.opts.trigger,
                 "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes)},
                 "probes": probes, "lost_events": dict(self.progress.lost),
+                "lost_events_by_cause": dict(self.progress.lost_by_cause),
                 "summary": self.headline.as_json(),
                 "title": self.opts.title, "note": self.opts.note}
 
@@ -211,7 +213,8 @@ class Capture:
     def _checkpoint(self) -> None:
         """Make what was captured so far durable (a crash loses one interval)."""
         for name, probe in self.probes.items():
-            self.progress.lost[name] = probe.lost_events()
+            by_cause = self.progress.lost_by_cause[name] = probe.lost_events()
+            self.progress.lost[name] = sum(by_cause.values())
         self.writer.flush()
         self.writer.write_meta(self._meta())
 

@@ -239,17 +239,20 @@ def render_report(directory: Path | list[Path], title: str | None = None,
 def cmd_capture(args: argparse.Namespace) -> int:
     from nettrail.capture.live import LineView, LiveView, QuietView
     from nettrail.capture.window import Capture, CaptureOptions
+    from nettrail.metrics import check_textfile_dir
 
     opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note)
     view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
+    if args.metrics_file:
+        check_textfile_dir(args.metrics_file)  # before capturing, not after
     capture = Capture(opts, view, install_stop_handlers(), render_report)
     directory = capture.run()
-    if args.metrics_file:
-        write_metrics(directory, args.metrics_file)
     print(capture_summary(directory, capture.report_path) if args.summary_json else directory,
           flush=True)
+    if args.metrics_file:
+        write_metrics(directory, args.metrics_file)
     return ExitStatus.OK
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nettrail.files import write_private
+from nettrail.files import OutputDir, write_private
 from nettrail.headline import Headline
 from nettrail.units import printable
 
@@ -44,7 +44,7 @@ class Snapshot:
     ended_s: float | None        # None: the capture did not finish
     window_s: float              # interval x intervals done
     interrupted: bool
-    lost_events: dict[str, int]  # per probe
+    lost_events: dict[str, dict[str, int]]  # per probe, per cause
     probes_ok: dict[str, bool]   # per probe that was asked for
     programs: list[Program] = field(default_factory=list)  # heaviest first
 
@@ -123,8 +123,10 @@ def _snapshot(out: _Exposition, s: Snapshot) -> None:
                ({"outcome": "pending"}, n.pending_lookups)])
     out.gauge("snapshot_slowest_lookup_seconds", "The slowest lookup a name server answered.",
               [({}, n.slowest_ms / 1000 if n.slowest_ms is not None else None)])
-    out.gauge("snapshot_lost_events", "Events the probes could not record, by probe.",
-              [({"probe": label_value(p)}, v) for p, v in sorted(s.lost_events.items())])
+    out.gauge("snapshot_lost_events", "Events the probes could not record, by probe and cause.",
+              [({"probe": label_value(p), "cause": label_value(c)}, v)
+               for p, causes in sorted(s.lost_events.items())
+               for c, v in sorted(causes.items())])
     out.gauge("snapshot_probe_ok", "1 if the probe ran, 0 if it failed to start.",
               [({"probe": label_value(p)}, int(ok)) for p, ok in sorted(s.probes_ok.items())])
     top = _top_programs(s.programs)
@@ -148,6 +150,11 @@ def exposition(snapshot: Snapshot | None, runs: Runs) -> str:
     out.gauge("last_run_timestamp_seconds", "When the newest run of each outcome started.",
               [({"outcome": status}, when) for status, when in sorted(runs.last_run_s.items())])
     return out.text()
+
+
+def check_textfile_dir(path: Path) -> None:
+    """The directory the textfile will go into, checked as write_textfile will."""
+    OutputDir.for_file(path, FIX).close()
 
 
 def write_textfile(path: Path, text: str) -> None:

@@ -21,7 +21,7 @@ from nettrail.files import read_regular, write_private
 from nettrail.headline import Headline as Numbers
 from nettrail.format import META, PROBES, READABLE_FORMATS
 from nettrail.format import meta as meta_format
-from nettrail.format.meta import parse_time
+from nettrail.format.meta import LOST_CAUSES, parse_time
 from nettrail.metrics import TOP_PROGRAMS, Program, Runs, Snapshot
 from nettrail.report.labels import process_label
 from nettrail.report.bounded import HeavyHitters
@@ -147,6 +147,22 @@ def talkers(capture: CaptureDir) -> tuple[str | None, list[Program]]:
     return (str(top[0][0]) if top and top[0][1].weight else None), programs
 
 
+def lost_by_cause(meta: dict) -> dict[str, dict[str, int]]:
+    """Per probe and cause, as meta.json says (its totals, checked by the
+    reader, as cause `unknown` for captures without the breakdown or with
+    one that does not add up)."""
+    totals, causes = meta.get("lost_events", {}), meta.get("lost_events_by_cause")
+    lost: dict[str, dict[str, int]] = {}
+    for probe, total in totals.items():
+        mine = causes.get(probe) if isinstance(causes, dict) else None
+        known = ({c: mine[c] for c in LOST_CAUSES if c in mine} if isinstance(mine, dict)
+                 else {})
+        adds_up = all(type(n) is int and n >= 0 for n in known.values()) and sum(
+            known.values()) == total
+        lost[probe] = known if known and adds_up else {"unknown": total}
+    return lost
+
+
 def read_snapshot(directory: Path) -> tuple[Headline, Snapshot]:
     """A capture's line in the index, and its numbers for the metrics."""
     capture = open_capture(directory)
@@ -165,7 +181,7 @@ def read_snapshot(directory: Path) -> tuple[Headline, Snapshot]:
                     n.failed_sessions, "ok" if meta.get("ended_at") else "unfinished")
     ended = meta.get("ended_at")
     numbers_now = Snapshot(n, parse_time(meta["started_at"]) or 0.0, parse_time(ended),
-                           seconds, line.interrupted, dict(lost),
+                           seconds, line.interrupted, lost_by_cause(meta),
                            {name: p.get("status") == "ok" for name, p in probes.items()
                             if p.get("status") in ("ok", "failed")}, programs)
     return line, numbers_now

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from nettrail.headline import Headline
 from nettrail.metrics import (TOP_PROGRAMS, Program, Runs, Snapshot, exposition,
                               write_textfile)
-from nettrail.schedule.snapshots import read_snapshot, runs, unix_time
+from nettrail.format.meta import parse_time
+from nettrail.schedule.snapshots import lost_by_cause, read_snapshot, runs
 from nettrail.errors import NettrailError
 from helpers import CaptureRun, loopback_session, nettrail
 from test_report import V2
@@ -46,9 +47,9 @@ def test_a_capture_as_prometheus_text() -> None:
     assert got[("nettrail_snapshot_sessions", (("outcome", "normal"),))] == n.sessions - 5
     assert got[("nettrail_snapshot_lookups", (("outcome", "pending"),))] == n.pending_lookups
     assert got[("nettrail_snapshot_lookups", (("outcome", "failed"),))] == n.failed_lookups
-    assert got[("nettrail_snapshot_slowest_lookup_seconds", ())] == 2.0
+    assert got[("nettrail_snapshot_slowest_lookup_seconds", ())] == n.slowest_ms / 1000
     assert got[("nettrail_snapshot_window_seconds", ())] == 6.0
-    assert got[("nettrail_snapshot_lost_events", (("probe", "dns"),))] == 0
+    assert got[("nettrail_snapshot_lost_events", (("cause", "unknown"), ("probe", "dns")))] == 0
     assert got[("nettrail_last_success_timestamp_seconds", ())] == snapshot.ended_s
     programs = {dict(labels)["program"]: value for (name, labels), value in got.items()
                 if name == "nettrail_snapshot_program_bytes"
@@ -67,7 +68,7 @@ def test_hostile_names_are_bounded_escaped_and_never_a_series_twice() -> None:
     programs += [Program(f"filler{i}", 1, 0) for i in range(50)]
     total_rx = sum(p.rx_bytes for p in programs)
     snapshot = Snapshot(Headline(rx_bytes=total_rx, tx_bytes=len(HOSTILE)), 1.0, 2.0, 1.0,
-                        False, {"dns": 3}, {"dns": False}, programs)
+                        False, {"dns": {"map_full": 3}}, {"dns": False}, programs)
     text = exposition(snapshot, Runs())
     got = samples(text)  # parses, and each series once ("\x1b" and its escape merge)
     assert "fake_metric" not in {name for name, _ in got}
@@ -131,5 +132,37 @@ def test_capture_writes_its_metrics_file(tmp_path: Path, bpf: None) -> None:
         assert got[("nettrail_snapshot_bytes", (("direction", direction),))] == PAYLOAD_BYTES
     assert got[("nettrail_snapshot_sessions", (("outcome", "normal"),))] == 2  # both ends
     meta = run.meta()
-    assert got[("nettrail_last_success_timestamp_seconds", ())] == unix_time(meta["ended_at"])
+    assert got[("nettrail_last_success_timestamp_seconds", ())] == parse_time(meta["ended_at"])
+    for probe in ("bandwidth", "sessions", "dns"):  # each cause counted, nothing lost here
+        assert meta["lost_events_by_cause"][probe] == dict.fromkeys(
+            ("ringbuf_full", "map_full", "recursion_misses"), 0)
+        assert got[("nettrail_snapshot_lost_events",
+                    (("cause", "map_full"), ("probe", probe)))] == 0
     assert stat.S_IMODE(metrics.stat().st_mode) == 0o644
+
+
+def test_metrics_dir_of_another_user_is_refused_before_capturing(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("gives a directory to another user: needs root")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    result = nettrail("capture", "0.2", "1", "-o", str(tmp_path / "cap"),
+                      "--metrics-file", str(theirs / "nettrail.prom"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "belongs to uid 65534" in result.stderr
+    assert not (tmp_path / "cap").exists() and not list(theirs.iterdir())
+
+
+@pytest.mark.parametrize("by_cause, expected", [
+    ({"dns": {"ringbuf_full": 2, "map_full": 0, "recursion_misses": 1}},
+     {"ringbuf_full": 2, "map_full": 0, "recursion_misses": 1}),
+    (None, {"unknown": 3}),                                     # made before the breakdown
+    ({"dns": {"ringbuf_full": 1}}, {"unknown": 3}),             # does not add up
+    ({"dns": {"ringbuf_full": True, "map_full": 2}}, {"unknown": 3}),   # not counts
+    ({"dns": {"evil\n": 3}}, {"unknown": 3}),                   # no such cause
+])
+def test_lost_events_by_cause(by_cause: dict | None, expected: dict[str, int]) -> None:
+    meta = {"lost_events": {"dns": 3}, **({"lost_events_by_cause": by_cause} if by_cause
+                                          else {})}
+    assert lost_by_cause(meta) == {"dns": expected}

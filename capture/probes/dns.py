@@ -18,7 +18,7 @@ from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, DnsLookup, Record
                                      address, ms, text)
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
-from nettrail.capture.loader import HookSet, Probe
+from nettrail.capture.loader import HookSet, Probe, add_lost
 from nettrail.capture.preflight import (BPF_NEEDS, IDENTITY_NEED, CapNeed, kernel_has_uprobe_multi,
                                         missing_caps)
 from nettrail.capture.probes.dns_wire import EVENTS as WIRE_EVENTS, WIRE, WIRE_NEED, WireDns
@@ -313,8 +313,8 @@ class DnsProbe(Probe):
                        for _tid, lookup in map_items(self.obj.map_fd("lookups"),
                                                      ctypes.c_uint64, DnsLookup)]
 
-    def lost_events(self) -> int:
-        return super().lost_events() + (self.wire.lost_events() if self.wire else 0)
+    def lost_events(self) -> dict[str, int]:
+        return add_lost(super().lost_events(), self.wire.lost_events() if self.wire else {})
 
     def close(self) -> None:
         if self.watch:

@@ -197,7 +197,7 @@ class WireDns:
                 for _key, q in map_items(self.obj.map_fd("queries"), DnsWireKey,
                                          DnsWireQuery)]
 
-    def lost_events(self) -> int:
+    def lost_events(self) -> dict[str, int]:
         return read_stats(self.obj)
 
     def close(self) -> None:

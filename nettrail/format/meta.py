@@ -22,6 +22,7 @@ MAX_TEXT = 1 << 16
 MAX_COUNT = 100_000
 PROBE_STATUSES = ("ok", "failed", "skipped")
 TRIGGERS = ("manual", "scheduled", "triggered")
+LOST_CAUSES = ("ringbuf_full", "map_full", "recursion_misses")  # capture/loader.py counts them
 
 
 class ProbeStatus(msgspec.Struct):
@@ -97,6 +98,13 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
               decoded_as=dict[str, Annotated[int, Meta(ge=0)]],
               schema={**_names(probes),
                       "additionalProperties": {"type": "integer", "minimum": 0}}),
+        Field("lost_events_by_cause", dict, "the same per probe and cause: `ringbuf_full`, "
+              "`map_full`, `recursion_misses` (dns: its wire part added in). Captures made "
+              "before it lack it (the metrics then say cause `unknown`)", required=False,
+              decoded_as=dict[str, dict[str, Annotated[int, Meta(ge=0)]]],
+              schema={"type": "object", "additionalProperties": {
+                  "type": "object", "properties": {
+                      c: {"type": "integer", "minimum": 0} for c in LOST_CAUSES}}}),
         Field("summary", dict, "the headline numbers (nettrail/headline.py), counted from the "
               "records as they were written; the report, the snapshot index and "
               "`--summary-json` show the same numbers", nullable=True, required=False,
