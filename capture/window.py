@@ -22,6 +22,7 @@ from nettrail.capture.clock import Clock, boot_ns
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libbpf import RingBuffers
 from nettrail.capture.loader import Probe
+from nettrail.capture.names import record_filter
 from nettrail.capture.logwriter import LogWriter
 from nettrail.capture.preflight import require_capture_ok
 from nettrail.capture.probes import PROBE_CLASSES
@@ -60,6 +61,9 @@ class CaptureOptions:
     title: str | None = None
     note: str | None = None
     trigger: str = "manual"  # manual / scheduled / triggered
+    containers: tuple[str, ...] = ()  # --container: names or ids (capture/names.py)
+    pods: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Capture:
         self.directory = opts.out_dir or default_dir()
         self.report_path: Path | None = None
         self.report_error: str | None = None
+        self.keep = record_filter(opts.containers, opts.pods, opts.namespaces)
 
     # -- set-up -------------------------------------------------------------
 
@@ -131,7 +136,10 @@ class Capture:
                 "ended_at": self.ended_at, "interval_s": self.opts.interval_s,
                 "count": self.opts.count, "intervals_done": self.intervals_done,
                 "interrupted": self.interrupted, "trigger": self.opts.trigger,
-                "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes)},
+                "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes),
+                            "containers": list(self.opts.containers),
+                            "pods": list(self.opts.pods),
+                            "namespaces": list(self.opts.namespaces)},
                 "probes": probes, "lost_events": dict(self.progress.lost),
                 "lost_events_by_cause": dict(self.progress.lost_by_cause),
                 "summary": self.headline.as_json(),
@@ -149,7 +157,7 @@ class Capture:
         """Append records to the probe's log, in chunks (a busy interval has
         tens of thousands; the open sessions at the end may be 100,000, made
         chunk by chunk), and count them in the headline."""
-        records = iter(records)
+        records = iter(records) if self.keep is None else filter(self.keep, records)
         while chunk := list(itertools.islice(records, WRITE_CHUNK)):
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)

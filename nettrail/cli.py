@@ -158,6 +158,13 @@ def build_parser() -> Parser:
     cap.add_argument("--summary-json", action="store_true",
                      help="print one JSON object (directory, host, times, probe status, "
                           "headline numbers) instead of the directory")
+    for flag, what in (("--container", "a container, by name (Docker, Podman, Kubernetes) or "
+                                       "id (12 or more hex digits)"),
+                       ("--pod", "a Kubernetes pod, by name"),
+                       ("--namespace", "a Kubernetes namespace")):
+        cap.add_argument(flag, dest=flag[2:] + "s", action="append", default=[],
+                         metavar="NAME", help=f"keep only records of {what}; repeat for "
+                                              "several (docs/probes.md: names)")
     _add_metrics_file(cap, "also write the headline numbers as Prometheus text "
                            "(node_exporter's textfile collector) to this NAME.prom")
     _add_report_text(cap)
@@ -243,7 +250,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
                           pids=tuple(args.pids), probes=args.probes,
-                          report=not args.no_report, title=args.title, note=args.note)
+                          report=not args.no_report, title=args.title, note=args.note,
+                          containers=tuple(args.containers), pods=tuple(args.pods),
+                          namespaces=tuple(args.namespaces))
     view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
     if args.metrics_file:
         check_textfile_dir(args.metrics_file)  # before capturing, not after
