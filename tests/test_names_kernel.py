@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nettrail.capture.identity import cgroup2_mount
 from nettrail.logformat import BANDWIDTH, DNS, SESSIONS
-from helpers import TOOLS, CaptureRun
+from helpers import TOOLS, CaptureRun, nettrail
 from test_engine_kernel import Cgroups, finish, go, line, tcpcase
 from test_names import DOCKER_ID, EVIL_ID, EVIL_UID, K8S_ID, POD_UID, make_layouts
 
@@ -75,6 +75,13 @@ def test_names_in_the_records_and_the_filters(tmp_path: Path, bpf: None) -> None
                         None, None, None)
                 else:
                     assert got == expected[key]
+        report = nettrail("report", str(run.directory))
+        assert report.returncode == 0, report.stderr
+        html = (run.directory / "report.html").read_text()
+        # the tables name pods and containers (html-escaped, already printable)
+        assert "pod shop/web-7d9f nginx" in html
+        assert "pod evil\\x1b[2J/pod\\x0aname side\\u202ecar" in html
+        assert "container db\\x1b]0;pwned\\x07x" in html
         filtered, pids = capture_clients(tmp_path, node, cgroups, "shop",
                                          "--namespace", "shop", "--container", "nginx",
                                          "--container", DOCKER_ID[:12])
