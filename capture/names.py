@@ -69,7 +69,7 @@ class Names:
     pod_uid: str | None = None
 
     def fields(self) -> dict[str, str | None]:
-        """As the records carry them (nettrail.logformat.NAMES)."""
+        """As the records carry them (nettrail/format/log.py, IDENTITY)."""
         return {"container_name": self.container_name, "pod": self.pod,
                 "pod_namespace": self.pod_namespace, "pod_uid": self.pod_uid}
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nettrail.capture.identity import cgroup2_mount
-from nettrail.logformat import BANDWIDTH, DNS, SESSIONS
+from nettrail.format import BANDWIDTH, DNS, SESSIONS
 from helpers import TOOLS, CaptureRun, nettrail
 from test_engine_kernel import Cgroups, finish, go, line, tcpcase
 from test_names import DOCKER_ID, EVIL_ID, EVIL_UID, K8S_ID, POD_UID, make_layouts

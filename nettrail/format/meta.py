@@ -35,6 +35,10 @@ class ProbeStatus(msgspec.Struct):
 class Filters(msgspec.Struct):
     pids: list[Annotated[int, Meta(ge=0, le=MAX_PID)]] = []
     probes: list[str] = []
+    # capture --container/--pod/--namespace (added within /2)
+    containers: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
+    pods: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
+    namespaces: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
 
 
 def _summary_field(name: str, hint: object) -> Field:
@@ -81,11 +85,15 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
         text("trigger", "`manual` (nettrail capture), `scheduled` or `triggered` (nettrail "
              "schedule)", vocabulary=TRIGGERS),
         Field("filters", dict, "`pids`: the `-p` PIDs (empty: all processes); `probes`: the "
-              "probes (and probe options) asked for", decoded_as=Filters,
+              "probes (and probe options) asked for; `containers`, `pods`, `namespaces`: "
+              "`--container`, `--pod`, `--namespace` (empty: all; captures made before them "
+              "lack them)", decoded_as=Filters,
               schema=object_schema((Field("pids", list, "", schema={
                   "type": "array", "items": {"type": "integer"}}),
                   Field("probes", list, "", schema={
-                      "type": "array", "items": {"enum": [*probes, *probe_options]}})))),
+                      "type": "array", "items": {"enum": [*probes, *probe_options]}}),
+                  *(Field(name, list, "", required=False)
+                    for name in ("containers", "pods", "namespaces"))))),
         Field("probes", dict, "per probe: `status` (`ok`, `failed`: could not load or attach, "
               "see `error`; `skipped`: not asked for), `hook` (the kernel hook it ran on, "
               "chosen at load time, best first), `error` (why it failed, or a problem it had "
