@@ -221,7 +221,7 @@ class Identities:
         return {"host": self.host, "pid": pid, "comm": facts.comm or comm,
                 "nspid": ns_only(nspid or facts.nspid, pid), "cgroup": cgroup,
                 "container": named.container, "unit": named.unit,
-                **(self.names.names(named.container, named.pod_uid).fields()
+                **(self.names.fields(named.container, named.pod_uid)
                    if named.container or named.pod_uid else NO_NAMES)}
 
     def close(self) -> None:

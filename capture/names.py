@@ -139,6 +139,25 @@ class ContainerNames:
         self._podman = _Lookup(self._read_podman)
         self._docker: dict[str, str | None] = {}
         self._docker_read_at: dict[str, float] = {}
+        # (id, uid) -> (fields, when to look again: None once all are found)
+        self._fields: dict[tuple[str | None, str | None],
+                           tuple[dict[str, str | None], float | None]] = {}
+
+    def fields(self, container_id: str | None, pod_uid: str | None) -> dict[str, str | None]:
+        """names() as record fields, remembered: looked up again only while
+        something is missing, at most every RETRY_S (identity runs per record)."""
+        key = (container_id, pod_uid)
+        known = self._fields.get(key)
+        now = time.monotonic()
+        if known is not None and (known[1] is None or now < known[1]):
+            return known[0]
+        names = self.names(container_id, pod_uid)
+        complete = ((names.container_name or not container_id
+                     or not _ID.fullmatch(container_id)) and (names.pod or not pod_uid))
+        if len(self._fields) >= CACHE_ENTRIES:
+            self._fields.clear()
+        self._fields[key] = (names.fields(), None if complete else now + RETRY_S)
+        return self._fields[key][0]
 
     def names(self, container_id: str | None, pod_uid: str | None) -> Names:
         pod = self._pods.get(pod_uid) if pod_uid else None

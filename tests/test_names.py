@@ -134,3 +134,21 @@ def test_older_captures_read_with_null_names() -> None:
     records = [r for probe in ("bandwidth", "sessions", "dns") for r in capture.records(probe)]
     assert records and all(r["pod"] is None and r["container_name"] is None for r in records)
     assert not capture.warnings
+
+
+def test_fields_are_remembered_once_complete(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    layouts = make_layouts(tmp_path)
+    names = ContainerNames(layouts)
+    assert names.fields(K8S_ID, POD_UID)["container_name"] == "nginx"
+    late = "2e" * 32
+    assert names.fields(late, POD_UID)["container_name"] is None
+    for link in layouts.containers.iterdir():
+        link.unlink()  # found names are not looked up again
+    (layouts.containers / f"web-7d9f_shop_late-{late}.log").touch()
+    assert names.fields(K8S_ID, POD_UID)["container_name"] == "nginx"
+    assert names.fields(late, POD_UID)["container_name"] is None  # until RETRY_S has passed
+    monkeypatch.setattr(names_module, "RETRY_S", 0.0)
+    names._fields[(late, POD_UID)] = (names._fields[(late, POD_UID)][0], 0.0)
+    names._logs.read_at = -1.0
+    assert names.fields(late, POD_UID)["container_name"] == "late"
