@@ -130,8 +130,11 @@ def test_capture_writes_its_metrics_file(tmp_path: Path, bpf: None) -> None:
         assert got[("nettrail_snapshot_program_bytes",
                     (("direction", direction), ("program", comm)))] == PAYLOAD_BYTES
         assert got[("nettrail_snapshot_bytes", (("direction", direction),))] == PAYLOAD_BYTES
-    assert got[("nettrail_snapshot_sessions", (("outcome", "normal"),))] == 2  # both ends
     meta = run.meta()
+    # both ends of ours at least (this process may hold others), as the summary counts them
+    summary = meta["summary"]
+    assert got[("nettrail_snapshot_sessions", (("outcome", "normal"),))] == (
+        summary["sessions"] - summary["failed_sessions"]) >= 2
     assert got[("nettrail_last_success_timestamp_seconds", ())] == parse_time(meta["ended_at"])
     for probe in ("bandwidth", "sessions", "dns"):  # each cause counted, nothing lost here
         assert meta["lost_events_by_cause"][probe] == dict.fromkeys(
