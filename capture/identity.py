@@ -15,7 +15,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from nettrail.capture.names import ContainerNames, Names
+
 MAX_ENTRIES = 16384
+NO_NAMES = Names().fields()
 PROC = Path("/proc")
 MOUNTINFO = PROC / "self" / "mountinfo"
 FILEID_KERNFS = 0xFE  # the file handle type of a cgroup2 (kernfs) directory
@@ -25,6 +28,7 @@ FILEID_KERNFS = 0xFE  # the file handle type of a cgroup2 (kernfs) directory
 _SCOPE = re.compile(r"^(?:docker|cri-containerd|crio|libpod)-([0-9a-f]{64})\.scope$")
 _BARE_ID = re.compile(r"^[0-9a-f]{64}$")
 _POD = re.compile(r"^kubepods.*pod([0-9a-f_-]{36})(?:\.slice)?$")
+_CGROUPFS_POD = re.compile(r"^pod([0-9a-f-]{36})$")  # below /kubepods/ (cgroupfs driver)
 _UNIT = re.compile(r"^[^/]+\.(?:service|scope)$")
 
 
@@ -34,22 +38,27 @@ class Named:
 
     container: str | None
     unit: str | None
+    pod_uid: str | None = None
 
 
 def names_in_cgroup(path: str | None) -> Named:
-    """The container id and systemd unit a cgroup path names, innermost first."""
+    """The container id, systemd unit and Kubernetes pod uid a cgroup path
+    names, innermost first."""
     if not path:
         return Named(None, None)
     parts = [p for p in path.split("/") if p]
     unit = next((p for p in reversed(parts) if _UNIT.match(p)), None)
+    in_kubepods = any(p.startswith("kubepods") for p in parts)
+    pod = next((m[1].replace("_", "-") for p in reversed(parts)
+                if (m := _POD.match(p) or (in_kubepods and _CGROUPFS_POD.match(p)))), None)
     for part in reversed(parts):
         if m := _SCOPE.match(part):
-            return Named(m[1], unit)
+            return Named(m[1], unit, pod)
         if _BARE_ID.match(part):
-            return Named(part, unit)
-        if m := _POD.match(part):
-            return Named(m[1].replace("_", "-"), unit)
-    return Named(None, unit)
+            return Named(part, unit, pod)
+        if _POD.match(part):
+            return Named(pod, unit, pod)
+    return Named(None, unit, pod)
 
 
 def _unescape_mount_path(field: str) -> str:
@@ -169,9 +178,11 @@ class _Lru(OrderedDict):
 class Identities:
     """The identity fields (docs/format.md) for (pid, comm[, cgroup id])."""
 
-    def __init__(self, host: str, proc: Path = PROC, limit: int = MAX_ENTRIES) -> None:
+    def __init__(self, host: str, proc: Path = PROC, limit: int = MAX_ENTRIES,
+                 names: ContainerNames | None = None) -> None:
         self.host = host
         self.proc = proc
+        self.names = names or ContainerNames()
         self._facts = _Lru(limit)   # (pid, comm) -> ProcessFacts: a new name is a new process
         self._paths = _Lru(limit)   # cgroup id -> path
         self._named = _Lru(limit)   # path -> Named
@@ -203,13 +214,15 @@ class Identities:
         it did (exact at the event, and known after the process exits)."""
         if not pid:
             return {"host": self.host, "pid": None, "comm": comm, "nspid": None,
-                    "cgroup": None, "container": None, "unit": None}
+                    "cgroup": None, "container": None, "unit": None, **NO_NAMES}
         facts = self._facts_of(pid, comm)
         cgroup = (self._path_of(cgroup_id) if cgroup_id else None) or facts.cgroup
         named = self._named_in(cgroup)
         return {"host": self.host, "pid": pid, "comm": facts.comm or comm,
                 "nspid": ns_only(nspid or facts.nspid, pid), "cgroup": cgroup,
-                "container": named.container, "unit": named.unit}
+                "container": named.container, "unit": named.unit,
+                **(self.names.fields(named.container, named.pod_uid)
+                   if named.container or named.pod_uid else NO_NAMES)}
 
     def close(self) -> None:
         self._cgroups.close()

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nettrail.capture.events import MAX_PIDS, STAT_MAX, RecordContext
+from nettrail.capture.events import (MAX_PIDS, STAT_MAP_FULL, STAT_MAX, STAT_RINGBUF_FULL,
+                                     RecordContext)
 from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.capture.preflight import BPF_NEEDS, CapNeed, missing_caps
 from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
@@ -87,9 +88,22 @@ def stat_counts(obj: BpfObject) -> list[int]:
     return counts
 
 
-def read_stats(obj: BpfObject) -> int:
-    """Events this probe's kernel side dropped (ring buffer or map full)."""
-    return sum(stat_counts(obj))
+# meta.json's lost_events_by_cause: each cause's counter
+STAT_CAUSES = {"ringbuf_full": STAT_RINGBUF_FULL, "map_full": STAT_MAP_FULL}
+
+
+def read_stats(obj: BpfObject, causes: dict[str, int] = STAT_CAUSES) -> dict[str, int]:
+    """Events this probe's kernel side dropped, by cause (ring buffer or map full)."""
+    counts = stat_counts(obj)
+    return {cause: counts[index] for cause, index in causes.items()}
+
+
+def add_lost(*counts: dict[str, int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for cause, n in count.items():
+            total[cause] = total.get(cause, 0) + n
+    return total
 
 
 def recursion_misses(obj: BpfObject) -> int:
@@ -178,8 +192,11 @@ class Probe:
     def running(self) -> bool:
         return self.obj is not None
 
-    def lost_events(self) -> int:
-        return read_stats(self.obj) + recursion_misses(self.obj) if self.obj else 0
+    def lost_events(self) -> dict[str, int]:
+        """By cause: dropped (read_stats), or not seen (recursion_misses)."""
+        if not self.obj:
+            return {}
+        return {**read_stats(self.obj), "recursion_misses": recursion_misses(self.obj)}
 
     def close(self) -> None:
         if self.obj:

@@ -23,6 +23,7 @@ from nettrail.capture.clock import Clock, boot_ns
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libbpf import RingBuffers
 from nettrail.capture.loader import Probe
+from nettrail.capture.names import record_filter
 from nettrail.capture.logwriter import LogWriter
 from nettrail.capture.preflight import require_capture_ok
 from nettrail.capture.probes import PROBE_CLASSES
@@ -61,6 +62,9 @@ class CaptureOptions:
     title: str | None = None
     note: str | None = None
     trigger: str = "manual"  # manual / scheduled / triggered
+    containers: tuple[str, ...] = ()  # --container: names or ids (capture/names.py)
+    pods: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Progress:
     interval: int = 0
     seconds_left: float = 0.0
     lost: dict[str, int] = field(default_factory=dict)
+    lost_by_cause: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class View(Protocol):
@@ -122,6 +127,7 @@ class Capture:
         self.report_path: Path | None = None
         self.report_error: str | None = None
         self.meta: dict | None = None  # as last written to meta.json
+        self.keep = record_filter(opts.containers, opts.pods, opts.namespaces)
 
     # -- set-up -------------------------------------------------------------
 
@@ -134,8 +140,12 @@ class Capture:
                 "ended_at": self.ended_at, "interval_s": self.opts.interval_s,
                 "count": self.opts.count, "intervals_done": self.intervals_done,
                 "interrupted": self.interrupted, "trigger": self.opts.trigger,
-                "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes)},
+                "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes),
+                            "containers": list(self.opts.containers),
+                            "pods": list(self.opts.pods),
+                            "namespaces": list(self.opts.namespaces)},
                 "probes": probes, "lost_events": dict(self.progress.lost),
+                "lost_events_by_cause": dict(self.progress.lost_by_cause),
                 "summary": self.headline.as_json(),
                 "title": self.opts.title, "note": self.opts.note}
 
@@ -151,7 +161,7 @@ class Capture:
         """Append records to the probe's log, in chunks (a busy interval has
         tens of thousands; the open sessions at the end may be 100,000, made
         chunk by chunk), and count them in the headline."""
-        records = iter(records)
+        records = iter(records) if self.keep is None else filter(self.keep, records)
         while chunk := list(itertools.islice(records, WRITE_CHUNK)):
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)
@@ -217,7 +227,8 @@ class Capture:
     def _checkpoint(self) -> None:
         """Make what was captured so far durable (a crash loses one interval)."""
         for name, probe in self.probes.items():
-            self.progress.lost[name] = probe.lost_events()
+            by_cause = self.progress.lost_by_cause[name] = probe.lost_events()
+            self.progress.lost[name] = sum(by_cause.values())
         self.writer.flush()
         self.meta = self._meta()
         self.writer.write_meta(self.meta)

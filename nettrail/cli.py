@@ -17,7 +17,8 @@ from typing import NoReturn
 
 from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
-from nettrail.errors import ExitStatus, NettrailError
+from nettrail import journal
+from nettrail.errors import ExitStatus, NettrailError, UsageError
 from nettrail.format import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.units import printable
 
@@ -118,6 +119,19 @@ def _add_report_text(p: argparse.ArgumentParser) -> None:
     p.add_argument("--note", help="a note shown under the title")
 
 
+def _metrics_path(text: str) -> Path:
+    from nettrail.metrics import SUFFIX
+    path = Path(text)
+    if not path.name.endswith(SUFFIX) or path.name == SUFFIX:
+        raise argparse.ArgumentTypeError(f"{text} does not end in {SUFFIX}: node_exporter's "
+                                         f"textfile collector reads only NAME{SUFFIX}")
+    return path
+
+
+def _add_metrics_file(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--metrics-file", type=_metrics_path, metavar="PATH", help=help_text)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="nettrail", formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Capture per-process TCP bandwidth, TCP sessions and DNS "
@@ -144,6 +158,15 @@ def build_parser() -> Parser:
     cap.add_argument("--summary-json", action="store_true",
                      help="print one JSON object (directory, host, times, probe status, "
                           "headline numbers) instead of the directory")
+    for flag, what in (("--container", "a container, by name (Docker, Podman, Kubernetes) or "
+                                       "id (12 or more hex digits)"),
+                       ("--pod", "a Kubernetes pod, by name"),
+                       ("--namespace", "a Kubernetes namespace")):
+        cap.add_argument(flag, dest=flag[2:] + "s", action="append", default=[],
+                         metavar="NAME", help=f"keep only records of {what}; repeat for "
+                                              "several (docs/probes.md: names)")
+    _add_metrics_file(cap, "also write the headline numbers as Prometheus text "
+                           "(node_exporter's textfile collector) to this NAME.prom")
     _add_report_text(cap)
     add_debug(cap)
     cap.set_defaults(run=cmd_capture)
@@ -172,8 +195,12 @@ def build_parser() -> Parser:
                                      "crontab time and on `nettrail trigger` (SIGUSR1), then "
                                      "prune by retention and rewrite ROOT/index.html. SIGTERM "
                                      "finishes the capture in progress and exits 0.")
-    sch.add_argument("--cron", required=True, metavar="EXPR",
+    sch.add_argument("--cron", metavar="EXPR",
                      help='5-field crontab expression, e.g. "*/15 * * * *"')
+    sch.add_argument("--once", action="store_true",
+                     help="instead of --cron: one snapshot now, with retention, index and "
+                          "metrics, then exit 0 (written), 1 (failed) or 7 (skipped: another "
+                          "capture runs); for a systemd timer")
     sch.add_argument("--dir", required=True, type=Path, metavar="ROOT",
                      help="where snapshots and index.html go")
     add_window_arguments(sch)
@@ -183,6 +210,8 @@ def build_parser() -> Parser:
     sch.add_argument("--max-disk", type=_positive_number, metavar="MB",
                      help="remove the oldest snapshots while ROOT holds more than this")
     sch.add_argument("--utc", action="store_true", help="read --cron in UTC, not local time")
+    _add_metrics_file(sch, "where the Prometheus textfile goes after each run "
+                           "(default ROOT/nettrail.prom)")
     sch.add_argument("--cron-seconds", help=argparse.SUPPRESS)  # tests: seconds field
     add_debug(sch)
     sch.set_defaults(run=cmd_schedule)
@@ -224,16 +253,32 @@ def capture_report(directory: Path, dir_fd: int) -> Path:
 def cmd_capture(args: argparse.Namespace) -> int:
     from nettrail.capture.live import LineView, LiveView, QuietView
     from nettrail.capture.window import Capture, CaptureOptions
+    from nettrail.metrics import check_textfile_dir
 
     opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
                           pids=tuple(args.pids), probes=args.probes,
-                          report=not args.no_report, title=args.title, note=args.note)
+                          report=not args.no_report, title=args.title, note=args.note,
+                          containers=tuple(args.containers), pods=tuple(args.pods),
+                          namespaces=tuple(args.namespaces))
     view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
+    if args.metrics_file:
+        check_textfile_dir(args.metrics_file)  # before capturing, not after
     capture = Capture(opts, view, install_stop_handlers(), capture_report)
     directory = capture.run()
     print(capture_summary(directory, capture.report_path, capture.meta) if args.summary_json
           else directory, flush=True)
+    if args.metrics_file:
+        write_metrics(directory, args.metrics_file)
     return ExitStatus.OK
+
+
+def write_metrics(directory: Path, path: Path) -> None:
+    """--metrics-file: this capture's numbers; it finished, so it is the last success."""
+    from nettrail.metrics import Runs, exposition, write_textfile
+    from nettrail.schedule.snapshots import read_snapshot
+    _, numbers = read_snapshot(directory)
+    write_textfile(path, exposition(numbers, Runs(last_success_s=numbers.ended_s,
+                                                  last_run_s={"ok": numbers.started_s})))
 
 
 def capture_summary(directory: Path, report: Path | None, meta: dict) -> str:
@@ -275,12 +320,18 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from nettrail.schedule.service import Retention, ScheduleService
     from nettrail.capture.window import CaptureOptions
 
-    trigger = crontab_trigger(args.cron, args.utc, args.cron_seconds)  # usage errors first
+    if args.once == bool(args.cron):
+        raise UsageError("schedule needs either --cron EXPR or --once",
+                         'a service: --cron "*/15 * * * *"; a timer\'s oneshot: --once')
+    trigger = (crontab_trigger(args.cron, args.utc, args.cron_seconds)  # usage errors first
+               if args.cron else None)
     require_capture_ok()
     opts = CaptureOptions(interval_s=args.interval, count=args.count, pids=tuple(args.pids),
                           probes=args.probes)
     retention = Retention(args.keep, args.max_age, args.max_disk)
-    return ScheduleService(args.dir, opts, retention, trigger, render_report).run()
+    service = ScheduleService(args.dir, opts, retention, trigger, render_report,
+                              metrics_file=args.metrics_file)
+    return service.once() if args.once else service.run()
 
 
 class CaptureSkipped(NettrailError):
@@ -322,18 +373,26 @@ def check_pids(parser: Parser, args: argparse.Namespace) -> None:
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"nettrail: {record.name}: {printable(record.getMessage())}"
+        return journal.prefixed(f"nettrail: {record.name}: {printable(record.getMessage())}",
+                                journal.ERR if record.levelno >= logging.ERROR
+                                else journal.WARNING, journal.is_journal(sys.stderr))
 
 
 def library_messages_as_one_line() -> None:
     """Library warnings and log messages may quote untrusted text: one
     escaped line each, like every other message."""
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        print(f"nettrail: warning: {printable(message)}", file=sys.stderr)
+        print(journal.prefixed(f"nettrail: warning: {printable(message)}", journal.WARNING,
+                               journal.is_journal(sys.stderr)), file=sys.stderr)
     warnings.showwarning = show
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+def _error(line: str) -> None:
+    """The one line of a command that failed: an error in the journal."""
+    print(journal.prefixed(line, journal.ERR, journal.is_journal(sys.stderr)), file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,14 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except NettrailError as exc:
-        print(f"nettrail: {printable(exc.one_line())}", file=sys.stderr)
+        _error(f"nettrail: {printable(exc.one_line())}")
         status = int(exc.status)
     except KeyboardInterrupt:  # a capture window takes Ctrl-C itself and exits 0
-        print("nettrail: interrupted", file=sys.stderr)
+        _error("nettrail: interrupted")
         return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: still one line, details with --debug
-        print(f"nettrail: internal error: {printable(f'{type(exc).__name__}: {exc}')} "
-              f"(run with --debug for the traceback)", file=sys.stderr)
+        _error(f"nettrail: internal error: {printable(f'{type(exc).__name__}: {exc}')} "
+               f"(run with --debug for the traceback)")
         status = int(ExitStatus.ERROR)
     if args.debug:
         traceback.print_exc()

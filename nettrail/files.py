@@ -212,10 +212,10 @@ class OutputDir:
             os.fchmod(fd, FILE_MODE)
             return os.fdopen(fd, "wb", buffering=1 << 16)
 
-    def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: bytes, mode: int = FILE_MODE) -> None:
         """Replace `name` atomically: an unpredictable temporary, then rename."""
         with writing(self.path / name, self.fix):
-            tmp, fd = self._temporary(name)
+            tmp, fd = self._temporary(name, mode)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -237,14 +237,14 @@ class OutputDir:
             raise UsageError(f"{self.path / name} exists and is not a regular file",
                              "choose another file name")
 
-    def _temporary(self, name: str) -> tuple[str, int]:
+    def _temporary(self, name: str, mode: int) -> tuple[str, int]:
         for _ in range(TEMP_ATTEMPTS):
             tmp = f".{name}.{secrets.token_hex(8)}.tmp"
             try:
                 fd = os.open(tmp, NEW_FILE_FLAGS, FILE_MODE, dir_fd=self.fd)
             except FileExistsError:
                 continue
-            os.fchmod(fd, FILE_MODE)
+            os.fchmod(fd, mode)
             return tmp, fd
         raise FileExistsError(errno.EEXIST, "no unused temporary name", name)
 
@@ -283,10 +283,12 @@ def _open_dir_nofollow(path: Path, parent_fd: int) -> int:
                          "choose a new directory with -o") from None
 
 
-def write_private(path: Path, data: bytes, fix: str = DEFAULT_FIX) -> None:
-    """Write one file (a report) safely into its existing directory, mode 0600."""
+def write_private(path: Path, data: bytes, fix: str = DEFAULT_FIX,
+                  mode: int = FILE_MODE) -> None:
+    """Write one file (a report) safely into its existing directory, mode 0600
+    (or `mode`: a metrics file another service reads)."""
     with OutputDir.for_file(path, fix) as out:
-        out.write(path.name, data)
+        out.write(path.name, data, mode)
 
 
 class Unreadable(NettrailError):

@@ -56,6 +56,9 @@ class _Who:
     comm: str
     container: str | None
     unit: str | None
+    container_name: str | None  # the names, for labels.group_label
+    pod: str | None
+    pod_namespace: str | None
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,18 @@ class _Conn:
     raddr: str
     lport: int
     rport: int
+    container_name: str | None
+    pod: str | None
+    pod_namespace: str | None
 
 
 # A bandwidth line's place on the page's intervals: its number, and (asked once
 # per number) the interval it stands for
 Slot = tuple[Callable[[Any], int], Callable[[Any], Interval]]
+_NAMES = ("container_name", "pod", "pod_namespace")
 _CONNECTION = operator.attrgetter("pid", "comm", "container", "unit", "side", "family",
-                                  "raddr", "lport", "rport")
-_WHO = operator.attrgetter("pid", "comm", "container", "unit")
+                                  "raddr", "lport", "rport", *_NAMES)
+_WHO = operator.attrgetter("pid", "comm", "container", "unit", *_NAMES)
 
 
 def own_intervals(interval_s: float) -> Slot:

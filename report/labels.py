@@ -34,7 +34,13 @@ def process_label(pid: int | None, comm: str) -> str:
 
 
 @functools.lru_cache(maxsize=LABEL_CACHE)
-def _group_label(container: str | None, unit: str | None) -> str | None:
+def _group_label(container: str | None, unit: str | None, name: str | None = None,
+                 pod: str | None = None, namespace: str | None = None) -> str | None:
+    # names (capture/names.py) where the capture has them, else the id
+    if pod:
+        return printable(f"pod {namespace}/{pod}" + (f" {name}" if name else ""))
+    if name:
+        return f"container {printable(name)}"
     if container:
         return f"container {printable(container[:12])}"
     if unit and unit.endswith(".service"):
@@ -45,7 +51,7 @@ def _group_label(container: str | None, unit: str | None) -> str | None:
 def group_label(r: Any) -> str | None:
     """The container or systemd service a record's process runs in, if known
     (login sessions and user slices are no service: None)."""
-    return _group_label(r.container, r.unit)
+    return _group_label(r.container, r.unit, r.container_name, r.pod, r.pod_namespace)
 
 
 def owner_label(r: Any) -> str:

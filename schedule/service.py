@@ -6,7 +6,12 @@ Signals are taken synchronously (sigwait in the main thread) while APScheduler
 runs jobs in its own threads: no scheduler state is touched from a signal
 handler. `nettrail trigger` asks over a unix socket (schedule/trigger.py) and
 is answered when its capture starts and ends, or is skipped. One line per
-event goes to stderr, for journald, every line through units.printable."""
+event goes to stderr, for journald, every line through units.printable and
+with its priority (nettrail/journal.py); readiness through sd_notify. After
+each run the metrics textfile is rewritten (nettrail/metrics.py).
+
+`--once` (a systemd timer's oneshot service) takes one snapshot the same way,
+with retention, index and metrics, and exits."""
 
 from __future__ import annotations
 
@@ -32,10 +37,12 @@ from apscheduler.triggers.cron import CronTrigger
 from nettrail.hostlock import service_pid_file
 from nettrail.capture.live import QuietView
 from nettrail.capture.window import Capture, CaptureOptions
-from nettrail.errors import CaptureBusy, NettrailError
+from nettrail import journal
+from nettrail.errors import CaptureBusy, ExitStatus, NettrailError
 from nettrail.files import OutputDir
-from nettrail.schedule.snapshots import (NAME_TIME, Headline, failed_headline, headline,
-                                         snapshot_dirs, snapshot_name, update_index)
+from nettrail.metrics import Snapshot, exposition, write_textfile
+from nettrail.schedule.snapshots import (NAME_TIME, Headline, failed_headline, read_snapshot,
+                                         runs, snapshot_dirs, snapshot_name, update_index)
 from nettrail.schedule.trigger import Reply, TriggerListener
 from nettrail.units import human_bytes, printable
 
@@ -116,28 +123,38 @@ def _nobody(line: str) -> None:
     """The reply for captures nobody waits on (cron times, SIGUSR1)."""
 
 
+# what a run's outcome exits with under --once
+ONCE_STATUS = {"ok": ExitStatus.OK, "failed": ExitStatus.ERROR, "skipped": ExitStatus.BUSY}
+
+
 class ScheduleService:
     def __init__(self, root: Path, options: CaptureOptions, retention: Retention,
-                 trigger: CronTrigger, render: Callable[..., Path],
-                 log: TextIO = sys.stderr) -> None:
+                 trigger: CronTrigger | None, render: Callable[..., Path],
+                 log: TextIO = sys.stderr, metrics_file: Path | None = None) -> None:
         """`render(directory, cancelled=..., dir_fd=...)` writes a capture's
-        report through the directory's fd."""
+        report through the directory's fd; `trigger` None: only --once.
+        Metrics go to ROOT/nettrail.prom unless `metrics_file` says where."""
         self.root = root
         self.options = options
         self.retention = retention
         self.trigger = trigger
         self.render = render
         self.out = log
+        self.journal = journal.is_journal(log)
+        self.metrics_file = metrics_file or root / "nettrail.prom"
         self.stop = threading.Event()
         self._stopping_since = 0.0
         self._index_lock = threading.Lock()
+        self._newest: Snapshot | None = None  # the last written snapshot's numbers
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, priority: int = journal.INFO) -> None:
         # hostnames, paths and errors come from other processes: one line each, escaped
-        print(f"nettrail schedule: {printable(message)}", file=self.out, flush=True)
+        print(journal.prefixed(f"nettrail schedule: {printable(message)}", priority,
+                               self.journal), file=self.out, flush=True)
 
-    def snapshot(self, trigger: str, reply: Reply = _nobody) -> None:
-        """One capture into a new directory, then retention and the index."""
+    def snapshot(self, trigger: str, reply: Reply = _nobody) -> str:
+        """One capture into a new directory, then retention, the index and the
+        metrics; its status (ok / failed / skipped)."""
         directory = snapshot_name(self.root, dt.datetime.now(dt.timezone.utc))
         opts = dataclasses.replace(self.options, out_dir=directory, trigger=trigger)
         self.log(f"started {trigger} capture into {directory}")
@@ -146,20 +163,21 @@ class ScheduleService:
                     lambda d, fd: self.render(d, cancelled=self._render_overdue,
                                               dir_fd=fd)).run()
         except CaptureBusy as exc:
-            self.log(f"skipped {trigger} capture: {exc.problem}")
+            self.log(f"skipped {trigger} capture: {exc.problem}", journal.WARNING)
             reply(f"skipped {exc.problem}")
             self._update_index(failed_headline(directory, "skipped", trigger, exc.problem))
-            return
+            return "skipped"
         except NettrailError as exc:
             written = self._failed(trigger, directory, exc.one_line(), reply)
         except Exception as exc:  # keep the service alive; say what broke
             written = self._failed(trigger, directory,
                                    f"internal error: {type(exc).__name__}: {exc}", reply)
         else:
-            written = headline(directory)
+            written, self._newest = read_snapshot(directory)
             self.log(f"written {directory}: {self._numbers(written)}")
             reply(f"written {directory}: {self._numbers(written)}")
         self._update_index(written, directory)
+        return "failed" if written.status == "failed" else "ok"
 
     def _render_overdue(self) -> bool:
         """A report still rendering RENDER_GRACE_S after SIGTERM is given up
@@ -167,7 +185,7 @@ class ScheduleService:
         return self.stop.is_set() and time.monotonic() - self._stopping_since > RENDER_GRACE_S
 
     def _failed(self, trigger: str, directory: Path, why: str, reply: Reply) -> Headline:
-        self.log(f"failed {trigger} capture into {directory}: {why}")
+        self.log(f"failed {trigger} capture into {directory}: {why}", journal.ERR)
         reply(f"failed {why}")
         return failed_headline(directory, "failed", trigger, why)
 
@@ -179,24 +197,33 @@ class ScheduleService:
                 + ("" if not h.interrupted else ", interrupted"))
 
     def _update_index(self, written: Headline | None, current: Path | None = None) -> None:
-        """Retention (after a run: `current`), then the index; one at a time
-        (a skip is noted while another run may be finishing). A skip only
-        notes itself: nothing new to prune."""
+        """Retention (after a run: `current`), then the index, then the
+        metrics; one at a time (a skip is noted while another run may be
+        finishing). A skip only notes itself: nothing new to prune."""
         try:
             with self._index_lock:
                 if current is not None:
-                    for path in prune(self.root, self.retention, current, self.log):
+                    for path in prune(self.root, self.retention, current,
+                                      lambda line: self.log(line, journal.WARNING)):
                         self.log(f"pruned {path}")
-                update_index(self.root, written)
+                headlines = update_index(self.root, written)
         except NettrailError as exc:
-            self.log(f"index not updated: {exc.one_line()}")
+            self.log(f"index not updated: {exc.one_line()}", journal.ERR)
+            return
         except Exception as exc:  # the next run tries again: never a traceback per run
-            self.log(f"index not updated: {type(exc).__name__}: {exc}")
+            self.log(f"index not updated: {type(exc).__name__}: {exc}", journal.ERR)
+            return
+        try:
+            write_textfile(self.metrics_file, exposition(self._newest, runs(headlines)))
+        except NettrailError as exc:
+            self.log(f"metrics not written: {exc.one_line()}", journal.ERR)
+        except Exception as exc:  # as for the index: one line, the next run tries again
+            self.log(f"metrics not written: {type(exc).__name__}: {exc}", journal.ERR)
 
     def _on_skip(self, event: JobEvent) -> None:
         why = ("the previous capture is still running" if event.code == EVENT_JOB_MAX_INSTANCES
                else f"missed its time by more than {MISFIRE_GRACE_S} s")
-        self.log(f"skipped scheduled capture: {why}")
+        self.log(f"skipped scheduled capture: {why}", journal.WARNING)
         when = event.scheduled_run_time
         self._update_index(failed_headline(snapshot_name(self.root, when), "skipped",
                                            "scheduled", why))
@@ -204,6 +231,20 @@ class ScheduleService:
     def _queue_triggered(self, scheduler: BackgroundScheduler, reply: Reply = _nobody) -> None:
         self.log("trigger received")
         scheduler.add_job(self.snapshot, args=["triggered", reply], misfire_grace_time=None)
+
+    def once(self) -> int:
+        """One snapshot now (--once), then exit: 0 written, 1 failed, 7
+        skipped. SIGTERM, SIGINT and SIGHUP end the window early, as in
+        `capture`."""
+        OutputDir.private(self.root, empty=False).close()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self._stopping())
+        return ONCE_STATUS[self.snapshot("scheduled")]
+
+    def _stopping(self) -> None:
+        if not self.stop.is_set():
+            self._stopping_since = time.monotonic()
+            self.stop.set()
 
     def run(self) -> int:
         OutputDir.private(self.root, empty=False).close()  # made 0700, or checked
@@ -219,14 +260,16 @@ class ScheduleService:
             listener = TriggerListener(lambda reply: self._queue_triggered(scheduler, reply))
             listener.start()
             next_run = scheduler.get_job("scheduled").next_run_time
-            self.log(f"running: snapshots into {self.root}, next at {next_run}")
+            self.log(f"running: snapshots into {self.root}, next at {next_run}", journal.NOTICE)
+            journal.notify(f"READY=1\nSTATUS=snapshots into {printable(self.root)}")
             while (sig := signal.sigwait(WATCHED)) == signal.SIGUSR1:
                 self._queue_triggered(scheduler)
-            self.log(f"{signal.Signals(sig).name} received: finishing the capture in progress")
+            journal.notify("STOPPING=1")
+            self.log(f"{signal.Signals(sig).name} received: finishing the capture in progress",
+                     journal.NOTICE)
             listener.close()
-            self._stopping_since = time.monotonic()
-            self.stop.set()
+            self._stopping()
             started = time.monotonic()
             scheduler.shutdown(wait=True)
-            self.log(f"stopped after {time.monotonic() - started:.1f} s")
+            self.log(f"stopped after {time.monotonic() - started:.1f} s", journal.NOTICE)
         return 0

@@ -21,7 +21,8 @@ from nettrail.files import read_regular, write_private
 from nettrail.headline import Headline as Numbers
 from nettrail.format import META, PROBES, READABLE_FORMATS
 from nettrail.format import meta as meta_format
-from nettrail.format.meta import parse_time
+from nettrail.format.meta import LOST_CAUSES, parse_time
+from nettrail.metrics import TOP_PROGRAMS, Program, Runs, Snapshot
 from nettrail.report.labels import process_label
 from nettrail.report.bounded import HeavyHitters
 from nettrail.report.charts import trend
@@ -125,31 +126,81 @@ def numbers(capture: CaptureDir) -> Numbers:
 
 class _Talker:
     weight = error = 0.0
+    rx_bytes = tx_bytes = 0
 
 
-def top_talker(capture: CaptureDir) -> str | None:
-    """The process that moved the most bytes (bounded whatever the log holds)."""
-    talkers: HeavyHitters[_Talker] = HeavyHitters(TOP_TALKERS_KEPT, _Talker)
+def talkers(capture: CaptureDir) -> tuple[str | None, list[Program]]:
+    """The process that moved the most bytes, and the busiest process names
+    (2 x TOP_PROGRAMS: merging labels leaves enough), in one bounded pass."""
+    by_process: HeavyHitters[_Talker] = HeavyHitters(TOP_TALKERS_KEPT, _Talker)
+    by_name: HeavyHitters[_Talker] = HeavyHitters(TOP_TALKERS_KEPT, _Talker)
     for r in capture.records("bandwidth"):
-        talkers.get(process_label(r["pid"], r["comm"])).weight += r["rx_bytes"] + r["tx_bytes"]
-    top = talkers.top(1)
-    return str(top[0][0]) if top and top[0][1].weight else None
+        moved = r["rx_bytes"] + r["tx_bytes"]
+        by_process.get(process_label(r["pid"], r["comm"])).weight += moved
+        name = by_name.get(r["comm"])
+        name.weight += moved
+        name.rx_bytes += r["rx_bytes"]
+        name.tx_bytes += r["tx_bytes"]
+    top = by_process.top(1)
+    programs = [Program(str(comm), t.rx_bytes, t.tx_bytes)
+                for comm, t in by_name.top(2 * TOP_PROGRAMS) if t.weight]
+    return (str(top[0][0]) if top and top[0][1].weight else None), programs
 
 
-def headline(directory: Path) -> Headline:
+def lost_by_cause(meta: dict) -> dict[str, dict[str, int]]:
+    """Per probe and cause, as meta.json says (its totals, checked by the
+    reader, as cause `unknown` for captures without the breakdown or with
+    one that does not add up)."""
+    totals, causes = meta.get("lost_events", {}), meta.get("lost_events_by_cause")
+    lost: dict[str, dict[str, int]] = {}
+    for probe, total in totals.items():
+        mine = causes.get(probe) if isinstance(causes, dict) else None
+        known = ({c: mine[c] for c in LOST_CAUSES if c in mine} if isinstance(mine, dict)
+                 else {})
+        adds_up = all(type(n) is int and n >= 0 for n in known.values()) and sum(
+            known.values()) == total
+        lost[probe] = known if known and adds_up else {"unknown": total}
+    return lost
+
+
+def read_snapshot(directory: Path) -> tuple[Headline, Snapshot]:
+    """A capture's line in the index, and its numbers for the metrics."""
     capture = open_capture(directory)
     meta, n = capture.meta, numbers(capture)
     slowest = (f"{n.slowest_name} {human_ms(n.slowest_ms)}" if n.slowest_name is not None
                and n.slowest_ms is not None else None)
     probes = meta.get("probes", {})
+    lost = meta.get("lost_events", {})
     seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
-    return Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
+    top_talker, programs = talkers(capture)
+    line = Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
                     bool(meta.get("interrupted")), n.rx_bytes, n.tx_bytes, n.sessions,
-                    n.lookups, n.failed_lookups, slowest,
-                    sum(v for v in meta.get("lost_events", {}).values()),
+                    n.lookups, n.failed_lookups, slowest, sum(lost.values()),
                     [name for name, p in probes.items() if p.get("status") == "failed"],
-                    (directory / "report.html").exists(), top_talker(capture), seconds,
+                    (directory / "report.html").exists(), top_talker, seconds,
                     n.failed_sessions, "ok" if meta.get("ended_at") else "unfinished")
+    ended = meta.get("ended_at")
+    numbers_now = Snapshot(n, parse_time(meta["started_at"]) or 0.0, parse_time(ended),
+                           seconds, line.interrupted, lost_by_cause(meta),
+                           {name: p.get("status") == "ok" for name, p in probes.items()
+                            if p.get("status") in ("ok", "failed")}, programs)
+    return line, numbers_now
+
+
+def headline(directory: Path) -> Headline:
+    return read_snapshot(directory)[0]
+
+
+def runs(headlines: list[Headline]) -> Runs:
+    """When runs last succeeded (start + window) and last started, per status,
+    from the index (newest first)."""
+    seen = Runs()
+    for h in headlines:
+        started = parse_time(h.started_at) or 0.0
+        seen.last_run_s.setdefault(h.status, started)
+        if h.status == "ok" and seen.last_success_s is None:
+            seen.last_success_s = started + h.seconds
+    return seen
 
 
 def failed_headline(directory: Path, status: str = "failed", trigger: str = "?",
@@ -179,7 +230,9 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
         cache[fresh.name] = fresh
     headlines = []
     for directory in snapshot_dirs(root):
-        if directory.name not in cache or not cache[directory.name].has_report:
+        cached = cache.get(directory.name)
+        # a run the service saw fail may have left a meta.json: it stays failed
+        if cached is None or not (cached.has_report or cached.status == "failed"):
             try:
                 cache[directory.name] = headline(directory)
             except BadCapture:

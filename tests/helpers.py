@@ -42,13 +42,14 @@ def read_jsonl(path: Path) -> list[dict]:
 class CaptureRun:
     """`nettrail capture` running in the background; started() returns once
     every probe is attached (its first line on stderr). `prefix` runs it
-    through another command that execs it (e.g. unshare)."""
+    through another command that execs it (e.g. unshare); `command` is what
+    runs nettrail (a test tool that sets a hook first)."""
 
     def __init__(self, directory: Path, *args: str, prefix: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, command: Sequence[str] = NETTRAIL) -> None:
         self.directory = directory
         self.proc = subprocess.Popen(
-            [*prefix, *NETTRAIL, "capture", *args, "-o", str(directory),
+            [*prefix, *command, "capture", *args, "-o", str(directory),
              "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env)
         # the first line says every probe is attached; do not wait forever for it

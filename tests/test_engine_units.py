@@ -13,9 +13,13 @@ import pytest
 from nettrail.capture.identity import (Identities, Named, cgroup2_mount, names_in_cgroup,
                                        process_facts)
 from nettrail.capture.libbpf import ProgInfo
+from nettrail.capture.names import ContainerNames, Layouts
 from nettrail.capture.preflight import TCP_NEEDS, missing_tcp_needs, tcp_needs_problem
 
 ID = "0123456789abcdef" * 4
+
+
+POD_UID = "1a2b3c4d-0000-1111-2222-333344445555"
 
 
 @pytest.mark.parametrize("path, named", [
@@ -23,10 +27,11 @@ ID = "0123456789abcdef" * 4
     (f"/system.slice/cri-containerd-{ID}.scope", Named(ID, f"cri-containerd-{ID}.scope")),
     (f"/machine.slice/libpod-{ID}.scope", Named(ID, f"libpod-{ID}.scope")),
     (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_0000_1111_2222"
-     f"_333344445555.slice/crio-{ID}.scope", Named(ID, f"crio-{ID}.scope")),
+     f"_333344445555.slice/crio-{ID}.scope", Named(ID, f"crio-{ID}.scope", POD_UID)),
     ("/kubepods.slice/kubepods-pod1a2b3c4d_0000_1111_2222_333344445555.slice",
-     Named("1a2b3c4d-0000-1111-2222-333344445555", None)),
-    (f"/kubepods/besteffort/pod1a2b3c4d-0000-1111-2222-333344445555/{ID}", Named(ID, None)),
+     Named(POD_UID, None, POD_UID)),
+    (f"/kubepods/besteffort/pod{POD_UID}/{ID}", Named(ID, None, POD_UID)),
+    (f"/other/pod{POD_UID}/{ID}", Named(ID, None)),  # a pod directory only below kubepods
     (f"/docker/{ID}", Named(ID, None)),
     ("/system.slice/nginx.service", Named(None, "nginx.service")),
     ("/user.slice/user-0.slice/session-4.scope", Named(None, "session-4.scope")),
@@ -62,11 +67,13 @@ def fake_proc(root: Path, pid: int, comm: str, nspids: str, cgroup: str) -> None
 
 def test_identity_from_proc_once_per_process(tmp_path: Path) -> None:
     fake_proc(tmp_path, 7308, "nginx", "7308\t3", f"/system.slice/docker-{ID}.scope")
-    ids = Identities("web-3", proc=tmp_path)
+    ids = Identities("web-3", proc=tmp_path,
+                     names=ContainerNames(Layouts.under(tmp_path / "node")))  # none there
     first = ids.identity(7308, "nginx")
     assert first == {"host": "web-3", "pid": 7308, "comm": "nginx", "nspid": 3,
                      "cgroup": f"/system.slice/docker-{ID}.scope", "container": ID,
-                     "unit": f"docker-{ID}.scope"}
+                     "unit": f"docker-{ID}.scope", "container_name": None, "pod": None,
+                     "pod_namespace": None, "pod_uid": None}
     (tmp_path / "7308" / "status").unlink()  # read once: the cache answers now
     assert ids.identity(7308, "nginx") == first
 

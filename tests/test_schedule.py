@@ -7,27 +7,39 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nettrail.schedule.crontab import crontab_trigger
 from nettrail.errors import ExitStatus
+from nettrail.hostlock import capture_lock
 from helpers import NETTRAIL, ROOT, nettrail
 
 NEVER = "0 0 1 1 *"  # no scheduled run during a test
 
 
 class Service:
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    """The service with its stderr a pipe; `journal`: that pipe is named by
+    JOURNAL_STREAM, as systemd names the journal's stream socket."""
+
+    def __init__(self, tmp_path: Path, *args: str, journal: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         self.root = tmp_path / "root"
         self.env = {**os.environ, "NETTRAIL_RUN_DIR": str(tmp_path / "run")}
+        read_end, write_end = os.pipe()
+        st = os.fstat(write_end)
         self.proc = subprocess.Popen(
-            [*NETTRAIL, "schedule", "--dir", str(self.root), *args],
-            cwd=ROOT, env=self.env, stderr=subprocess.PIPE, text=True)
+            [*NETTRAIL, "schedule", "--dir", str(self.root), *args], cwd=ROOT,
+            env={**self.env, **(env or {}), **({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+                                                if journal else {})}, stderr=write_end)
+        os.close(write_end)
+        self.proc.stderr = open(read_end, encoding="utf-8", errors="replace")
         self.lines: list[str] = []
         self.wait_for("running:")
 
@@ -44,8 +56,9 @@ class Service:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=60)
-        self.lines += err.splitlines(keepends=True)
+        self.proc.wait(timeout=60)
+        self.lines += self.proc.stderr.readlines()
+        self.proc.stderr.close()
         return self.proc.returncode
 
     def snapshots(self) -> list[Path]:
@@ -59,8 +72,8 @@ class Service:
 def service_factory(tmp_path: Path, bpf: None):
     started: list[Service] = []
 
-    def start(*args: str) -> Service:
-        started.append(Service(tmp_path, *args))
+    def start(*args: str, **kwargs) -> Service:
+        started.append(Service(tmp_path, *args, **kwargs))
         return started[-1]
 
     yield start
@@ -85,6 +98,65 @@ def test_snapshots_retention_and_index(service_factory) -> None:
         assert json.loads((snapshot / "meta.json").read_text())["trigger"] == "scheduled"
     assert index.index(kept[1].name) < index.index(kept[0].name)  # newest first
     assert "Content-Security-Policy" in index
+    # the textfile after the last run: the newest snapshot's numbers, as its meta says
+    metrics = gauges((svc.root / "nettrail.prom").read_text())
+    summary = json.loads((kept[1] / "meta.json").read_text())["summary"]
+    assert metrics["nettrail_snapshot_bytes", "received"] == summary["rx_bytes"]
+    assert metrics["nettrail_snapshot_window_seconds", None] == 1.0
+    assert metrics["nettrail_last_success_timestamp_seconds", None] > time.time() - 60
+
+
+def gauges(text: str) -> dict[tuple[str, str | None], float]:
+    """Prometheus text parsed by prometheus_client: (name, its one label's value)."""
+    return {(s.name, next(iter(s.labels.values()), None)): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_readiness_and_priorities_for_systemd(service_factory, tmp_path: Path) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(30)
+    with notify:
+        svc = service_factory("--cron", NEVER, "0.5", "1", journal=True,
+                              env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        assert notify.recv(4096).split(b"\n")[0] == b"READY=1"  # once it takes triggers
+        assert svc.nettrail("trigger").returncode == 0
+        svc.wait_for("written ")
+        assert svc.stop() == 0
+        assert notify.recv(4096) == b"STOPPING=1"
+    assert svc.lines[0].startswith("<5>nettrail schedule: running:")
+    assert any(line.startswith("<6>nettrail schedule: written ") for line in svc.lines)
+    assert not [line for line in svc.lines if not line.startswith(("<5>", "<6>"))]
+
+
+def test_once_for_a_timer(tmp_path: Path, bpf: None) -> None:
+    root, metrics = tmp_path / "root", tmp_path / "metrics.prom"
+    once = ["schedule", "--once", "--dir", str(root), "0.3", "1", "--keep", "1",
+            "--metrics-file", str(metrics)]
+    first = nettrail(*once)
+    assert first.returncode == 0, first.stderr
+    (kept,) = [p for p in root.iterdir() if p.is_dir()]
+    with capture_lock():  # another capture holds the host: skipped, exit 7
+        busy = nettrail(*once)
+    assert busy.returncode == ExitStatus.BUSY
+    assert "skipped scheduled capture: another nettrail capture is running" in busy.stderr
+    assert {outcome for name, outcome in gauges(metrics.read_text())
+            if name == "nettrail_last_run_timestamp_seconds"} == {"ok", "skipped"}
+    second = nettrail(*once)
+    assert second.returncode == 0, second.stderr
+    assert f"pruned {kept}" in second.stderr  # retention after the run
+    (newest,) = [p for p in root.iterdir() if p.is_dir()]
+    assert json.loads((newest / "meta.json").read_text())["trigger"] == "scheduled"
+    assert f'href="{newest.name}/report.html"' in (root / "index.html").read_text()
+    assert gauges(metrics.read_text())["nettrail_snapshot_window_seconds", None] == 0.3
+
+
+@pytest.mark.parametrize("args", [[], ["--once", "--cron", NEVER]])
+def test_once_or_cron(tmp_path: Path, args: list[str]) -> None:
+    result = nettrail("schedule", *args, "--dir", str(tmp_path / "root"))
+    assert result.returncode == ExitStatus.USAGE and result.stderr.count("\n") == 1
+    assert "either --cron EXPR or --once" in result.stderr
+    assert not (tmp_path / "root").exists()
 
 
 def test_runs_never_overlap(service_factory) -> None:

@@ -19,7 +19,7 @@ from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, STAT_MAP_FULL,
                                      text)
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
 from nettrail.capture.libcs import LOOKUP_FUNCTIONS, Finder, Library, Target, all_pids
-from nettrail.capture.loader import HookSet, Probe, recursion_misses, stat_counts
+from nettrail.capture.loader import HookSet, Probe, add_lost, recursion_misses, stat_counts
 from nettrail.capture.preflight import (BPF_NEEDS, IDENTITY_NEED, CapNeed, kernel_has_uprobe_multi,
                                         missing_caps)
 from nettrail.capture.resolvconf import ResolvConfs
@@ -332,13 +332,14 @@ class DnsProbe(Probe):
                        for _tid, lookup in map_items(self.obj.map_fd("lookups"),
                                                      ctypes.c_uint64, DnsLookup)]
 
-    def lost_events(self) -> int:
-        """All drops (asked at every checkpoint of meta.json): probes.dns.loss
-        there says by which cause; resolv_confs grows as lookups are seen."""
+    def lost_events(self) -> dict[str, int]:
+        """By cause (asked at every checkpoint of meta.json); probes.dns.loss
+        there also names who filled the query table; resolv_confs grows as
+        lookups are seen."""
         if self.obj:
             self.status.detail = {**self.status.detail, "loss": self.loss(),
                                   **self.resolv_confs.as_detail()}
-        return super().lost_events() + (self.wire.lost_events() if self.wire else 0)
+        return add_lost(super().lost_events(), self.wire.lost_events() if self.wire else {})
 
     def loss(self) -> dict:
         counts = stat_counts(self.obj)

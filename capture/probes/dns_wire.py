@@ -19,7 +19,8 @@ from nettrail.capture.events import (STAT_QUERY_QUOTA, STAT_QUERY_TABLE_FULL,
                                      DnsWireEvent, DnsWireKey, DnsWireQuery, RecordContext,
                                      address, ms, text)
 from nettrail.capture.libbpf import BpfObject, map_items
-from nettrail.capture.loader import object_path, pid_filter, read_stats, stat_counts
+from nettrail.capture.loader import (STAT_CAUSES, object_path, pid_filter, read_stats,
+                                     stat_counts)
 from nettrail.capture.preflight import CapNeed
 from nettrail.errors import ProbeError
 
@@ -54,6 +55,10 @@ MAX_ANSWERS = 8
 MAX_OWNERS_LISTED = 8  # owners listed in meta.json: most refused, then most waiting
 # the maps that only the wire programs fill: one entry each when it is off
 WIRE_ONLY_MAPS = ("queries", "query_owners")
+
+# its own drop counters, by meta.json's cause names
+WIRE_STAT_CAUSES = {**STAT_CAUSES, "query_table_full": STAT_QUERY_TABLE_FULL,
+                    "query_share_used": STAT_QUERY_QUOTA}
 
 
 Labels = tuple[bytes, ...]
@@ -239,8 +244,8 @@ class WireDns:
                 for _key, q in map_items(self.obj.map_fd("queries"), DnsWireKey,
                                          DnsWireQuery)]
 
-    def lost_events(self) -> int:
-        return read_stats(self.obj)
+    def lost_events(self) -> dict[str, int]:
+        return read_stats(self.obj, WIRE_STAT_CAUSES)
 
     def loss(self) -> dict:
         """Its drops by cause: ring buffer full, query table full, and queries

@@ -36,6 +36,17 @@ IDENTITY = (
          "`libpod-<id>.scope`, `kubepods…pod<uid>`), else `null`", nullable=True),
     text("unit", "the systemd unit (`nginx.service`, `session-4.scope`) where the cgroup path "
          "names one, else `null`", nullable=True),
+    # names of the container and its pod (capture/names.py), added within /2
+    text("container_name", "the container's name: for Kubernetes the pod spec's container "
+         "name (from `/var/log/containers`), else Docker's or Podman's; `null` if unknown. "
+         "Untrusted text, printable-escaped, at most 253 characters (docs/probes.md, "
+         "\"Container and pod names\")", nullable=True, required=False),
+    text("pod", "the Kubernetes pod's name (from `/var/log/pods`), else `null`; untrusted "
+         "text as `container_name`", nullable=True, required=False),
+    text("pod_namespace", "the Kubernetes pod's namespace (from `/var/log/pods`), else "
+         "`null`; untrusted text as `container_name`", nullable=True, required=False),
+    text("pod_uid", "the Kubernetes pod's uid, from the cgroup path (`kubepods…pod<uid>`), "
+         "else `null`", nullable=True, required=False),
 )
 
 SIDES = ("client", "server")

@@ -22,6 +22,9 @@ MAX_TEXT = 1 << 16
 MAX_COUNT = 100_000
 PROBE_STATUSES = ("ok", "failed", "skipped")
 TRIGGERS = ("manual", "scheduled", "triggered")
+# capture/loader.py and the dns probe count them
+LOST_CAUSES = ("ringbuf_full", "map_full", "query_table_full", "query_share_used",
+               "recursion_misses")
 
 
 class ProbeStatus(msgspec.Struct):
@@ -34,6 +37,10 @@ class ProbeStatus(msgspec.Struct):
 class Filters(msgspec.Struct):
     pids: list[Annotated[int, Meta(ge=0, le=MAX_PID)]] = []
     probes: list[str] = []
+    # capture --container/--pod/--namespace (added within /2)
+    containers: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
+    pods: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
+    namespaces: list[Annotated[str, Meta(max_length=MAX_TEXT)]] = []
 
 
 def _summary_field(name: str, hint: object) -> Field:
@@ -80,11 +87,15 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
         text("trigger", "`manual` (nettrail capture), `scheduled` or `triggered` (nettrail "
              "schedule)", vocabulary=TRIGGERS),
         Field("filters", dict, "`pids`: the `-p` PIDs (empty: all processes); `probes`: the "
-              "probes (and probe options) asked for", decoded_as=Filters,
+              "probes (and probe options) asked for; `containers`, `pods`, `namespaces`: "
+              "`--container`, `--pod`, `--namespace` (empty: all; captures made before them "
+              "lack them)", decoded_as=Filters,
               schema=object_schema((Field("pids", list, "", schema={
                   "type": "array", "items": {"type": "integer"}}),
                   Field("probes", list, "", schema={
-                      "type": "array", "items": {"enum": [*probes, *probe_options]}})))),
+                      "type": "array", "items": {"enum": [*probes, *probe_options]}}),
+                  *(Field(name, list, "", required=False)
+                    for name in ("containers", "pods", "namespaces"))))),
         Field("probes", dict, "per probe: `status` (`ok`, `failed`: could not load or attach, "
               "see `error`; `skipped`: not asked for), `hook` (the kernel hook it ran on, "
               "chosen at load time, best first), `error` (why it failed, or a problem it had "
@@ -97,6 +108,13 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
               decoded_as=dict[str, Annotated[int, Meta(ge=0)]],
               schema={**_names(probes),
                       "additionalProperties": {"type": "integer", "minimum": 0}}),
+        Field("lost_events_by_cause", dict, "the same per probe and cause: `ringbuf_full`, "
+              "`map_full`, `recursion_misses` (dns: its wire part added in). Captures made "
+              "before it lack it (the metrics then say cause `unknown`)", required=False,
+              decoded_as=dict[str, dict[str, Annotated[int, Meta(ge=0)]]],
+              schema={"type": "object", "additionalProperties": {
+                  "type": "object", "properties": {
+                      c: {"type": "integer", "minimum": 0} for c in LOST_CAUSES}}}),
         Field("summary", dict, "the headline numbers (nettrail/headline.py), counted from the "
               "records as they were written; the report, the snapshot index and "
               "`--summary-json` show the same numbers", nullable=True, required=False,
