@@ -68,9 +68,10 @@ static __always_inline bool quiet_since(struct socket *sock, __u64 since_us)
 
 /* The kernel's tick rate (CONFIG_HZ, which BTF does not hold), to turn the
  * chrono stats' jiffies into µs: measured from the window's first pass,
- * taken once the measure is within 5 % of a rate Linux allows (from the
- * second pass on; within half a second ±1 tick is at most 2 %). 0 until
- * then: chrono stats are left for a later reading to take. */
+ * taken once the measure is within 5 % of a rate Linux allows (half a
+ * second on, ±1 tick is at most 2 %; a close measures it too). 0 until
+ * then: a pass leaves the chrono stats to a later reading, a close loses
+ * them (its row says so). */
 __u64 tick_anchor_ns = 0, tick_anchor_jiffies = 0;
 __u32 tick_hz = 0;
 
@@ -276,6 +277,9 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE || !s || !pid_wanted(s->pid))
 		return 0;
+	// a close before the interval pass measured the tick rate measures it
+	if (!tick_hz)
+		measure_tick();
 	read_payload((const struct tcp_sock *)sk, &p, READ_LOCKED);
 	if (fill_row(sk, s, &p, &row, true, &t))
 		add_to_slot(&row);

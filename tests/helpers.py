@@ -113,6 +113,25 @@ def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
     return addresses
 
 
+# A case process (tests/tools/*case.py) reports its steps on stdout and
+# waits for a line on stdin where told.
+def line(proc: subprocess.Popen) -> str:
+    out = proc.stdout.readline().strip()
+    assert out, f"{proc.args} ended early"
+    return out
+
+
+def go(proc: subprocess.Popen, text: str = "go") -> None:
+    proc.stdin.write(text + "\n")
+    proc.stdin.flush()
+
+
+def finish(proc: subprocess.Popen) -> list[str]:
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, proc.args
+    return out.split()
+
+
 def require_bpf() -> None:
     """BPF tests need root and BTF; in CI (CI=true) they fail instead of skipping."""
     problem = privilege_problem() or btf_problem()

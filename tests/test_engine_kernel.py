@@ -22,7 +22,7 @@ from nettrail.capture.events import RecordContext
 from nettrail.capture.identity import cgroup2_mount
 from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.format import BANDWIDTH, SESSIONS
-from helpers import TOOLS, CaptureRun, NetNs, require_bpf
+from helpers import TOOLS, CaptureRun, NetNs, finish, go, line, require_bpf
 from tools.tcpcase import wait_acked
 
 # every test here is the kernel's (the module's scenario loads the probes
@@ -60,23 +60,6 @@ table inet nettrail_test {{
 def tcpcase(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen([*prefix, sys.executable, str(TOOLS / "tcpcase.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def line(proc: subprocess.Popen) -> str:
-    out = proc.stdout.readline().strip()
-    assert out, f"{proc.args} ended early"
-    return out
-
-
-def go(proc: subprocess.Popen) -> None:
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
-
-
-def finish(proc: subprocess.Popen) -> list[str]:
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, proc.args
-    return out.split()
 
 
 @dataclass

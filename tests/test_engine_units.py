@@ -13,6 +13,7 @@ import pytest
 from nettrail.capture.identity import (Identities, Named, cgroup2_mount, names_in_cgroup,
                                        process_facts)
 from nettrail.capture.libbpf import ProgInfo
+from nettrail.capture.check import tcp_findings
 from nettrail.capture.preflight import TCP_NEEDS, missing_tcp_needs, tcp_needs_problem
 
 ID = "0123456789abcdef" * 4
@@ -111,6 +112,13 @@ def test_a_5_10_kernel_is_refused_with_what_it_lacks() -> None:
     problem = tcp_needs_problem(missing)
     assert "bpf_sock_from_file (5.11+)" in problem.problem
     assert "5.11" in problem.fix
+
+
+def test_a_kernel_before_6_7_runs_without_rto_counts_and_check_says_so() -> None:
+    assert missing_tcp_needs(kernel_with("tcp_sock.total_rto")) == []
+    (rto,) = [f for f in tcp_findings(kernel_with("tcp_sock.total_rto"))
+              if f.what == "tcp_sock.total_rto"]
+    assert rto.ok and "missing (optional)" in rto.value and "6.7" in rto.fix
 
 
 def test_needs_are_named_by_btf_only() -> None:
