@@ -69,9 +69,10 @@ class Background(Measured):
     """`nettrail capture` in the background; stop() ends it early (SIGINT) and
     returns its CPU time, wall time and peak RSS."""
 
-    def __init__(self, directory: Path, interval: str, count: str, *extra: str) -> None:
+    def __init__(self, directory: Path, interval: str, count: str, *extra: str,
+                 python: str = PYTHON) -> None:
         self.directory = directory
-        super().__init__(PYTHON, "-P", "-m", "nettrail", "capture", interval, count, "--no-report",
+        super().__init__(python, "-P", "-m", "nettrail", "capture", interval, count, "--no-report",
                          "-o", str(directory), *extra, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
         assert "capturing" in self.proc.stderr.readline()
@@ -86,9 +87,9 @@ class Background(Measured):
 
 
 @contextmanager
-def capture(*args: str) -> Iterator[Background]:
+def capture(*args: str, python: str = PYTHON) -> Iterator[Background]:
     with tempfile.TemporaryDirectory() as tmp:
-        yield Background(Path(tmp) / "capture", *args)
+        yield Background(Path(tmp) / "capture", *args, python=python)
 
 
 def lines(path: Path) -> Iterator[dict]:
@@ -137,6 +138,23 @@ def bench_throughput(pairs: int, seconds: int) -> None:
         a, b = statistics.median(without), statistics.median(with_)
         print(f"| {label} | {_spread(without)} | {_spread(with_)} | "
               f"{100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+def bench_versus(base_python: str, pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture by another nettrail (its
+    venv's python: e.g. main's) and by this one, alternating, in one run."""
+    print("| writes | capture by the base: Gbit/s median (min–max) | by this tree | "
+          "loss of the medians | pairs |")
+    print("|---|---|---|---|---|")
+    base, this = [], []
+    for _ in range(pairs):
+        for python, results in ((base_python, base), (PYTHON, this)):
+            with capture("1", str(seconds + 30), python=python) as cap:
+                results.append(iperf("64", True, seconds))
+                cap.stop()
+    a, b = statistics.median(base), statistics.median(this)
+    print(f"| 64 B, TCP_NODELAY, full capture | {_spread(base)} | {_spread(this)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
 @contextmanager
@@ -499,11 +517,14 @@ def main() -> None:
                                                 "lookups", "overhead", "report", "flood"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--base-python", help="versus: the python of the nettrail to compare with")
     args = p.parse_args()
     for which in args.which:
         print(f"\n### {which}\n")
         if which == "throughput":
             bench_throughput(args.pairs, seconds=3)
+        elif which == "versus":
+            bench_versus(args.base_python, args.pairs, seconds=3)
         elif which == "wire":
             bench_wire(args.pairs, seconds=3)
         elif which == "sessions":
