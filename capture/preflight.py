@@ -126,7 +126,7 @@ TCP_NEEDS = (
 # of theirs is null) where it has not
 TCP_OPTIONAL = (
     KernelNeed("tcp_sock.total_rto", "member", "tcp_sock.total_rto",
-               "retransmission timeouts per connection (rto_count)", "6.7"),
+               "retransmission timeouts per connection (rto_timeouts)", "6.7"),
 )
 
 

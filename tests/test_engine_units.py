@@ -144,9 +144,9 @@ def test_tcp_stats_of_one_interval_add_up_and_unknowns_are_null() -> None:
     assert both == TcpStats(CONN_RTO, 10, 4, 1, 700, 5, 1, 1)
     assert both.fields() == {"busy_us": None, "rwnd_limited_us": None,
                              "sndbuf_limited_us": None, "retrans_segs": 5, "lost_segs": 1,
-                             "rto_count": 1, "delivery_bytes_per_s": 700}
+                             "rto_timeouts": 1, "delivery_bytes_per_s": 700}
     assert early.fields()["rwnd_limited_us"] == 4
-    assert TcpStats(CONN_CHRONO, 0, 0, 0, 0, 0, 0, 0).fields()["rto_count"] is None
+    assert TcpStats(CONN_CHRONO, 0, 0, 0, 0, 0, 0, 0).fields()["rto_timeouts"] is None
 
 
 def test_needs_are_named_by_btf_only() -> None:

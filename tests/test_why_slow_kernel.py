@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from nettrail.capture.libbpf import BTF_KIND_STRUCT, KernelBtf
-from nettrail.logformat import BANDWIDTH, SESSIONS
+from nettrail.format import BANDWIDTH, SESSIONS
 from helpers import TOOLS, CaptureRun, NetNs, connect_netns, finish, go, line, require_bpf
 
 pytestmark = pytest.mark.kernel
@@ -203,10 +203,10 @@ def test_crowded_listener_handshake_retries_match_the_kernels_counts(
     assert len(servers) == CROWD_CLIENTS
     assert s.delta["srv"]["TcpExtListenOverflows"] > 0
     # SYNs resent by the clients, SYN-ACKs by the server: each namespace's own count
-    assert sum(r["syn_retrans"] for r in clients) == s.delta["cli"]["TcpExtTCPSynRetrans"]
-    assert sum(r["syn_retrans"] for r in servers) == s.delta["srv"]["TcpExtTCPSynRetrans"]
+    assert sum(r["syn_retrans_segs"] for r in clients) == s.delta["cli"]["TcpExtTCPSynRetrans"]
+    assert sum(r["syn_retrans_segs"] for r in servers) == s.delta["srv"]["TcpExtTCPSynRetrans"]
     # the overflow dropped SYNs: some client waited for its SYN's first timeout
-    assert any(r["syn_retrans"] for r in clients)
+    assert any(r["syn_retrans_segs"] for r in clients)
 
 
 def test_client_connect_latency_is_its_connect_call(scenario: Scenario) -> None:
@@ -215,7 +215,7 @@ def test_client_connect_latency_is_its_connect_call(scenario: Scenario) -> None:
         took_us = s.connect_s[r["lport"]] * 1e6
         # inside the call (from SYN_SENT to ESTABLISHED), most of it
         assert took_us - 250_000 <= r["connect_us"] <= took_us, r
-        if r["syn_retrans"]:
+        if r["syn_retrans_segs"]:
             assert r["connect_us"] >= FIRST_RTO_S * 1e6, r
 
 
@@ -224,11 +224,11 @@ def test_accepted_socket_rtt_is_not_its_handshake_wait(scenario: Scenario) -> No
     servers = s.rows(SESSIONS, "srv", lport=s.ports["crowd"])
     assert all(r["connect_us"] is not None and r["min_rtt_us"] for r in servers)
     for r in servers:
-        if r["syn_retrans"]:
+        if r["syn_retrans_segs"]:
             # its first RTT sample was the handshake, a SYN-ACK timeout long
             assert r["connect_us"] >= FIRST_RTO_S * 1e6 and r["srtt_us"] is None, r
     assert any(r["srtt_us"] is None for r in servers) == any(
-        r["syn_retrans"] or r["connect_us"] > 2 * r["min_rtt_us"] + 1000 for r in servers)
+        r["syn_retrans_segs"] or r["connect_us"] > 2 * r["min_rtt_us"] + 1000 for r in servers)
 
 
 def test_lossy_connection_segments_resent_match_the_kernels_count(scenario: Scenario) -> None:
@@ -252,7 +252,7 @@ def test_lossy_connection_segments_resent_match_the_kernels_count(scenario: Scen
         counted = "total_rto" in btf.names_in("tcp_sock", BTF_KIND_STRUCT)
     finally:
         btf.close()
-    assert all((r["rto_count"] is not None) == counted for r in rows)
+    assert all((r["rto_timeouts"] is not None) == counted for r in rows)
 
 
 def test_stalled_receiver_limits_the_sender_by_its_window(scenario: Scenario) -> None:
@@ -277,6 +277,6 @@ def test_dropped_syns_retried_then_timed_out(scenario: Scenario) -> None:
     assert (r["end"], r["side"]) == ("timeout", "client")
     # one retry asked for; the give-up time is checked when a timer fires, so
     # a timer a tick early sends one more: the kernel's count says which
-    assert r["syn_retrans"] == s.delta["hole"]["TcpExtTCPSynRetrans"] >= 1
+    assert r["syn_retrans_segs"] == s.delta["hole"]["TcpExtTCPSynRetrans"] >= 1
     assert took_s * 1e6 - 250_000 <= r["connect_us"] <= took_s * 1e6
     assert r["srtt_us"] in (0, None) and r["min_rtt_us"] is None

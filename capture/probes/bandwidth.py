@@ -47,7 +47,7 @@ class TcpStats(NamedTuple):
                 "rwnd_limited_us": self.rwnd_limited_us if chrono else None,
                 "sndbuf_limited_us": self.sndbuf_limited_us if chrono else None,
                 "retrans_segs": self.retrans_segs, "lost_segs": self.lost_segs,
-                "rto_count": self.rto_count if rto else None,
+                "rto_timeouts": self.rto_count if rto else None,
                 "delivery_bytes_per_s": self.delivery_bytes_per_s or None}
 
 

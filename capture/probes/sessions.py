@@ -55,7 +55,7 @@ def session_records(blob: bytes, ctx: RecordContext) -> list[dict]:
                     "duration_ms": ms(ts - opened) if opened else None,
                     "state": "closed" if state == SESSION_CLOSED else "open",
                     "end": ENDS.get(end), "connect_us": connect_us if handshake and connect_us else None,
-                    "syn_retrans": syn_retrans if handshake else None,
+                    "syn_retrans_segs": syn_retrans if handshake else None,
                     "min_rtt_us": min_rtt_us or None})
     return out
 

@@ -44,7 +44,7 @@ FIELDS = (
     count("lost_segs", "segments TCP marked lost in the interval (`tp->lost`, which counts "
           "lost retransmissions again); `null` in older `/2` captures", nullable=True,
           required=False),
-    count("rto_count", "retransmission timeouts in the interval (`total_rto`); `null` where "
+    count("rto_timeouts", "retransmission timeouts in the interval (`total_rto`); `null` where "
           "the kernel does not count them (before 6.7)", nullable=True, required=False),
     count("delivery_bytes_per_s", "TCP's last delivery-rate sample when read (tcp_info's "
           "`delivery_rate`), bytes/s; `null` if none", nullable=True, required=False),

@@ -44,7 +44,7 @@ FIELDS = (
           "wait for a full accept queue (ms resolution when read off a TCP timestamp). `null` "
           "if the session opened before the window, its handshake has not ended, or TCP took "
           "no sample", nullable=True, required=False),
-    count("syn_retrans", "SYNs (`client`) or SYN-ACKs (`server`) sent again before the "
+    count("syn_retrans_segs", "SYNs (`client`) or SYN-ACKs (`server`) sent again before the "
           "handshake ended; `null` when `connect_us` is unknown for the same reasons",
           nullable=True, required=False),
     count("min_rtt_us", "the lowest RTT TCP measured (tcp_info's `min_rtt`, a windowed "
