@@ -20,7 +20,8 @@ import pytest
 
 from nettrail.capture.libbpf import BTF_KIND_STRUCT, KernelBtf
 from nettrail.format import BANDWIDTH, SESSIONS
-from helpers import TOOLS, CaptureRun, NetNs, connect_netns, finish, go, line, require_bpf
+from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
+                     line, nft_loss_rules, require_bpf)
 
 pytestmark = pytest.mark.kernel
 
@@ -36,15 +37,7 @@ WAIT_S = 60  # readiness polls give up after this
 FIRST_RTO_S = 0.99
 COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
             "TcpExtListenDrops", "TcpExtTCPTimeouts")
-NFT_RULES = f"""
-table inet nettrail_test {{
-	chain in {{
-		type filter hook input priority 0;
-		tcp dport {LOSSY_PORT} numgen random mod 10 == 0 drop
-		tcp dport {HOLE_PORT} drop
-	}}
-}}
-"""
+NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
 
 
 def case(tool: str, *args: str, ns: NetNs) -> subprocess.Popen:
@@ -180,12 +173,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
                    for name, n in ns.items()}
         yield s
     finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if s.run.proc.poll() is None:
-            s.run.proc.kill()
+        kill_left([*started, s.run.proc])
 
 
 def test_capture_ran_clean(scenario: Scenario) -> None:
