@@ -32,9 +32,8 @@ LOSSY_BYTES = 1_000_000
 STALL_BYTES, STALL_RCVBUF = 1_000_000, 65_536
 STALL_MS = 300  # the sender waits on the window at least this long (ss -ti)
 WAIT_S = 60  # readiness polls give up after this
-# the kernel's first retransmission timeout of a SYN (TCP_TIMEOUT_INIT), less
-# a tick of timer slack
-FIRST_RTO_S = 0.99
+TIMER_SLACK = 0.99  # a kernel timer fires up to a tick early
+SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
 COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
             "TcpExtListenDrops", "TcpExtTCPTimeouts")
 NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
@@ -68,6 +67,12 @@ def rwnd_limited_ms(ns: NetNs, port: int) -> int:
                          capture_output=True, text=True, check=True).stdout
     found = re.search(r"rwnd_limited:(\d+)ms", out)
     return int(found.group(1)) if found else 0
+
+
+def syn_timer_s(n: int) -> float:
+    """How long n SYN timeouts take: the first (TCP_TIMEOUT_INIT) is 1 s, each
+    next one doubles: 1, 3, 7 s… (the give-up time TCP_SYNCNT n stands for)."""
+    return 2.0 ** n - 1
 
 
 @dataclass
@@ -200,11 +205,10 @@ def test_crowded_listener_handshake_retries_match_the_kernels_counts(
 def test_client_connect_latency_is_its_connect_call(scenario: Scenario) -> None:
     s = scenario
     for r in s.rows(SESSIONS, "cli", rport=s.ports["crowd"]):
-        took_us = s.connect_s[r["lport"]] * 1e6
-        # inside the call (from SYN_SENT to ESTABLISHED), most of it
-        assert took_us - 250_000 <= r["connect_us"] <= took_us, r
-        if r["syn_retrans_segs"]:
-            assert r["connect_us"] >= FIRST_RTO_S * 1e6, r
+        # inside the call (SYN_SENT to ESTABLISHED); a resent SYN waited for
+        # the first retransmission timer at least
+        least = syn_timer_s(1) * TIMER_SLACK if r["syn_retrans_segs"] else 0
+        assert least * 1e6 <= r["connect_us"] <= s.connect_s[r["lport"]] * 1e6, r
 
 
 def test_accepted_socket_rtt_is_not_its_handshake_wait(scenario: Scenario) -> None:
@@ -214,7 +218,8 @@ def test_accepted_socket_rtt_is_not_its_handshake_wait(scenario: Scenario) -> No
     for r in servers:
         if r["syn_retrans_segs"]:
             # its first RTT sample was the handshake, a SYN-ACK timeout long
-            assert r["connect_us"] >= FIRST_RTO_S * 1e6 and r["srtt_us"] is None, r
+            assert r["connect_us"] >= TIMER_SLACK * syn_timer_s(1) * 1e6, r
+            assert r["srtt_us"] is None, r
     assert any(r["srtt_us"] is None for r in servers) == any(
         r["syn_retrans_segs"] or r["connect_us"] > 2 * r["min_rtt_us"] + 1000 for r in servers)
 
@@ -261,10 +266,13 @@ def test_dropped_syns_retried_then_timed_out(scenario: Scenario) -> None:
     s = scenario
     word, took_s = s.outputs["hole"][:2], float(s.outputs["hole"][2])
     assert word == ["timed", "out"]
-    (r,) = s.rows(SESSIONS, "hole", rport=HOLE_PORT) or [s.rows(SESSIONS, "hole")]
+    rows = s.rows(SESSIONS, "hole", rport=HOLE_PORT)
+    assert len(rows) == 1, (s.rows(SESSIONS, "hole"), s.run.meta()["lost_events"])
+    (r,) = rows
     assert (r["end"], r["side"]) == ("timeout", "client")
     # one retry asked for; the give-up time is checked when a timer fires, so
     # a timer a tick early sends one more: the kernel's count says which
     assert r["syn_retrans_segs"] == s.delta["hole"]["TcpExtTCPSynRetrans"] >= 1
-    assert took_s * 1e6 - 250_000 <= r["connect_us"] <= took_s * 1e6
+    # given up once the time SYN_RETRIES timeouts take had passed, inside the call
+    assert TIMER_SLACK * syn_timer_s(SYN_RETRIES + 1) * 1e6 <= r["connect_us"] <= took_s * 1e6
     assert r["srtt_us"] in (0, None) and r["min_rtt_us"] is None
