@@ -8,6 +8,7 @@ Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,9 +75,10 @@ class Background(Measured):
     """`nettrail capture` in the background; stop() ends it early (SIGINT) and
     returns its CPU time, wall time and peak RSS."""
 
-    def __init__(self, directory: Path, interval: str, count: str, *extra: str) -> None:
+    def __init__(self, directory: Path, interval: str, count: str, *extra: str,
+                 python: str = PYTHON) -> None:
         self.directory = directory
-        super().__init__(PYTHON, "-P", "-m", "nettrail", "capture", interval, count, "--no-report",
+        super().__init__(python, "-P", "-m", "nettrail", "capture", interval, count, "--no-report",
                          "-o", str(directory), *extra, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
         assert "capturing" in self.proc.stderr.readline()
@@ -90,9 +93,9 @@ class Background(Measured):
 
 
 @contextmanager
-def capture(*args: str) -> Iterator[Background]:
+def capture(*args: str, python: str = PYTHON) -> Iterator[Background]:
     with tempfile.TemporaryDirectory() as tmp:
-        yield Background(Path(tmp) / "capture", *args)
+        yield Background(Path(tmp) / "capture", *args, python=python)
 
 
 def lines(path: Path) -> Iterator[dict]:
@@ -141,6 +144,90 @@ def bench_throughput(pairs: int, seconds: int) -> None:
         a, b = statistics.median(without), statistics.median(with_)
         print(f"| {label} | {_spread(without)} | {_spread(with_)} | "
               f"{100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+def bench_versus(base_python: str, pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture by another nettrail (its
+    venv's python: e.g. main's) and by this one, alternating, in one run."""
+    print("| writes | capture by the base: Gbit/s median (min–max) | by this tree | "
+          "loss of the medians | pairs |")
+    print("|---|---|---|---|---|")
+    base, this = [], []
+    for _ in range(pairs):
+        for python, results in ((base_python, base), (PYTHON, this)):
+            with capture("1", str(seconds + 30), python=python) as cap:
+                results.append(iperf("64", True, seconds))
+                cap.stop()
+    a, b = statistics.median(base), statistics.median(this)
+    print(f"| 64 B, TCP_NODELAY, full capture | {_spread(base)} | {_spread(this)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
+
+
+BPF_ENABLE_STATS, BPF_STATS_RUN_TIME, SYS_BPF = 32, 0, 321
+
+
+def _programs() -> list[dict]:
+    return json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True,
+                                     text=True, check=True).stdout)
+
+
+def _churn(connections: int, payload: int) -> None:
+    """Loopback connections one after another: open, send, close."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        def serve() -> None:
+            for _ in range(connections):
+                conn, _ = listener.accept()
+                with conn:
+                    while conn.recv(65536):
+                        pass
+        server = threading.Thread(target=serve)
+        server.start()
+        for _ in range(connections):
+            with socket.create_connection(listener.getsockname()) as conn:
+                conn.sendall(b"x" * payload)
+        server.join()
+
+
+def _program_costs(python: str, connections: int) -> dict[str, tuple[int, int]]:
+    """run_cnt and run_time_ns of the programs one TCP capture loaded (those
+    that appeared when it started), after `connections` short connections."""
+    before = {p["id"] for p in _programs()}
+    with capture("1", "60", "--probes", "bandwidth,sessions", python=python) as cap:
+        ours = {p["id"] for p in _programs()} - before
+        _churn(connections, 65536)
+        time.sleep(2.2)  # two passes
+        costs: dict[str, tuple[int, int]] = {}
+        for p in _programs():
+            if p["id"] in ours and p.get("run_cnt"):
+                runs, ns = costs.get(p["name"], (0, 0))
+                costs[p["name"]] = (runs + p["run_cnt"], ns + p["run_time_ns"])
+        cap.stop()
+    return costs
+
+
+def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> None:
+    """ns per run of the TCP probes' programs, another nettrail's (main's)
+    against this tree's, alternating; kernel BPF stats are on only while this
+    process holds the BPF_ENABLE_STATS fd."""
+    attr = (ctypes.c_uint32 * 32)(BPF_STATS_RUN_TIME)
+    fd = ctypes.CDLL(None, use_errno=True).syscall(SYS_BPF, BPF_ENABLE_STATS, attr,
+                                                   ctypes.sizeof(attr))
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    results: dict[str, list[dict]] = {"base": [], "this tree": []}
+    try:
+        for _ in range(runs):
+            for name, python in (("base", base_python), ("this tree", PYTHON)):
+                results[name].append(_program_costs(python, connections))
+    finally:
+        os.close(fd)
+    print("| program | nettrail | runs per capture | ns per run: median (min–max) |")
+    print("|---|---|---|---|")
+    for program in ("tp_state", "pass_conns", "pass_all"):
+        for name, costs in results.items():
+            per = [c[program][1] / c[program][0] for c in costs if program in c]
+            count = statistics.median(c[program][0] for c in costs if program in c)
+            print(f"| {program} | {name} | {count:,.0f} | {statistics.median(per):.0f} "
+                  f"({min(per):.0f}–{max(per):.0f}) |")
 
 
 @contextmanager
@@ -678,11 +765,16 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
     p.add_argument("--against", help="wire-dns: the dns_wire.bpf.o to compare with "
                    "(e.g. main's build)")
+    p.add_argument("--base-python", help="versus: the python of the nettrail to compare with")
     args = p.parse_args()
     for which in args.which:
         print(f"\n### {which}\n")
         if which == "throughput":
             bench_throughput(args.pairs, seconds=3)
+        elif which == "versus":
+            bench_versus(args.base_python, args.pairs, seconds=3)
+        elif which == "progcost":
+            bench_program_cost(args.base_python, args.runs)
         elif which == "wire":
             bench_wire(args.pairs, seconds=3)
         elif which == "wire-dns":

@@ -66,12 +66,43 @@ static __always_inline bool quiet_since(struct socket *sock, __u64 since_us)
 	       mstamp_us < since_us;
 }
 
+/* The kernel's tick rate (CONFIG_HZ, which BTF does not hold), to turn the
+ * chrono stats' jiffies into µs: measured from the window's first pass,
+ * taken once the measure is within 5 % of a rate Linux allows (half a
+ * second on, ±1 tick is at most 2 %; a close measures it too). 0 until
+ * then: a pass leaves the chrono stats to a later reading, a close loses
+ * them (its row says so). */
+__u64 tick_anchor_ns = 0, tick_anchor_jiffies = 0;
+__u32 tick_hz = 0;
+
+static __always_inline bool near(__u64 hz, __u32 rate)
+{
+	return 20 * (hz > rate ? hz - rate : rate - hz) <= rate;
+}
+
+static __always_inline void measure_tick(void)
+{
+	__u64 now_ns = bpf_ktime_get_ns(), jiffies = bpf_jiffies64(), hz;
+
+	if (!tick_anchor_ns) {
+		tick_anchor_ns = now_ns;
+		tick_anchor_jiffies = jiffies;
+		return;
+	}
+	if (tick_hz || now_ns - tick_anchor_ns < 500000000ULL)
+		return;
+	hz = (jiffies - tick_anchor_jiffies) * 1000000000ULL / (now_ns - tick_anchor_ns);
+	tick_hz = near(hz, 100) ? 100 : near(hz, 250) ? 250 : near(hz, 300) ? 300 :
+		  near(hz, 1000) ? 1000 : 0;
+}
+
 /* A committed pass begins: it becomes the newest start. */
 static __always_inline void pass_begins(void)
 {
 	pass_start_us[2] = pass_start_us[1];
 	pass_start_us[1] = pass_start_us[0];
 	pass_start_us[0] = bpf_ktime_get_ns() / 1000;
+	measure_tick();
 }
 
 /* Take the change of one counter since it was last taken. A close and a
@@ -91,44 +122,106 @@ static __always_inline __u64 take(__u64 *seen, __u64 now)
 	return 0;
 }
 
+/* What a row took of the chrono stats, in jiffies (given back as such). */
+struct taken {
+	__u64 chrono[3];
+};
+
 /* Give back what was taken but could not be written (a pass retries it). */
-static __always_inline void give_back(struct sock_state *s, const struct conn_val *val)
+static __always_inline void give_back(struct sock_state *s, const struct conn_val *val,
+				      const struct taken *t)
 {
 	__sync_fetch_and_sub(&s->rx_seen, val->rx_bytes);
 	__sync_fetch_and_sub(&s->tx_seen, val->tx_bytes);
 	__sync_fetch_and_sub(&s->retrans_seen, val->retrans_bytes);
+	__sync_fetch_and_sub(&s->retrans_segs_seen, val->retrans_segs);
+	__sync_fetch_and_sub(&s->lost_seen, val->lost_segs);
+	__sync_fetch_and_sub(&s->rto_seen, val->rto_count);
+	for (int i = 0; i < 3; i++)
+		__sync_fetch_and_sub(&s->chrono_seen[i], t->chrono[i]);
+}
+
+/* Anything of a connection's counters moved since last taken (the chrono
+ * stats only once they can be taken). */
+static __always_inline bool moved(const struct sock_state *s, const struct payload *p,
+				  bool chrono)
+{
+	if (p->rx_bytes != s->rx_seen || p->tx_bytes != s->tx_seen ||
+	    p->retrans_bytes != s->retrans_seen || p->retrans_segs != s->retrans_segs_seen ||
+	    p->lost_segs != s->lost_seen || p->rto_count != s->rto_seen)
+		return true;
+	return chrono && (p->chrono[0] != s->chrono_seen[0] || p->chrono[1] != s->chrono_seen[1] ||
+			  p->chrono[2] != s->chrono_seen[2]);
+}
+
+/* tcp_info's delivery rate: the last rate sample, bytes per second. */
+static __always_inline __u64 delivery_rate(const struct tcp_sock *tp)
+{
+	__u64 delivered = tp->rate_delivered, interval_us = tp->rate_interval_us;
+
+	if (!delivered || !interval_us)
+		return 0;
+	return delivered * tp->mss_cache * 1000000ULL / interval_us;
+}
+
+/* Take the kernel's chrono and segment counters into the row. */
+static __always_inline void take_kernel_stats(struct sock_state *s, const struct payload *p,
+					      struct conn_val *val, struct taken *t)
+{
+	__u32 hz = tick_hz;
+
+	val->retrans_segs = take(&s->retrans_segs_seen, p->retrans_segs);
+	val->lost_segs = take(&s->lost_seen, p->lost_segs);
+	val->rto_count = take(&s->rto_seen, p->rto_count);
+	if (!hz)
+		return;
+	for (int i = 0; i < 3; i++)
+		t->chrono[i] = take(&s->chrono_seen[i], p->chrono[i]);
+	// tcpi_busy_time counts the limited periods too
+	val->busy_us = (t->chrono[0] + t->chrono[1] + t->chrono[2]) * 1000000ULL / hz;
+	val->rwnd_limited_us = t->chrono[1] * 1000000ULL / hz;
+	val->sndbuf_limited_us = t->chrono[2] * 1000000ULL / hz;
+	val->flags |= CONN_CHRONO;
 }
 
 /* A connection's change since last taken (its counters now: `p`), as a row;
- * false if nothing moved. With `commit` false (live view) the change is only
- * looked at. */
+ * false if nothing moved. With `commit` false (live view) the change in
+ * bytes is only looked at. */
 static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
-				     const struct payload *p, struct conn_row *row, bool commit)
+				     const struct payload *p, struct conn_row *row, bool commit,
+				     struct taken *t)
 {
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	struct conn_val *val = &row->val;
+
 	// most held sockets are idle: leave their state untouched
-	if (p->rx_bytes == s->rx_seen && p->tx_bytes == s->tx_seen &&
-	    p->retrans_bytes == s->retrans_seen)
+	if (!moved(s, p, tick_hz != 0))
 		return false;
 	if (commit) {
-		row->val.rx_bytes = take(&s->rx_seen, p->rx_bytes);
-		row->val.tx_bytes = take(&s->tx_seen, p->tx_bytes);
-		row->val.retrans_bytes = take(&s->retrans_seen, p->retrans_bytes);
+		val->rx_bytes = take(&s->rx_seen, p->rx_bytes);
+		val->tx_bytes = take(&s->tx_seen, p->tx_bytes);
+		val->retrans_bytes = take(&s->retrans_seen, p->retrans_bytes);
+		take_kernel_stats(s, p, val, t);
 	} else {
-		row->val.rx_bytes = p->rx_bytes > s->rx_seen ? p->rx_bytes - s->rx_seen : 0;
-		row->val.tx_bytes = p->tx_bytes > s->tx_seen ? p->tx_bytes - s->tx_seen : 0;
-		row->val.retrans_bytes = 0;
+		val->rx_bytes = p->rx_bytes > s->rx_seen ? p->rx_bytes - s->rx_seen : 0;
+		val->tx_bytes = p->tx_bytes > s->tx_seen ? p->tx_bytes - s->tx_seen : 0;
 	}
-	if (!row->val.rx_bytes && !row->val.tx_bytes && !row->val.retrans_bytes)
+	if (!val->rx_bytes && !val->tx_bytes && !val->retrans_bytes && !val->retrans_segs &&
+	    !val->lost_segs && !val->rto_count && !val->busy_us && !val->rwnd_limited_us &&
+	    !val->sndbuf_limited_us)
 		return false;
+	if (bpf_core_field_exists(tp->total_rto))
+		val->flags |= CONN_RTO;
 	row->key.pid = s->pid;
 	row->key.netns = netns_of(sk);
 	read_endpoints(sk, &row->key.family, row->key.laddr, row->key.raddr, &row->key.lport,
 		       &row->key.rport);
-	row->val.cgroup_id = s->cgroup_id;
-	row->val.srtt_us = ((struct tcp_sock *)sk)->srtt_us >> 3;
-	row->val.side = s->side;
-	row->val.nspid = s->nspid;
-	__builtin_memcpy(row->val.comm, s->comm, COMM_LEN);
+	val->cgroup_id = s->cgroup_id;
+	val->srtt_us = tp->srtt_us >> 3;
+	val->delivery_bytes_per_s = delivery_rate(tp);
+	val->side = s->side;
+	val->nspid = s->nspid;
+	__builtin_memcpy(val->comm, s->comm, COMM_LEN);
 	return true;
 }
 
@@ -149,6 +242,15 @@ static __always_inline void add_to(void *conns, const struct conn_row *row)
 	__sync_fetch_and_add(&val->rx_bytes, row->val.rx_bytes);
 	__sync_fetch_and_add(&val->tx_bytes, row->val.tx_bytes);
 	__sync_fetch_and_add(&val->retrans_bytes, row->val.retrans_bytes);
+	__sync_fetch_and_add(&val->busy_us, row->val.busy_us);
+	__sync_fetch_and_add(&val->rwnd_limited_us, row->val.rwnd_limited_us);
+	__sync_fetch_and_add(&val->sndbuf_limited_us, row->val.sndbuf_limited_us);
+	__sync_fetch_and_add(&val->retrans_segs, row->val.retrans_segs);
+	__sync_fetch_and_add(&val->lost_segs, row->val.lost_segs);
+	__sync_fetch_and_add(&val->rto_count, row->val.rto_count);
+	// a row without chrono stats (taken before the tick rate was known) marks
+	// the sum (a byte: no atomic; two closes racing here may keep either mark)
+	val->flags &= row->val.flags;
 }
 
 /* Add to the map user space is not draining. */
@@ -165,6 +267,7 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct sock_state *s;
 	struct conn_row row = {};
+	struct taken t = {};
 	struct payload p;
 
 	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
@@ -174,8 +277,11 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE || !s || !pid_wanted(s->pid))
 		return 0;
+	// a close before the interval pass measured the tick rate measures it
+	if (!tick_hz)
+		measure_tick();
 	read_payload((const struct tcp_sock *)sk, &p, READ_LOCKED);
-	if (fill_row(sk, s, &p, &row, true))
+	if (fill_row(sk, s, &p, &row, true, &t))
 		add_to_slot(&row);
 	return 0;
 }
@@ -188,6 +294,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct conn_row row = {};
+	struct taken t = {};
 	struct sock_state *s;
 	struct socket *sock;
 	struct tcp_sock *tp;
@@ -204,11 +311,12 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	s = state_in_pass(tp, task);
 	if (!s || !pid_wanted(s->pid))
 		return 0;
-	if (!read_payload(tp, &p, how) || !fill_row((struct sock *)tp, s, &p, &row, commit))
+	if (!read_payload(tp, &p, how) ||
+	    !fill_row((struct sock *)tp, s, &p, &row, commit, &t))
 		return 0;
-	// a row the seq_file could not take is shown again: give its bytes back
+	// a row the seq_file could not take is shown again: give its counts back
 	if (bpf_seq_write(ctx->meta->seq, &row, sizeof(row)) && commit)
-		give_back(s, &row.val);
+		give_back(s, &row.val, &t);
 	return 0;
 }
 

@@ -54,8 +54,24 @@ struct conn_val {
 	__u32 srtt_us;       /* smoothed RTT when read */
 	__u32 nspid;         /* the owner's pid in its own pid namespace */
 	__u8 side;           /* enum conn_side */
-	__u8 pad[7];
+	__u8 flags;          /* enum conn_flags: which of the fields below are known */
+	__u8 pad[6];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
+	/* the kernel's own per-socket counters (tcp_info's), changes in the interval */
+	__u64 busy_us;          /* sending (tcpi_busy_time: includes the two below) */
+	__u64 rwnd_limited_us;  /* with data to send, stopped by the peer's window */
+	__u64 sndbuf_limited_us; /* stopped by our own send buffer */
+	__u64 delivery_bytes_per_s; /* tcpi_delivery_rate when read, 0 if none */
+	__u32 retrans_segs;     /* segments retransmitted (total_retrans) */
+	__u32 lost_segs;        /* segments marked lost (tp->lost) */
+	__u32 rto_count;        /* retransmission timeouts (total_rto, 6.7+) */
+	__u32 pad2;
+};
+
+/* conn_val.flags */
+enum conn_flags {
+	CONN_CHRONO = 1, /* busy/rwnd/sndbuf times taken (the tick rate was known) */
+	CONN_RTO = 2,    /* rto_count known (the kernel has total_rto) */
 };
 
 /* bandwidth: one connection's counts as the per-interval pass writes them. */
@@ -90,8 +106,14 @@ struct session_event {
 	__u8 state;       /* enum session_state */
 	__u8 side;        /* enum conn_side */
 	__u8 end;         /* enum session_end */
-	__u8 pad[3];
+	__u8 handshake;   /* 1: connect_us and syn_retrans were taken at its handshake */
+	__u8 pad[2];
 	char comm[COMM_LEN];
+	__u32 connect_us;  /* client: SYN sent to established; server: its handshake's RTT
+			    * sample (our SYN-ACK to the ACK that completed it) */
+	__u32 syn_retrans; /* SYNs (client) or SYN-ACKs (server) sent again */
+	__u32 min_rtt_us;  /* the kernel's windowed minimum RTT (tcpi_min_rtt) */
+	__u32 pad2;
 };
 
 /* dns: one record per libc lookup. */

@@ -56,6 +56,11 @@ static __always_inline bool fill_event(struct session_event *e, struct sock *sk,
 	e->rx_bytes = p.rx_bytes;
 	e->retrans_segs = tp->total_retrans;
 	e->srtt_us = tp->srtt_us >> 3;
+	// minmax's best sample (tcp_min_rtt): ~0U until a first sample
+	e->min_rtt_us = tp->rtt_min.s[0].v == ~0U ? 0 : tp->rtt_min.s[0].v;
+	e->handshake = s->handshake;
+	e->connect_us = s->connect_us;
+	e->syn_retrans = s->syn_retrans;
 	e->netns = netns_of(sk);
 	read_endpoints(sk, &e->family, e->laddr, e->raddr, &e->lport, &e->rport);
 	e->pid = s->pid;

@@ -16,12 +16,19 @@ struct sock_state {
 	__u64 rx_seen;       /* payload counters as last reported (bandwidth) */
 	__u64 tx_seen;
 	__u64 retrans_seen;
+	__u64 chrono_seen[3]; /* busy, rwnd-, sndbuf-limited jiffies as last reported */
+	__u64 retrans_segs_seen; /* segment counters as last reported (bandwidth) */
+	__u64 lost_seen;
+	__u64 rto_seen;
 	__u32 pid;           /* owner (tgid), 0 while unknown; kept for the socket's life */
 	__u32 nspid;         /* the owner's pid in its own pid namespace */
+	__u32 connect_us;    /* sessions: see struct session_event */
+	__u32 syn_retrans;
 	__u8 side;           /* enum conn_side */
 	__u8 listed;         /* sessions: written by the open-sessions pass */
 	__u8 closed;         /* reached TCP_CLOSE: a connect after it is a new session */
-	__u8 pad[5];
+	__u8 handshake;      /* connect_us and syn_retrans taken */
+	__u8 pad[4];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
@@ -36,7 +43,36 @@ struct payload {
 	__u64 rx_bytes;
 	__u64 tx_bytes;
 	__u64 retrans_bytes;
+	__u64 chrono[3];     /* busy, rwnd-, sndbuf-limited time so far, jiffies */
+	__u64 retrans_segs;
+	__u64 lost_segs;
+	__u64 rto_count;     /* 0 where the kernel has no total_rto (before 6.7) */
 };
+
+/* TCP's chrono stats as tcp_info reads them (tcp_get_info_chrono_stats):
+ * what ended periods added, plus the running period. In jiffies: the
+ * bandwidth probe turns them into µs once it knows the tick rate. Read
+ * without the lock a period's switch may be caught half done and read high
+ * for a moment; take() never goes back, so it is counted once. */
+static __always_inline void read_chrono(const struct tcp_sock *tp, __u64 *chrono)
+{
+	__u32 now = (__u32)bpf_jiffies64(), start = tp->chrono_start;
+	// an unsigned 2-bit field before 6.5, a byte since: the CO-RE bitfield read does both
+	__u8 type = BPF_CORE_READ_BITFIELD(tp, chrono_type);
+
+	for (int i = 0; i < 3; i++)
+		chrono[i] = tp->chrono_stat[i];
+	if (type >= 1 && type <= 3)
+		chrono[type - 1] += now - start;
+}
+
+/* The segment counters tcp_info reports, as totals. */
+static __always_inline void read_segments(const struct tcp_sock *tp, struct payload *p)
+{
+	p->retrans_segs = tp->total_retrans;
+	p->lost_segs = tp->lost;
+	p->rto_count = bpf_core_field_exists(tp->total_rto) ? tp->total_rto : 0;
+}
 
 /* Someone is in TCP's code for this socket right now: its owner (lock_sock,
  * which also covers the backlog it processes) or the softirq (the spinlock).
@@ -118,6 +154,8 @@ static __always_inline bool read_payload(const struct tcp_sock *tp, struct paylo
 	p->rx_bytes = rx - (rx && rx_fin);
 	p->tx_bytes = tx - (tx && tx_fin);
 	p->retrans_bytes = tp->bytes_retrans;
+	read_chrono(tp, p->chrono);
+	read_segments(tp, p);
 	return true;
 }
 
@@ -162,6 +200,11 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	// a client's SYN is acked with the handshake: baseline it if still to come
 	init.tx_seen = p.tx_bytes + (side == SIDE_CLIENT && !p.tx_bytes);
 	init.retrans_seen = p.retrans_bytes;
+	for (int i = 0; i < 3; i++)
+		init.chrono_seen[i] = p.chrono[i];
+	init.retrans_segs_seen = p.retrans_segs;
+	init.lost_seen = p.lost_segs;
+	init.rto_seen = p.rto_count;
 	s = state_of(sk, &init);
 	// a connect on a closed socket's state: one reused after tcp_disconnect(),
 	// which zeroed TCP's counters: a new session, its owner claimed anew
@@ -219,6 +262,39 @@ static __always_inline bool is_session_change(const struct sock *sk, int oldstat
 	return is_inet_tcp(sk);
 }
 
+/* A handshake ends (established, or given up): how long it took and how
+ * often its SYN or SYN-ACK was sent again (all a socket retransmits before
+ * it is established; a child's total_retrans starts as its request's
+ * num_retrans). A client's time is exact, from its connect. A server's
+ * socket is created by the ACK completing the handshake, so its time is the
+ * RTT sample TCP takes of that handshake just before this change (our
+ * SYN-ACK to that ACK, by the timestamp it echoes: ms resolution; none, 0,
+ * if a SYN-ACK was resent without timestamps). That sample is also the
+ * socket's first RTT: see docs/probes.md for how sessions report it. */
+static __always_inline void handshake_ends(struct sock *sk, struct sock_state *s, int oldstate,
+					   int newstate)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 now_ns;
+
+	if (s->handshake || (newstate != BPF_TCP_ESTABLISHED && newstate != BPF_TCP_CLOSE))
+		return;
+	if (oldstate == BPF_TCP_SYN_SENT) {
+		// opened before the window (a pass saw it in SYN_SENT): its start is unknown
+		if (!s->opened_ns)
+			return;
+		now_ns = bpf_ktime_get_boot_ns();
+		s->connect_us = (now_ns - s->opened_ns) / 1000;
+	} else {
+		// a server's handshake that fails leaves no socket state worth a time
+		if (newstate != BPF_TCP_ESTABLISHED)
+			return;
+		s->connect_us = tp->srtt_us >> 3;
+	}
+	s->syn_retrans = tp->total_retrans;
+	s->handshake = 1;
+}
+
 /* Follow a session's state change: its state is created when it opens, and
  * its owner claimed on the transitions the owner makes. */
 static __always_inline struct sock_state *track(struct sock *sk, int oldstate, int newstate)
@@ -233,6 +309,8 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 		s = state_of(sk, NULL);
 	if (made_by_owner(oldstate, newstate, sk->sk_err))
 		claim(s, bpf_get_current_task_btf());
+	if (s && (oldstate == BPF_TCP_SYN_SENT || oldstate == BPF_TCP_SYN_RECV))
+		handshake_ends(sk, s, oldstate, newstate);
 	// a connect after this close is a new session (see new_state)
 	if (s && newstate == BPF_TCP_CLOSE)
 		s->closed = 1;

@@ -12,8 +12,8 @@ from nettrail.capture import libbpf
 from nettrail.capture.clock import Clock
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libcs import find_libcs
-from nettrail.capture.preflight import (TCP_NEEDS, VMLINUX_BTF, KernelNeed, btf_has,
-                                        btf_problem, privilege_problem)
+from nettrail.capture.preflight import (TCP_NEEDS, TCP_OPTIONAL, VMLINUX_BTF, KernelNeed,
+                                        btf_has, btf_problem, privilege_problem)
 from nettrail.capture.window import start_probes
 from nettrail.errors import NettrailError
 from nettrail.format import PROBE_OPTIONS, PROBES
@@ -53,7 +53,11 @@ def tcp_findings(has: Callable[[KernelNeed], bool]) -> list[Finding]:
     """What the bandwidth and sessions probes use from this kernel, and why."""
     return [Finding(need.what, f"{'found' if has(need) else 'missing'}: {need.why}",
                     has(need), "" if has(need) else f"needs Linux {need.since} or later")
-            for need in TCP_NEEDS]
+            for need in TCP_NEEDS] + [
+        Finding(need.what, f"found: {need.why}" if has(need) else
+                f"missing (optional): no {need.why}; the probes run without it", True,
+                "" if has(need) else f"Linux {need.since} or later has it")
+        for need in TCP_OPTIONAL]
 
 
 def _tcp_engine() -> list[Finding]:

@@ -27,6 +27,7 @@ WIRE_IDS = 4
 SESSION_CLOSED = 1  # enum session_state; anything else is open
 SIDES = {1: "client", 2: "server"}  # enum conn_side; 0: unknown
 ENDS = {1: "normal", 2: "reset", 3: "refused", 4: "timeout"}  # enum session_end
+CONN_CHRONO, CONN_RTO = 1, 2  # enum conn_flags
 
 
 class ConnKey(ctypes.Structure):
@@ -38,7 +39,11 @@ class ConnKey(ctypes.Structure):
 class ConnVal(ctypes.Structure):
     _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("retrans_bytes", c_uint64),
                 ("cgroup_id", c_uint64), ("srtt_us", c_uint32), ("nspid", c_uint32),
-                ("side", c_uint8), ("pad", c_uint8 * 7), ("comm", c_char * COMM_LEN)]
+                ("side", c_uint8), ("flags", c_uint8), ("pad", c_uint8 * 6),
+                ("comm", c_char * COMM_LEN), ("busy_us", c_uint64),
+                ("rwnd_limited_us", c_uint64), ("sndbuf_limited_us", c_uint64),
+                ("delivery_bytes_per_s", c_uint64), ("retrans_segs", c_uint32),
+                ("lost_segs", c_uint32), ("rto_count", c_uint32), ("pad2", c_uint32)]
 
 
 class ConnRow(ctypes.Structure):
@@ -51,8 +56,10 @@ class SessionEvent(ctypes.Structure):
                 ("raddr", c_uint8 * 16), ("pid", c_uint32), ("netns", c_uint32),
                 ("retrans_segs", c_uint32), ("srtt_us", c_uint32), ("nspid", c_uint32),
                 ("lport", c_uint16), ("rport", c_uint16), ("family", c_uint16),
-                ("state", c_uint8), ("side", c_uint8), ("end", c_uint8), ("pad", c_uint8 * 3),
-                ("comm", c_char * COMM_LEN)]
+                ("state", c_uint8), ("side", c_uint8), ("end", c_uint8),
+                ("handshake", c_uint8), ("pad", c_uint8 * 2), ("comm", c_char * COMM_LEN),
+                ("connect_us", c_uint32), ("syn_retrans", c_uint32), ("min_rtt_us", c_uint32),
+                ("pad2", c_uint32)]
 
 
 class DnsEvent(ctypes.Structure):

@@ -114,7 +114,19 @@ TCP_NEEDS = (
                             ("total_retrans", "segments retransmitted", "2.6"),
                             ("srtt_us", "smoothed RTT", "3.15"),
                             ("tcp_mstamp", "last segment handled: passes skip idle sockets",
-                             "4.13"))),
+                             "4.13"),
+                            ("chrono_stat", "time busy, limited by the peer's window or "
+                             "our send buffer", "4.10"),
+                            ("lost", "segments marked lost", "4.10"),
+                            ("rtt_min", "minimum RTT", "4.6"),
+                            ("rate_delivered", "delivery rate", "4.9"))),
+)
+
+# What the TCP probes use where the kernel has it, and do without (a field
+# of theirs is null) where it has not
+TCP_OPTIONAL = (
+    KernelNeed("tcp_sock.total_rto", "member", "tcp_sock.total_rto",
+               "retransmission timeouts per connection (rto_timeouts)", "6.7"),
 )
 
 

@@ -173,12 +173,16 @@ class _Sums:
             if conn is None:
                 ts = r.ts
                 conns[key] = [rx, tx, r.retrans_bytes or 0, r.srtt_us,
-                              ts - intervals[number].seconds, ts]
+                              ts - intervals[number].seconds, ts, r.busy_us or 0,
+                              r.rwnd_limited_us or 0]
                 continue
             conn[0] += rx
             conn[1] += tx
             if r.retrans_bytes:
                 conn[2] += r.retrans_bytes
+            if r.busy_us:  # the kernel's chrono stats, where the capture has them
+                conn[6] += r.busy_us
+                conn[7] += r.rwnd_limited_us or 0
             srtt = r.srtt_us
             if srtt is not None and (conn[3] is None or srtt > conn[3]):
                 conn[3] = srtt
@@ -206,11 +210,13 @@ class _Sums:
                 proc.interval_now, proc.interval_bytes = number, 0
             proc.interval_bytes += rx + tx
             proc.peak_bps = max(proc.peak_bps, _rate(proc.interval_bytes, seconds))
-        for key, (rx, tx, retrans, srtt, first, last) in self.conns.items():
+        for key, (rx, tx, retrans, srtt, first, last, busy, rwnd) in self.conns.items():
             group = tally.group(host, _Conn(*key), last)
             group.rx_bytes += rx
             group.tx_bytes += tx
             group.retrans_bytes += retrans
+            group.busy_us += busy
+            group.rwnd_limited_us += rwnd
             group.first_ts = min(group.first_ts, first)
             group.last_ts = max(group.last_ts, last)
             if srtt is not None:

@@ -15,6 +15,9 @@ from nettrail.report.dns import SLOW_LOOKUP_MS
 from nettrail.report.sessions import HIGH_RTT_US
 
 PROBLEM, INFO = "warn", "info"
+# a connection group worth naming for its window: sent this long, this much of it stopped
+WINDOW_BUSY_US = 100_000
+WINDOW_SHARE = 0.2
 
 
 @dataclass
@@ -72,6 +75,27 @@ def _sessions(data: Any, status: dict[str, str]) -> Iterator[Finding]:
                       "groups", b.by.split(" ×")[0], b.ts)
 
 
+def _why_slow(data: Any) -> Iterator[Finding]:
+    """Causes the kernel counted per connection: handshakes sent again (a
+    full accept queue, a lost SYN) and senders stopped by the receiver's
+    window (a slow reader at the other end)."""
+    retried = [g for g in data.groups if g.syn_retrans_segs]
+    if retried:
+        g = max(retried, key=lambda g: (g.syn_retrans_segs, g.max_connect_us or 0))
+        yield Finding("handshake_retries", PROBLEM, {
+            "who": g.label, "side": g.side, "remote": g.remote + _port(g),
+            "segments": g.syn_retrans_segs, "slowest_us": g.max_connect_us,
+            "groups": len(retried), "all": sum(x.syn_retrans_segs for x in retried)},
+            "groups", g.label)
+    limited = [g for g in data.groups if g.busy_us >= WINDOW_BUSY_US
+               and g.rwnd_limited_us >= WINDOW_SHARE * g.busy_us]
+    if limited:
+        g = max(limited, key=lambda g: g.rwnd_limited_us / g.busy_us)
+        yield Finding("window_limited", PROBLEM, {
+            "who": g.label, "remote": g.remote + _port(g), "rwnd_us": g.rwnd_limited_us,
+            "busy_us": g.busy_us, "groups": len(limited)}, "groups", g.label)
+
+
 def _dns(data: Any, status: dict[str, str]) -> Iterator[Finding]:
     dns = data.dns
     if not dns.count:
@@ -121,5 +145,6 @@ def _conversations(data: Any) -> Iterator[Finding]:
 
 def findings(data: Any) -> list[Finding]:
     status = data.probe_status
-    return [*_traffic(data, status), *_sessions(data, status), *_conversations(data),
+    return [*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
+            *_conversations(data),
             *_dns(data, status), *_newcomers(data)]

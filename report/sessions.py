@@ -172,6 +172,9 @@ def _count_session(group: GroupStats, r: Any, opened_at: float | None) -> None:
     group.session_tx_bytes += r.tx_bytes
     group.retrans_segs += r.retrans_segs or 0
     group.retrans_sessions += bool(r.retrans_segs)
+    group.syn_retrans_segs += r.syn_retrans_segs or 0
+    if r.connect_us is not None:
+        group.max_connect_us = max(group.max_connect_us or 0, r.connect_us)
     if r.srtt_us is not None:
         group.max_srtt_us = max(group.max_srtt_us or 0, r.srtt_us)
     group.first_ts = min(group.first_ts, opened_at if opened_at is not None else r.ts)

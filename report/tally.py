@@ -78,6 +78,10 @@ class GroupStats:
     hostnames: dict[str, None] = field(default_factory=dict)
     first_ts: float = math.inf
     last_ts: float = -math.inf
+    busy_us: int = 0                 # in the window (bandwidth, where the kernel said)
+    rwnd_limited_us: int = 0
+    syn_retrans_segs: int = 0        # over the sessions' handshakes
+    max_connect_us: int | None = None
 
 
 @dataclass
@@ -107,6 +111,10 @@ class ConnectionGroup:
     first_ts: float | None
     last_ts: float | None
     approximate: bool
+    busy_us: int = 0
+    rwnd_limited_us: int = 0
+    syn_retrans_segs: int = 0
+    max_connect_us: int | None = None
 
     @property
     def label(self) -> str:
@@ -176,7 +184,8 @@ class Tally:
                 s.open, dict(s.ends), failed, s.rx_bytes, s.tx_bytes, s.retrans_bytes,
                 s.session_rx_bytes, s.session_tx_bytes, s.retrans_segs, s.retrans_sessions,
                 s.max_srtt_us, s.first_ts if s.first_ts != math.inf else None,
-                s.last_ts if s.last_ts != -math.inf else None, bool(s.error)))
+                s.last_ts if s.last_ts != -math.inf else None, bool(s.error),
+                s.busy_us, s.rwnd_limited_us, s.syn_retrans_segs, s.max_connect_us))
         return rows
 
 

@@ -114,6 +114,49 @@ def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
     return addresses
 
 
+def nft_loss_rules(lossy_port: int, blackhole_port: int) -> str:
+    """nftables rules for a namespace: one in ten segments to `lossy_port`
+    dropped, every one to `blackhole_port`. Dropped on input: the sender has
+    sent them, so it retransmits (a drop on output is an error TCP sees at
+    once and sends again as new data)."""
+    return f"""
+table inet nettrail_test {{
+	chain in {{
+		type filter hook input priority 0;
+		tcp dport {lossy_port} numgen random mod 10 == 0 drop
+		tcp dport {blackhole_port} drop
+	}}
+}}
+"""
+
+
+# A case process (tests/tools/*case.py) reports its steps on stdout and
+# waits for a line on stdin where told.
+def line(proc: subprocess.Popen) -> str:
+    out = proc.stdout.readline().strip()
+    assert out, f"{proc.args} ended early"
+    return out
+
+
+def go(proc: subprocess.Popen, text: str = "go") -> None:
+    proc.stdin.write(text + "\n")
+    proc.stdin.flush()
+
+
+def kill_left(procs: list[subprocess.Popen]) -> None:
+    """End the case processes a failed test left running."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def finish(proc: subprocess.Popen) -> list[str]:
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, proc.args
+    return out.split()
+
+
 def require_bpf() -> None:
     """BPF tests need root and BTF; in CI (CI=true) they fail instead of skipping."""
     problem = privilege_problem() or btf_problem()

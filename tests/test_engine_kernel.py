@@ -22,7 +22,8 @@ from nettrail.capture.events import RecordContext
 from nettrail.capture.identity import cgroup2_mount
 from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.format import BANDWIDTH, SESSIONS
-from helpers import TOOLS, CaptureRun, NetNs, require_bpf
+from helpers import (TOOLS, CaptureRun, NetNs, finish, go, kill_left, line,
+                     nft_loss_rules, require_bpf)
 from tools.tcpcase import wait_acked
 
 # every test here is the kernel's (the module's scenario loads the probes
@@ -44,39 +45,12 @@ STORM_CONNS, STORM_BYTES = 2_000, 10_000
 RESET_REPLY = 4_321
 CONTAINER_ID = "3f2a" * 16
 SLICE = "nettrail-test.slice"
-# dropped on input: the sender has sent them, so it retransmits (a drop on
-# output is an error TCP sees at once and sends again as new data)
-NFT_RULES = f"""
-table inet nettrail_test {{
-	chain in {{
-		type filter hook input priority 0;
-		tcp dport {LOSSY_PORT} numgen random mod 10 == 0 drop
-		tcp dport {BLACKHOLE_PORT} drop
-	}}
-}}
-"""
+NFT_RULES = nft_loss_rules(LOSSY_PORT, BLACKHOLE_PORT)
 
 
 def tcpcase(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen([*prefix, sys.executable, str(TOOLS / "tcpcase.py"), *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def line(proc: subprocess.Popen) -> str:
-    out = proc.stdout.readline().strip()
-    assert out, f"{proc.args} ended early"
-    return out
-
-
-def go(proc: subprocess.Popen) -> None:
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
-
-
-def finish(proc: subprocess.Popen) -> list[str]:
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, proc.args
-    return out.split()
 
 
 @dataclass
@@ -257,10 +231,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
         finish(hold)
         yield s
     finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_left(started)
         cgroups.remove()
 
 

@@ -13,6 +13,10 @@ import pytest
 from nettrail.capture.identity import (Identities, Named, cgroup2_mount, names_in_cgroup,
                                        process_facts)
 from nettrail.capture.libbpf import ProgInfo
+from nettrail.capture.check import tcp_findings
+from nettrail.capture.events import CONN_CHRONO, CONN_RTO
+from nettrail.capture.probes.bandwidth import TcpStats
+from nettrail.capture.probes.sessions import session_rtt_us
 from nettrail.capture.names import ContainerNames, Layouts
 from nettrail.capture.preflight import TCP_NEEDS, missing_tcp_needs, tcp_needs_problem
 
@@ -118,6 +122,38 @@ def test_a_5_10_kernel_is_refused_with_what_it_lacks() -> None:
     problem = tcp_needs_problem(missing)
     assert "bpf_sock_from_file (5.11+)" in problem.problem
     assert "5.11" in problem.fix
+
+
+def test_a_kernel_before_6_7_runs_without_rto_counts_and_check_says_so() -> None:
+    assert missing_tcp_needs(kernel_with("tcp_sock.total_rto")) == []
+    (rto,) = [f for f in tcp_findings(kernel_with("tcp_sock.total_rto"))
+              if f.what == "tcp_sock.total_rto"]
+    assert rto.ok and "missing (optional)" in rto.value and "6.7" in rto.fix
+
+
+def test_an_accepted_sockets_rtt_is_dropped_where_its_handshake_waited() -> None:
+    client, server = 1, 2
+    # a resent SYN-ACK, or an ACK well after the path's RTT: the wait, not the path
+    assert session_rtt_us(server, 156_000, True, 1_003_000, 1, 60) is None
+    assert session_rtt_us(server, 156_000, True, 205_000, 0, 60) is None
+    # a fast handshake read off a 1 ms timestamp tick is the path
+    assert session_rtt_us(server, 80, True, 1000, 0, 60) == 80
+    # a client's handshake is timed from its connect: its RTT is its own
+    assert session_rtt_us(client, 156_000, True, 1_003_000, 1, 60) == 156_000
+    # opened before the window: nothing known of its handshake
+    assert session_rtt_us(server, 90, False, 0, 0, 60) == 90
+
+
+def test_tcp_stats_of_one_interval_add_up_and_unknowns_are_null() -> None:
+    early = TcpStats(CONN_CHRONO | CONN_RTO, 10, 4, 1, 500, 2, 1, 0)
+    late = TcpStats(CONN_RTO, 0, 0, 0, 700, 3, 0, 1)  # taken before the tick rate was known
+    both = early.then(late)
+    assert both == TcpStats(CONN_RTO, 10, 4, 1, 700, 5, 1, 1)
+    assert both.fields() == {"busy_us": None, "rwnd_limited_us": None,
+                             "sndbuf_limited_us": None, "retrans_segs": 5, "lost_segs": 1,
+                             "rto_timeouts": 1, "delivery_bytes_per_s": 700}
+    assert early.fields()["rwnd_limited_us"] == 4
+    assert TcpStats(CONN_CHRONO, 0, 0, 0, 0, 0, 0, 0).fields()["rto_timeouts"] is None
 
 
 def test_needs_are_named_by_btf_only() -> None:

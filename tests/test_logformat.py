@@ -3,6 +3,8 @@ numbers, and everything derived from the descriptions kept equal to them."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from nettrail.format import LOGS, PROBES, docs
@@ -11,6 +13,12 @@ from nettrail.report.reader import open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 V1_CAPTURE = Path(__file__).parent / "data" / "capture_small"
+# written before the fields added within /2 (required=False)
+V2_CAPTURE = Path(__file__).parent / "data" / "capture_v2"
+
+
+def added_within_v2(probe: str) -> list[str]:
+    return [f.name for f in LOGS[probe].fields if not f.required]
 
 
 def test_v1_records_are_read_in_the_v2_shape() -> None:
@@ -26,6 +34,34 @@ def test_v1_records_are_read_in_the_v2_shape() -> None:
     assert {r.name for r in lookups} == {"api.example.com", "hang.example", "missing.example"}
     assert {r.source for r in lookups} == {"libc"}
     assert capture.warnings == []
+
+
+def test_v2_lines_older_than_the_fields_added_within_v2_read_them_as_null() -> None:
+    capture = open_capture(V2_CAPTURE)
+    assert added_within_v2("bandwidth") and added_within_v2("sessions")
+    for probe in PROBES:
+        records = list(capture.records(probe))
+        assert records, probe
+        for r in records:
+            assert tuple(r.as_dict()) == LOGS[probe].field_names, probe
+            assert all(r[name] is None for name in added_within_v2(probe)), probe
+    assert capture.warnings == []
+
+
+def test_a_field_added_within_v2_is_checked_where_present(tmp_path: Path) -> None:
+    target = tmp_path / "capture"
+    shutil.copytree(V2_CAPTURE, target)
+    target.chmod(0o700)
+    log = target / LOGS["bandwidth"].file
+    lines = log.read_text().splitlines()
+    added = {f.name: 7 for f in LOGS["bandwidth"].fields if not f.required and f.type is int}
+    lines[0] = json.dumps({**json.loads(lines[0]), **added, "rwnd_limited_us": -1})
+    lines[1] = json.dumps({**json.loads(lines[1]), **added})
+    log.write_text("\n".join(lines) + "\n")
+    capture = open_capture(target)
+    records = list(capture.records("bandwidth"))
+    assert len(records) == len(lines) - 1 and records[0]["busy_us"] == 7
+    assert len(capture.warnings) == 1 and "line 1" in capture.warnings[0]
 
 
 def test_headline_counts_and_keeps_one_slowest_name() -> None:

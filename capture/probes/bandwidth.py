@@ -8,14 +8,50 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from nettrail.capture.clock import boot_ns
-from nettrail.capture.events import (CONN_KEY, CONN_ROW, CONN_VAL, FAMILIES, SIDES,
-                                     RecordContext, address, text)
+from nettrail.capture.events import (CONN_CHRONO, CONN_KEY, CONN_ROW, CONN_RTO, CONN_VAL,
+                                     FAMILIES, SIDES, RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
 FULL_PASS_EVERY = 10  # passes; the others skip sockets TCP has not stamped lately
+
+
+class TcpStats(NamedTuple):
+    """The kernel's own counters of one connection (tcp_info's), changes in
+    an interval; `flags`: enum conn_flags, which are known."""
+
+    flags: int
+    busy_us: int
+    rwnd_limited_us: int
+    sndbuf_limited_us: int
+    delivery_bytes_per_s: int
+    retrans_segs: int
+    lost_segs: int
+    rto_count: int
+
+    def then(self, later: TcpStats) -> TcpStats:
+        """Two parts of one interval: counts summed, the later rate kept."""
+        return TcpStats(self.flags & later.flags, self.busy_us + later.busy_us,
+                        self.rwnd_limited_us + later.rwnd_limited_us,
+                        self.sndbuf_limited_us + later.sndbuf_limited_us,
+                        later.delivery_bytes_per_s or self.delivery_bytes_per_s,
+                        self.retrans_segs + later.retrans_segs,
+                        self.lost_segs + later.lost_segs, self.rto_count + later.rto_count)
+
+    def fields(self) -> dict:
+        """As the record's fields: what the kernel does not tell is null."""
+        chrono, rto = self.flags & CONN_CHRONO, self.flags & CONN_RTO
+        return {"busy_us": self.busy_us if chrono else None,
+                "rwnd_limited_us": self.rwnd_limited_us if chrono else None,
+                "sndbuf_limited_us": self.sndbuf_limited_us if chrono else None,
+                "retrans_segs": self.retrans_segs, "lost_segs": self.lost_segs,
+                "rto_timeouts": self.rto_count if rto else None,
+                "delivery_bytes_per_s": self.delivery_bytes_per_s or None}
+
+
+NO_STATS = TcpStats(0, 0, 0, 0, 0, 0, 0, 0)
 
 
 class Conn(NamedTuple):
@@ -36,6 +72,7 @@ class Conn(NamedTuple):
     srtt_us: int
     cgroup_id: int
     nspid: int
+    stats: TcpStats = NO_STATS
 
     @property
     def key(self) -> tuple:
@@ -43,25 +80,29 @@ class Conn(NamedTuple):
                 self.rport)
 
 
-def _conn(laddr: bytes, raddr: bytes, pid: int, netns: int, lport: int, rport: int,
-          family: int, rx: int, tx: int, retrans: int, cgroup_id: int, srtt_us: int,
-          nspid: int, side: int, comm: bytes) -> Conn:
+def _conn(key: tuple, val: tuple) -> Conn:
+    """A Conn from struct conn_key's and struct conn_val's fields."""
+    laddr, raddr, pid, netns, lport, rport, family, _pad = key
+    (rx, tx, retrans, cgroup_id, srtt_us, nspid, side, flags, _pad, comm, busy_us, rwnd_us,
+     sndbuf_us, rate, retrans_segs, lost_segs, rto_count, _pad2) = val
     return Conn(pid, text(comm), netns, family, address(family, laddr), lport,
-                address(family, raddr), rport, side, rx, tx, retrans, srtt_us, cgroup_id, nspid)
+                address(family, raddr), rport, side, rx, tx, retrans, srtt_us, cgroup_id, nspid,
+                TcpStats(flags, busy_us, rwnd_us, sndbuf_us, rate, retrans_segs, lost_segs,
+                         rto_count))
+
+
+KEY_FIELDS = 8  # struct conn_key's, first in struct conn_row
 
 
 def conns_from_maps(keys: bytes, values: bytes) -> list[Conn]:
     """Connections closed in the interval, from a hash map's batch."""
-    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, nspid, side, comm)
-            for (la, ra, pid, ns, lp, rp, fam, _), (rx, tx, re, cg, srtt, nspid, side, _, comm)
-            in zip(CONN_KEY.iter_unpack(keys), CONN_VAL.iter_unpack(values))]
+    return [_conn(key, val)
+            for key, val in zip(CONN_KEY.iter_unpack(keys), CONN_VAL.iter_unpack(values))]
 
 
 def conns_from_rows(rows: bytes) -> list[Conn]:
     """Connections as the pass writes them (struct conn_row)."""
-    return [_conn(la, ra, pid, ns, lp, rp, fam, rx, tx, re, cg, srtt, nspid, side, comm)
-            for la, ra, pid, ns, lp, rp, fam, _, rx, tx, re, cg, srtt, nspid, side, _, comm
-            in CONN_ROW.iter_unpack(rows)]
+    return [_conn(row[:KEY_FIELDS], row[KEY_FIELDS:]) for row in CONN_ROW.iter_unpack(rows)]
 
 
 def merge(conns: list[Conn]) -> list[Conn]:
@@ -73,7 +114,8 @@ def merge(conns: list[Conn]) -> list[Conn]:
         merged[c.key] = c if seen is None else c._replace(
             rx_bytes=seen.rx_bytes + c.rx_bytes, tx_bytes=seen.tx_bytes + c.tx_bytes,
             retrans_bytes=seen.retrans_bytes + c.retrans_bytes,
-            srtt_us=c.srtt_us or seen.srtt_us, side=c.side or seen.side)
+            srtt_us=c.srtt_us or seen.srtt_us, side=c.side or seen.side,
+            stats=seen.stats.then(c.stats))
     return list(merged.values())
 
 
@@ -84,7 +126,8 @@ def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
             "family": FAMILIES[c.family], "laddr": c.laddr, "lport": c.lport,
             "raddr": c.raddr, "rport": c.rport, "side": SIDES.get(c.side),
             "rx_bytes": c.rx_bytes, "tx_bytes": c.tx_bytes,
-            "retrans_bytes": c.retrans_bytes, "srtt_us": c.srtt_us or None}
+            "retrans_bytes": c.retrans_bytes, "srtt_us": c.srtt_us or None,
+            **c.stats.fields()}
 
 
 class BandwidthProbe(Probe):

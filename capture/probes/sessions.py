@@ -13,23 +13,50 @@ from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_pro
 from nettrail.errors import ProbeError
 
 CHUNK = 4096  # open sessions decoded at a time
+SIDE_SERVER = 2
+# A server's handshake sample is read off a TCP timestamp, in ms: it exceeds
+# the path's RTT by up to one tick without any wait
+TIMESTAMP_TICK_US = 1000
+
+
+def handshake_waited(connect_us: int, syn_retrans: int, min_rtt_us: int) -> bool:
+    """An accepted socket's handshake took longer than its path: a SYN-ACK
+    was resent, or the ACK completing it came well after the path's RTT
+    (the first ACK dropped, the accept queue full)."""
+    return syn_retrans > 0 or connect_us > 2 * min_rtt_us + TIMESTAMP_TICK_US
+
+
+def session_rtt_us(side: int, srtt_us: int, handshake: bool, connect_us: int,
+                   syn_retrans: int, min_rtt_us: int) -> int | None:
+    """The session's smoothed RTT, null where it holds a handshake's wait: an
+    accepted socket's first RTT sample is its handshake (docs/probes.md), and
+    the smoothing keeps most of a long one for many samples."""
+    if side == SIDE_SERVER and handshake and handshake_waited(connect_us, syn_retrans,
+                                                              min_rtt_us):
+        return None
+    return srtt_us
 
 
 def session_records(blob: bytes, ctx: RecordContext) -> list[dict]:
     """Records from struct session_event bytes (ring buffer or pass)."""
     out, unix = [], ctx.clock.unix
     for (ts, opened, tx, rx, cgroup_id, laddr, raddr, pid, netns, retrans_segs, srtt_us,
-         nspid, lport, rport, family, state, side, end, _pad, comm) in SESSION.iter_unpack(blob):
+         nspid, lport, rport, family, state, side, end, handshake, _pad, comm, connect_us,
+         syn_retrans, min_rtt_us, _pad2) in SESSION.iter_unpack(blob):
         out.append({"kind": "session", "ts": unix(ts),
                     **ctx.identity(pid or None, text(comm), cgroup_id, nspid),
                     "netns": netns or None, "family": FAMILIES[family],
                     "laddr": address(family, laddr), "lport": lport,
                     "raddr": address(family, raddr), "rport": rport, "side": SIDES.get(side),
                     "tx_bytes": tx, "rx_bytes": rx, "retrans_segs": retrans_segs,
-                    "srtt_us": srtt_us, "opened_at": unix(opened) if opened else None,
+                    "srtt_us": session_rtt_us(side, srtt_us, handshake, connect_us,
+                                              syn_retrans, min_rtt_us),
+                    "opened_at": unix(opened) if opened else None,
                     "duration_ms": ms(ts - opened) if opened else None,
                     "state": "closed" if state == SESSION_CLOSED else "open",
-                    "end": ENDS.get(end)})
+                    "end": ENDS.get(end), "connect_us": connect_us if handshake and connect_us else None,
+                    "syn_retrans_segs": syn_retrans if handshake else None,
+                    "min_rtt_us": min_rtt_us or None})
     return out
 
 

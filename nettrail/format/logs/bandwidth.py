@@ -29,6 +29,25 @@ FIELDS = (
           nullable=True),
     count("srtt_us", "TCP's smoothed round-trip time at the end of the interval, µs, `null` "
           "if unknown", nullable=True),
+    # added within /2 (issue 19): older lines lack them, read as null
+    count("busy_us", "µs of the interval the connection had data to send (tcp_info's "
+          "`busy_time`: it includes the two limited times below); `null` where not taken "
+          "(docs/probes.md) or in older `/2` captures", nullable=True, required=False),
+    count("rwnd_limited_us", "µs of the interval it could not send because the peer's receive "
+          "window was full (tcp_info's `rwnd_limited`: a slow reader at the other end); "
+          "`null` as `busy_us`", nullable=True, required=False),
+    count("sndbuf_limited_us", "µs of the interval it could not send because its own send "
+          "buffer was full (tcp_info's `sndbuf_limited`); `null` as `busy_us`",
+          nullable=True, required=False),
+    count("retrans_segs", "segments retransmitted in the interval (`total_retrans`); `null` "
+          "in older `/2` captures", nullable=True, required=False),
+    count("lost_segs", "segments TCP marked lost in the interval (`tp->lost`, which counts "
+          "lost retransmissions again); `null` in older `/2` captures", nullable=True,
+          required=False),
+    count("rto_timeouts", "retransmission timeouts in the interval (`total_rto`); `null` where "
+          "the kernel does not count them (before 6.7)", nullable=True, required=False),
+    count("delivery_bytes_per_s", "TCP's last delivery-rate sample when read (tcp_info's "
+          "`delivery_rate`), bytes/s; `null` if none", nullable=True, required=False),
 )
 
 V1_FIELDS = (*pick(FIELDS, "ts interval"), *pick(FIELDS, "pid", nullable=False),

@@ -37,6 +37,21 @@ FIELDS = (
          "after it was established), `refused` (the connect was answered with RST), "
          "`timeout` (the SYN was never answered, or the connection timed out); `null` for "
          "open sessions", nullable=True, vocabulary=ENDS),
+    # added within /2 (issue 19): older lines lack them, read as null
+    count("connect_us", "how long the handshake took, µs: `client`: from the SYN sent to "
+          "established, or to giving up (`end: timeout`/`refused`); `server`: the handshake's "
+          "own RTT sample, from our SYN-ACK to the ACK that completed it, which includes every "
+          "wait for a full accept queue (ms resolution when read off a TCP timestamp). `null` "
+          "if the session opened before the window, its handshake has not ended, or TCP took "
+          "no sample", nullable=True, required=False),
+    count("syn_retrans_segs", "SYNs (`client`) or SYN-ACKs (`server`) sent again before the "
+          "handshake ended; `null` when `connect_us` is unknown for the same reasons",
+          nullable=True, required=False),
+    count("min_rtt_us", "the lowest RTT TCP measured (tcp_info's `min_rtt`, a windowed "
+          "minimum), µs; `null` if none. A `server` session's `srtt_us` is `null` where its "
+          "handshake waited (a SYN-ACK resent, or `connect_us` over twice `min_rtt_us` plus "
+          "1 ms): an accepted socket's first RTT sample is its handshake; this is the path's "
+          "RTT then", nullable=True, required=False),
 )
 
 V1_FIELDS = (*pick(FIELDS, "ts pid comm family laddr lport raddr rport tx_bytes rx_bytes "

@@ -1,0 +1,278 @@
+"""Why it was slow, against the real kernel: a listener whose accept queue
+overflows, a lossy path, a receiver that stops reading and SYNs that are
+dropped, each in network namespaces of its own so that the namespace's own
+TCP counters (nstat) are the oracle for what nettrail attributes to its
+connections; times are checked against the cases' own clocks
+(tests/tools/slowcase.py) and ss -ti."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from nettrail.capture.libbpf import BTF_KIND_STRUCT, KernelBtf
+from nettrail.format import BANDWIDTH, SESSIONS
+from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
+                     line, nft_loss_rules, require_bpf)
+
+pytestmark = pytest.mark.kernel
+
+INTERVAL_S, COUNT = 1, 600  # ended (SIGINT) once every case is done
+CROWD_CLIENTS, BACKLOG = 6, 1
+LOSSY_PORT, HOLE_PORT = 5301, 5302
+LOSSY_BYTES = 1_000_000
+STALL_BYTES, STALL_RCVBUF = 1_000_000, 65_536
+STALL_MS = 300  # the sender waits on the window at least this long (ss -ti)
+WAIT_S = 60  # readiness polls give up after this
+TIMER_SLACK = 0.9  # timers fire up to a tick early; emulated kernels (TCG) drift more
+SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
+COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
+            "TcpExtListenDrops", "TcpExtTCPTimeouts")
+NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
+
+
+def case(tool: str, *args: str, ns: NetNs) -> subprocess.Popen:
+    return subprocess.Popen(ns.exec_args(sys.executable, str(TOOLS / tool), *args),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def nstat(ns: NetNs) -> dict[str, int]:
+    """The namespace's TCP counters, absolute (nstat -a; -s keeps no history)."""
+    out = subprocess.run(ns.exec_args("nstat", "-asz", *COUNTERS), capture_output=True,
+                         text=True, check=True).stdout
+    return {name: int(value) for name, value, *_ in
+            (ln.split() for ln in out.splitlines() if ln and not ln.startswith("#"))}
+
+
+def wait_until(what: str, ready) -> object:
+    deadline = time.monotonic() + WAIT_S
+    while not (value := ready()):
+        assert time.monotonic() < deadline, f"not in {WAIT_S} s: {what}"
+        time.sleep(0.05)
+    return value
+
+
+def rwnd_limited_ms(ns: NetNs, port: int) -> int:
+    """The sender's receive-window-limited time as ss -ti reports it (0: none
+    yet). It has shut down its side: FIN_WAIT1, its FIN behind the data."""
+    out = subprocess.run(ns.exec_args("ss", "-tinH", "sport", "=", f":{port}"),
+                         capture_output=True, text=True, check=True).stdout
+    found = re.search(r"rwnd_limited:(\d+)ms", out)
+    return int(found.group(1)) if found else 0
+
+
+def syn_timer_s(n: int) -> float:
+    """How long n SYN timeouts take: the first (TCP_TIMEOUT_INIT) is 1 s, each
+    next one doubles: 1, 3, 7 s… (the give-up time TCP_SYNCNT n stands for)."""
+    return 2.0 ** n - 1
+
+
+@dataclass
+class Scenario:
+    run: CaptureRun
+    ns: dict[str, NetNs]
+    inode: dict[str, int] = field(default_factory=dict)
+    delta: dict[str, dict[str, int]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+    connect_s: dict[int, float] = field(default_factory=dict)
+    server_address: str = ""
+    ss_rwnd_ms: int = 0
+    returncode: int = 0
+    stderr: str = ""
+
+    def rows(self, log: str, ns: str, **match: object) -> list[dict]:
+        return [r for r in self.run.records(log) if r["netns"] == self.inode[ns]
+                and all(r[k] == v for k, v in match.items())]
+
+
+@pytest.fixture(scope="module")
+def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
+    """The namespaces by role, and the crowded server's address (cli to srv
+    over a veth pair; the others on their own loopback)."""
+    require_bpf()
+    tag = os.getpid()
+    ns = {name: NetNs(f"nt-{name}-{tag}") for name in ("cli", "srv", "loss", "stall", "hole")}
+    try:
+        for n in ns.values():
+            n.create(resolv="nameserver 127.0.0.1\n")
+        server_address = connect_netns(ns["cli"], ns["srv"], "10.251.19")[1]
+        # small segments: one drop in ten drops data, not a 64 KiB GSO burst
+        subprocess.run(["ip", "-n", ns["loss"].name, "link", "set", "lo", "mtu", "1500",
+                        "gso_max_size", "1500"], check=True)
+        for name in ("loss", "hole"):
+            subprocess.run(ns[name].exec_args("nft", "-f", "-"), input=NFT_RULES, text=True,
+                           check=True)
+        yield ns, server_address
+    finally:
+        for n in ns.values():
+            n.delete()
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory,
+             namespaces: tuple[dict[str, NetNs], str]) -> Iterator[Scenario]:
+    ns, server_address = namespaces
+    s = Scenario(CaptureRun(tmp_path_factory.mktemp("slow") / "capture", str(INTERVAL_S),
+                            str(COUNT), "--probes", "bandwidth,sessions"), ns,
+                 server_address=server_address)
+    s.inode = {name: os.stat(f"/run/netns/{n.name}").st_ino for name, n in ns.items()}
+    before = {name: nstat(n) for name, n in ns.items()}
+    started: list[subprocess.Popen] = []
+    try:
+        # the tick rate is measured within the window's first second: after it,
+        # every connection's chrono stats are taken
+        wait_until("two intervals", lambda: (s.run.directory / "meta.json").exists()
+                   and s.run.meta()["intervals_done"] >= 2)
+        hole = case("slowcase.py", "syn-timeout", "--host", "127.0.0.1", "--port",
+                    str(HOLE_PORT), ns=ns["hole"])
+        started.append(hole)
+
+        server = case("slowcase.py", "crowd-server", "--backlog", str(BACKLOG), ns=ns["srv"])
+        started.append(server)
+        s.ports["crowd"] = int(line(server))
+        crowd = case("slowcase.py", "crowd", "--host", s.server_address, "--port",
+                     str(s.ports["crowd"]), "--clients", str(CROWD_CLIENTS), ns=ns["cli"])
+        started.append(crowd)
+        # the queue has overflowed once the kernel says so: only then accept
+        wait_until("an accept queue overflow", lambda: nstat(ns["srv"])[
+            "TcpExtListenOverflows"] > before["srv"]["TcpExtListenOverflows"])
+        go(server, str(CROWD_CLIENTS))
+        s.connect_s = {int(port): took for port, took in json.loads(line(crowd)).items()}
+        s.outputs["crowd"], s.outputs["crowd_server"] = finish(crowd), finish(server)
+
+        sink = case("tcpcase.py", "sink", "--port", str(LOSSY_PORT), ns=ns["loss"])
+        started.append(sink)
+        assert line(sink) == str(LOSSY_PORT)
+        lossy = case("tcpcase.py", "client", "--port", str(LOSSY_PORT), "--send",
+                     str(LOSSY_BYTES), ns=ns["loss"])
+        s.outputs["lossy"], s.outputs["sink"] = finish(lossy), finish(sink)
+
+        stall_server = case("slowcase.py", "stall-server", "--rcvbuf", str(STALL_RCVBUF),
+                            ns=ns["stall"])
+        started.append(stall_server)
+        s.ports["stall"] = int(line(stall_server))
+        stall_client = case("slowcase.py", "stall-client", "--port", str(s.ports["stall"]),
+                            "--send", str(STALL_BYTES), ns=ns["stall"])
+        started.append(stall_client)
+        s.ports["stall_client"] = int(line(stall_client).split()[1])
+        s.ss_rwnd_ms = wait_until("the sender waits on the window", lambda: (
+            ms if (ms := rwnd_limited_ms(ns["stall"], s.ports["stall_client"])) >= STALL_MS
+            else 0))
+        go(stall_server)
+        s.outputs["stall"], s.outputs["stall_client"] = finish(stall_server), finish(
+            stall_client)
+        s.outputs["hole"] = finish(hole)
+
+        s.run.interrupt()
+        s.returncode, _, s.stderr = s.run.finish()
+        s.delta = {name: {k: v - before[name][k] for k, v in nstat(n).items()}
+                   for name, n in ns.items()}
+        yield s
+    finally:
+        kill_left([*started, s.run.proc])
+
+
+def test_capture_ran_clean(scenario: Scenario) -> None:
+    assert scenario.returncode == 0, scenario.stderr
+    assert scenario.run.meta()["lost_events"]["sessions"] == 0
+
+
+def test_crowded_listener_handshake_retries_match_the_kernels_counts(
+        scenario: Scenario) -> None:
+    s = scenario
+    port = s.ports["crowd"]
+    clients = s.rows(SESSIONS, "cli", rport=port)
+    servers = s.rows(SESSIONS, "srv", lport=port)
+    assert sorted(r["lport"] for r in clients) == sorted(s.connect_s)
+    assert len(servers) == CROWD_CLIENTS
+    assert s.delta["srv"]["TcpExtListenOverflows"] > 0
+    # SYNs resent by the clients, SYN-ACKs by the server: each namespace's own count
+    assert sum(r["syn_retrans_segs"] for r in clients) == s.delta["cli"]["TcpExtTCPSynRetrans"]
+    assert sum(r["syn_retrans_segs"] for r in servers) == s.delta["srv"]["TcpExtTCPSynRetrans"]
+    # the overflow dropped SYNs: some client waited for its SYN's first timeout
+    assert any(r["syn_retrans_segs"] for r in clients)
+
+
+def test_client_connect_latency_is_its_connect_call(scenario: Scenario) -> None:
+    s = scenario
+    for r in s.rows(SESSIONS, "cli", rport=s.ports["crowd"]):
+        # inside the call (SYN_SENT to ESTABLISHED); a resent SYN waited for
+        # the first retransmission timer at least
+        least = syn_timer_s(1) * TIMER_SLACK if r["syn_retrans_segs"] else 0
+        assert least * 1e6 <= r["connect_us"] <= s.connect_s[r["lport"]] * 1e6, r
+
+
+def test_accepted_socket_rtt_is_not_its_handshake_wait(scenario: Scenario) -> None:
+    s = scenario
+    servers = s.rows(SESSIONS, "srv", lport=s.ports["crowd"])
+    assert all(r["connect_us"] is not None and r["min_rtt_us"] for r in servers)
+    for r in servers:
+        if r["syn_retrans_segs"]:
+            # its first RTT sample was the handshake, a SYN-ACK timeout long
+            assert r["connect_us"] >= TIMER_SLACK * syn_timer_s(1) * 1e6, r
+            assert r["srtt_us"] is None, r
+    assert any(r["srtt_us"] is None for r in servers) == any(
+        r["syn_retrans_segs"] or r["connect_us"] > 2 * r["min_rtt_us"] + 1000 for r in servers)
+
+
+def test_lossy_connection_segments_resent_match_the_kernels_count(scenario: Scenario) -> None:
+    s = scenario
+    assert s.outputs["sink"] == [str(LOSSY_BYTES)]
+    rows = s.rows(BANDWIDTH, "loss", rport=LOSSY_PORT)
+    (client,) = s.rows(SESSIONS, "loss", rport=LOSSY_PORT)
+    resent = s.delta["loss"]["TcpRetransSegs"]
+    assert resent > 0
+    # the namespace's only connection: both ends' resends are its count (the
+    # server resends its FIN when the client's ACK of it is dropped)
+    assert sum(r["retrans_segs"] for r in s.rows(BANDWIDTH, "loss")) == resent
+    assert sum(r["retrans_segs"] for r in s.rows(SESSIONS, "loss")) == resent
+    assert sum(r["retrans_segs"] for r in rows) == client["retrans_segs"] > 0
+    assert sum(r["lost_segs"] for r in rows) > 0
+    assert sum(r["tx_bytes"] for r in rows) == LOSSY_BYTES
+    assert any(r["delivery_bytes_per_s"] for r in rows)
+    # the RTO count is the kernel's total_rto (6.7+), where its BTF has one
+    btf = KernelBtf()
+    try:
+        counted = "total_rto" in btf.names_in("tcp_sock", BTF_KIND_STRUCT)
+    finally:
+        btf.close()
+    assert all((r["rto_timeouts"] is not None) == counted for r in rows)
+
+
+def test_stalled_receiver_limits_the_sender_by_its_window(scenario: Scenario) -> None:
+    s = scenario
+    assert s.outputs["stall"] == ["read", str(STALL_BYTES)]
+    sender = s.rows(BANDWIDTH, "stall", lport=s.ports["stall_client"])
+    receiver = s.rows(BANDWIDTH, "stall", lport=s.ports["stall"])
+    assert sender and receiver
+    # the same jiffies ss -ti read while the sender still waited
+    assert sum(r["rwnd_limited_us"] for r in sender) >= s.ss_rwnd_ms * 1000, (
+        sender, s.run.meta()["lost_events"])
+    assert all(r["busy_us"] >= r["rwnd_limited_us"] for r in sender)
+    # the receiver sent nothing: never limited
+    assert all(r["rwnd_limited_us"] == r["sndbuf_limited_us"] == 0 for r in receiver)
+
+
+def test_dropped_syns_retried_then_timed_out(scenario: Scenario) -> None:
+    s = scenario
+    word, took_s = s.outputs["hole"][:2], float(s.outputs["hole"][2])
+    assert word == ["timed", "out"]
+    rows = s.rows(SESSIONS, "hole", rport=HOLE_PORT)
+    assert len(rows) == 1, (s.rows(SESSIONS, "hole"), s.run.meta()["lost_events"])
+    (r,) = rows
+    assert (r["end"], r["side"]) == ("timeout", "client")
+    # one retry asked for; the give-up time is checked when a timer fires, so
+    # a timer a tick early sends one more: the kernel's count says which
+    assert r["syn_retrans_segs"] == s.delta["hole"]["TcpExtTCPSynRetrans"] >= 1
+    # given up once the time SYN_RETRIES timeouts take had passed, inside the call
+    assert TIMER_SLACK * syn_timer_s(SYN_RETRIES + 1) * 1e6 <= r["connect_us"] <= took_s * 1e6
+    assert r["srtt_us"] in (0, None) and r["min_rtt_us"] is None
