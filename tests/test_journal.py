@@ -72,7 +72,7 @@ def test_skipped_and_failed_runs_are_warnings_and_errors(monkeypatch: pytest.Mon
     with journal_stream(monkeypatch, tmp_path / "journal") as out:
         # no probe asked for: the capture starts and fails ("no probe could start")
         service = ScheduleService(root, CaptureOptions(probes=()), Retention(), None,
-                                  lambda d, cancelled: d, log=out)
+                                  lambda d, cancelled, dir_fd: d, log=out)
         assert service.snapshot("scheduled") == "failed"
         with capture_lock():  # another capture holds the host
             assert service.snapshot("scheduled") == "skipped"
