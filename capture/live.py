@@ -7,10 +7,15 @@ with the closing line below it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 from nettrail.capture.window import Capture
@@ -22,17 +27,13 @@ MIN_COLUMNS, MIN_LINES = 40, 5
 RATE_WIDTH = 11
 
 
-def _elapsed(capture: Capture) -> float:
-    return capture.intervals_done * capture.opts.interval_s + (
-        capture.opts.interval_s - capture.progress.seconds_left
-        if capture.progress.interval > capture.intervals_done else 0.0)
-
-
 def _summary(capture: Capture) -> str:
     h = capture.headline
-    state = (f"interrupted after {capture.intervals_done}/{capture.opts.count} intervals"
+    of = "" if capture.opts.open_ended else f"/{capture.opts.count}"
+    state = (f"{'stopped' if capture.opts.open_ended else 'interrupted'} after "
+             f"{capture.intervals_done}{of} intervals"
              if capture.interrupted else f"{capture.opts.count} intervals")
-    seconds = capture.intervals_done * capture.opts.interval_s or _elapsed(capture)
+    seconds = h.elapsed_s or capture.intervals_done * capture.opts.interval_s
     lost = sum(capture.progress.lost.values())
     failed = [f"{n} failed" for n, p in capture.probes.items() if p.status.status == "failed"]
     parts = [f"nettrail: done ({state}): {human_bytes(h.rx_bytes)} in "
@@ -51,6 +52,12 @@ class QuietView:
         pass
 
     def tick(self, capture: Capture) -> None:
+        pass
+
+    def records(self, probe: str, records: list[dict]) -> None:
+        pass
+
+    def interval_end(self, capture: Capture) -> None:
         pass
 
     def rendering(self, capture: Capture) -> None:
@@ -79,17 +86,38 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
 
 
-def frame_lines(capture: Capture, conns: list, columns: int, lines: int,
-                now: float) -> list[str]:
-    """The view as lines no wider than `columns`, at most `lines` of them:
-    a status line, a header and the busiest connections of the interval."""
+def interval_so_far(capture: Capture) -> float:
+    return max(capture.opts.interval_s - capture.progress.seconds_left, 0.1)
+
+
+def status_line(capture: Capture, columns: int, now: float) -> str:
+    """The first line, within `columns`: where the window is, lost events
+    and how to stop always (down to MIN_COLUMNS), then the clock, then the
+    counts, as far as they fit."""
     h, progress = capture.headline, capture.progress
-    clock = dt.datetime.fromtimestamp(now).astimezone().strftime("%H:%M:%S %Z")
-    status = (f"nettrail {clock}  interval {progress.interval}/{capture.opts.count}  "
-              f"{progress.seconds_left:4.1f}s left  sessions {h.sessions}  lookups {h.lookups} "
-              f"({h.failed_lookups} failed)  lost {sum(progress.lost.values())}  "
-              f"Ctrl-C ends early")
-    seconds = max(capture.opts.interval_s - progress.seconds_left, 0.1)
+    when = dt.datetime.fromtimestamp(now).astimezone()
+    of = "" if capture.opts.open_ended else f"/{capture.opts.count}"
+    tail = [f"lost {sum(progress.lost.values())}", "Ctrl-C ends early"]
+    optional = [f"sessions {h.sessions}", f"lookups {h.lookups} ({h.failed_lookups} failed)"]
+    heads = ([f"nettrail {when:%H:%M:%S %Z}", f"{progress.interval}{of} "
+              f"{progress.seconds_left:.1f}s left"],
+             [f"{when:%H:%M:%S}", f"{progress.interval}{of} {progress.seconds_left:.1f}s"],
+             [f"{progress.interval}{of} {progress.seconds_left:.1f}s"])
+    head = next((h for h in heads if len("  ".join(h + tail)) <= columns), heads[-1])
+    while optional and len("  ".join(head + optional + tail)) > columns:
+        optional.pop()
+    return _fit("  ".join(head + optional + tail), columns)
+
+
+def frame_lines(capture: Capture, conns: list, columns: int, lines: int,
+                now: float, seconds: float | None = None) -> list[str]:
+    """The view as lines no wider than `columns`, at most `lines` of them:
+    a status line, a header and the busiest connections, their rates over
+    `seconds` (default: the current interval so far)."""
+    progress = capture.progress
+    status = status_line(capture, columns, now)
+    if seconds is None:
+        seconds = interval_so_far(capture)
     rates = 2 * (RATE_WIDTH + 1)
     fixed = 8 + 16 + rates
     show_local = columns - fixed >= 2 * 22
@@ -115,29 +143,91 @@ class LiveView(LineView):
         super().__init__(out)
         self._next = 0.0
         self._drawn = 0  # lines of the frame on screen, to redraw over
+        # the last connections that moved bytes, and over how long: shown
+        # until others do (a new interval starts with nothing counted yet)
+        self._rows: list = []
+        self._rows_s, self._rows_interval = 0.1, 0
 
     def tick(self, capture: Capture) -> None:
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + REFRESH_S
-        size = shutil.get_terminal_size()
         bandwidth = capture.probes.get("bandwidth")
         conns = bandwidth.peek() if bandwidth and bandwidth.running else []
-        conns.sort(key=lambda c: c.rx_bytes + c.tx_bytes, reverse=True)
-        lines = frame_lines(capture, conns, max(size.columns, MIN_COLUMNS),
-                            max(size.lines, MIN_LINES), time.time())
-        self._draw(lines)
+        moving = sorted((c for c in conns if c.rx_bytes or c.tx_bytes),
+                        key=lambda c: c.rx_bytes + c.tx_bytes, reverse=True)
+        if moving:
+            self._rows, self._rows_s = moving, interval_so_far(capture)
+            self._rows_interval = capture.progress.interval
+        elif capture.progress.interval - self._rows_interval > 1:
+            self._rows = []  # nothing moved for a whole interval: say so
+        if not foreground(self.out):
+            return  # in the background (its wrapper gone): keep off the terminal
+        size = shutil.get_terminal_size()
+        self._draw(frame_lines(capture, self._rows, max(size.columns, MIN_COLUMNS),
+                               max(size.lines, MIN_LINES), time.time(), self._rows_s))
 
     def _draw(self, lines: list[str]) -> None:
-        """Over the previous frame: up to its first line, clear to the end."""
+        """Over the previous frame, in one write: up to its first line, clear
+        to the end."""
         up = f"\x1b[{self._drawn}F" if self._drawn else "\r"
         self.out.write(up + "\x1b[J" + "\n".join(lines) + "\n")
         self.out.flush()
         self._drawn = len(lines)
 
     def rendering(self, capture: Capture) -> None:
-        self.out.write("nettrail: rendering report…\n")
-        self.out.flush()
+        if foreground(self.out):
+            self.out.write("nettrail: rendering report…\n")
+            self.out.flush()
         self._drawn = 0  # the frame above stays as it is
+
+    def end(self, capture: Capture) -> None:
+        if foreground(self.out):
+            super().end(capture)
+
+
+@contextlib.contextmanager
+def terminal_of_our_own(out: TextIO) -> Iterator[None]:
+    """Under a wrapper (flock, timeout) Ctrl-C reaches the wrapper too: it
+    dies, and the shell prints its prompt while the capture still renders
+    over it. In a process group of our own in the foreground, Ctrl-C reaches
+    nettrail alone and the wrapper waits for it; the terminal goes back to
+    the wrapper's group at the end. Ctrl-Z is ignored meanwhile: the shell
+    could not resume a group it does not know."""
+    try:
+        fd, group = out.fileno(), os.getpgrp()
+        owned = os.tcgetpgrp(fd) == group and group != os.getpid()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        owned = False
+    if not owned:  # not a terminal, in the background, or the shell's job leader
+        yield
+        return
+    tstp = signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+    os.setpgid(0, 0)
+    _give_terminal(fd, os.getpid())
+    try:
+        yield
+    finally:
+        _give_terminal(fd, group)
+        signal.signal(signal.SIGTSTP, tstp)
+
+
+def _give_terminal(fd: int, group: int) -> None:
+    """tcsetpgrp from a background group: SIGTTOU would stop us, ignore it."""
+    ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, group)
+    except OSError:  # the wrapper is gone: the shell takes its terminal back itself
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, ttou)
+
+
+def foreground(out: TextIO) -> bool:
+    """Whether this process's group owns the terminal `out` writes to."""
+    try:
+        return os.tcgetpgrp(out.fileno()) == os.getpgrp()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # not a terminal (a test's buffer): nothing to disturb
 

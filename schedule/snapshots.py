@@ -55,7 +55,7 @@ class Headline:
     failed_probes: list[str]
     has_report: bool
     top_talker: str | None = None
-    seconds: float = 0.0          # the window's length: rates are bytes over it
+    seconds: float = 0.0          # the window's real length: rates are bytes over it
     failed_sessions: int = 0
     status: str = "ok"            # ok / unfinished (no end time) / failed / skipped
     reason: str | None = None     # why a run failed or was skipped (from the service)
@@ -136,13 +136,24 @@ def top_talker(capture: CaptureDir) -> str | None:
     return str(top[0][0]) if top and top[0][1].weight else None
 
 
+def window_seconds(meta: dict) -> float:
+    """A capture's length for one made before its summary had elapsed_s:
+    its intervals, or, interrupted in the first, its start to its end."""
+    seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
+    if meta.get("interrupted") and meta.get("ended_at"):
+        spans = [dt.datetime.fromisoformat(meta[k].replace("Z", "+00:00"))
+                 for k in ("started_at", "ended_at")]
+        seconds = max(seconds, (spans[1] - spans[0]).total_seconds())
+    return seconds
+
+
 def headline(directory: Path) -> Headline:
     capture = open_capture(directory)
     meta, n = capture.meta, numbers(capture)
     slowest = (f"{n.slowest_name} {human_ms(n.slowest_ms)}" if n.slowest_name is not None
                and n.slowest_ms is not None else None)
     probes = meta.get("probes", {})
-    seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
+    seconds = n.elapsed_s or window_seconds(meta)
     return Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
                     bool(meta.get("interrupted")), n.rx_bytes, n.tx_bytes, n.sessions,
                     n.lookups, n.failed_lookups, slowest,
