@@ -136,3 +136,24 @@ def test_unit_is_hardened_and_valid(tmp_path: Path) -> None:
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                             text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
+
+
+# Packages only the tests use (a browser, firewalls, other libcs and
+# resolvers, namespaces, a terminal multiplexer, man): written out here, apart
+# from the Makefile's own lists, so that moving one into the capture's is seen
+TEST_ONLY_PACKAGES = {"chromium", "golang-go", "musl-tools", "nftables", "bind9-dnsutils",
+                      "iproute2", "tmux", "man-db", "playwright", "pytest", "ansible-core"}
+
+
+def test_make_capture_installs_no_test_only_package() -> None:
+    """What `make capture` would run (make -n: nothing is run, no root needed)."""
+    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "capture"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "MAKEFLAGS": ""})
+    assert dry.returncode == 0, dry.stderr
+    words = set(re.split(r"[\s;\"'()\[\]$]+", dry.stdout))
+    assert {"clang", "libbpf-dev", "bpftool"} <= words  # the list is where we look
+    assert not words & TEST_ONLY_PACKAGES and "[test]" not in dry.stdout
+    # and `make test` does bring them
+    dry_test = subprocess.run(["make", "-n", "-C", str(ROOT), "setup"], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "MAKEFLAGS": ""})
+    assert {"chromium", "tmux", "nftables"} <= set(dry_test.stdout.split())
