@@ -327,16 +327,19 @@ def render_report(directory: Path | list[Path], title: str | None = None,
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from nettrail.capture.live import LineView, LiveView, QuietView, terminal_of_our_own
+    from nettrail.capture.live import LineView, LiveView, QuietView, keys, terminal_of_our_own
     from nettrail.capture.window import Capture, CaptureOptions
 
     opts = CaptureOptions(interval_s=args.interval, count=args.count, out_dir=args.output,
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note)
     live = not args.quiet and sys.stderr.isatty()
-    view = QuietView() if args.quiet else LiveView() if live else LineView()
-    capture = Capture(opts, view, install_stop_handlers(), render_report)
-    with terminal_of_our_own(sys.stderr) if live else contextlib.nullcontext():
+    with contextlib.ExitStack() as terminal:
+        view: object = QuietView() if args.quiet else LineView()
+        if live:
+            terminal.enter_context(terminal_of_our_own(sys.stderr))
+            view = LiveView(keys=terminal.enter_context(keys(sys.stdin)))
+        capture = Capture(opts, view, install_stop_handlers(), render_report)
         directory = capture.run()
     print(capture_summary(directory, capture.report_path) if args.summary_json else directory,
           flush=True)

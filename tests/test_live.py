@@ -4,7 +4,10 @@ never prints a process's name raw, and keeps its last frame."""
 from __future__ import annotations
 
 import io
+import os
 from types import SimpleNamespace
+
+import pytest
 
 from nettrail.capture.live import LiveView, _summary, frame_lines, status_line
 from nettrail.capture.probes.bandwidth import Conn
@@ -105,3 +108,30 @@ def test_the_last_rows_stay_until_others_move_bytes() -> None:
         frames.append(out.getvalue())
     assert all("1000" in frame and "1001" in frame for frame in frames[:3])
     assert "1000" not in frames[3]  # a whole interval without bytes: nothing to show
+
+
+def test_keys_toggle_processes_and_sort(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    read, write = os.pipe()
+    bandwidth = FakeBandwidth()
+    bandwidth.conns = [c._replace(pid=7, comm="curl", tx_bytes=1000 * n)
+                       for n, c in enumerate(conns(3))]
+    capture = fake_capture()
+    capture.probes = {"bandwidth": bandwidth}
+    out = io.StringIO()
+    view = LiveView(out, keys=read)
+    try:
+        view.tick(capture)
+        assert "p processes  s sort" in out.getvalue() and "LOCAL" in out.getvalue()
+        os.write(write, b"p")
+        view.tick(capture)  # a key redraws at once
+        frame = out.getvalue().split("\x1b[J")[-1].splitlines()
+        assert frame[1].split() == ["PID", "COMM", "CONNS", "*RX", "*TX"]
+        assert frame[2].split()[:3] == ["7", "curl", "3"]
+        os.write(write, b"ss")  # all -> rx -> tx
+        view.tick(capture)
+        assert view.sort == "tx" and out.getvalue().split("\x1b[J")[-1].splitlines()[1].split(
+            )[-2:] == ["RX", "*TX"]
+    finally:
+        os.close(read)
+        os.close(write)

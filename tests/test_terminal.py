@@ -4,6 +4,7 @@ wrapper (flock) giving the prompt back only after the report."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import shutil
@@ -22,6 +23,7 @@ PROMPT = "PROMPT> "
 SCREEN_TIMEOUT_S = 90
 POLL_S = 0.2
 CHUNK = 64 << 10
+SERVERS = itertools.count()
 
 
 class Tmux:
@@ -30,7 +32,8 @@ class Tmux:
     def __init__(self, columns: int, lines: int) -> None:
         if not shutil.which("tmux"):
             pytest.fail("the terminal tests need tmux (make test installs it)")
-        self.server = ["tmux", "-L", f"nettrail-test-{os.getpid()}-{columns}", "-f", "/dev/null"]
+        name = f"nettrail-test-{os.getpid()}-{next(SERVERS)}"  # a server of its own each
+        self.server = ["tmux", "-L", name, "-f", "/dev/null"]
         env = {**os.environ, "PS1": PROMPT, "TERM": "xterm-256color"}
         subprocess.run([*self.server, "new-session", "-d", "-x", str(columns), "-y", str(lines),
                         "bash --norc --noprofile -i"], check=True, env=env, cwd=ROOT)
@@ -44,6 +47,9 @@ class Tmux:
 
     def ctrl_c(self) -> None:
         subprocess.run([*self.server, "send-keys", "C-c"], check=True)
+
+    def keys(self, text: str) -> None:
+        subprocess.run([*self.server, "send-keys", "-l", text], check=True)
 
     def screen(self) -> list[str]:
         """The visible lines, trailing blank ones dropped."""
@@ -146,5 +152,28 @@ def test_ctrl_c_under_flock_returns_after_the_report(tmp_path: Path, bpf: None) 
         assert order == sorted(order) and order[0] >= 0 and order[-1] == len(screen) - 2, \
             "\n".join(screen)
         assert (directory / "report.html").exists()
+    finally:
+        term.close()
+
+
+def test_keys_switch_to_processes_and_sort_then_the_terminal_is_restored(
+        tmp_path: Path, bpf: None, traffic: str) -> None:
+    term = Tmux(120, 40)
+    try:
+        term.run("stty -a > " + shlex.quote(str(tmp_path / "before")))
+        term.run(nettrail_command("capture", "0.5", "60", "--no-report", "-o",
+                                  str(tmp_path / "cap")))
+        term.wait(lambda screen: any(traffic in line for line in screen))
+        term.keys("p")
+        term.wait(lambda screen: any(line.split()[:3] == ["PID", "COMM", "CONNS"]
+                                     for line in screen))
+        term.keys("s")  # all -> rx
+        term.wait(lambda screen: any(line.split()[-2:] == ["*RX", "TX"] for line in screen))
+        term.ctrl_c()
+        term.wait(lambda screen: screen[-1] == PROMPT.rstrip()
+                  and any(line.startswith("nettrail: done") for line in screen))
+        term.run("stty -a > " + shlex.quote(str(tmp_path / "after")))
+        term.wait(lambda screen: (tmp_path / "after").exists() and screen[-1] == PROMPT.rstrip())
+        assert (tmp_path / "after").read_text() == (tmp_path / "before").read_text()
     finally:
         term.close()
