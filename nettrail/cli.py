@@ -29,6 +29,7 @@ PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
 # A longer window needs --long: a stray number (an unquoted second PID) must
 # not silently become INTERVAL and start a two-day capture
 LONG_WINDOW_S = 3600.0
+LONG_INTERVAL_S = 60.0
 
 EXAMPLES = """\
 examples:
@@ -108,9 +109,11 @@ def add_window_arguments(p: argparse.ArgumentParser, interval_s: float = 5.0,
     p.add_argument("interval", nargs="?", type=_seconds, default=interval_s, metavar="INTERVAL",
                    help=f"seconds per interval (default {interval_s:g}, at most "
                         f"{MAX_INTERVAL_S:g})")
-    p.add_argument("count", nargs="?", type=_count, default=count, metavar="COUNT",
+    # COUNT's default is filled in by check_window, which must know if it was given
+    p.add_argument("count", nargs="?", type=_count, default=None, metavar="COUNT",
                    help=f"number of intervals (default {count or 'none: until Ctrl-C'}, "
                         f"at most {MAX_COUNT})")
+    p.set_defaults(default_count=count)
     p.add_argument("-p", "--pid", dest="pids", type=_pid_list, action="extend", default=[],
                    metavar="PID", help='trace only this process; repeat -p, or PID,PID,..., '
                                        'or -p "$(pgrep NAME)"')
@@ -118,8 +121,9 @@ def add_window_arguments(p: argparse.ArgumentParser, interval_s: float = 5.0,
                    help="trace the processes whose name matches this regular expression "
                         "now (as pgrep PATTERN would list them)")
     p.add_argument("--long", action="store_true",
-                   help=f"allow a window longer than {LONG_WINDOW_S // 60:.0f} minutes "
-                        "(INTERVAL x COUNT)")
+                   help=f"allow a window longer than {LONG_WINDOW_S / 60:.0f} minutes "
+                        f"(INTERVAL x COUNT), or an INTERVAL over {LONG_INTERVAL_S:g} s "
+                        "without COUNT")
     p.add_argument("--probes", type=_probe_list, default=PROBES,
                    help=f"comma-separated subset of {','.join(PROBES)} (default: all); "
                         "+wire adds wire-level DNS (DNS packets of resolvers that bypass "
@@ -357,7 +361,8 @@ def cmd_text_view(args: argparse.Namespace) -> int:
         if args.no_logs:
             out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nettrail-")))
         opts = CaptureOptions(interval_s=args.interval, count=args.count or MAX_COUNT,
-                              open_ended=args.count is None, out_dir=out_dir, pids=tuple(args.pids), probes=args.probes,
+                              open_ended=args.count is None, out_dir=out_dir,
+                              pids=tuple(args.pids), probes=args.probes,
                               report=not (args.no_report or args.no_logs), title=args.title,
                               note=args.note)
         clear = args.view == "top" and not args.noclear and sys.stdout.isatty()
@@ -468,14 +473,24 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def check_window(parser: Parser, args: argparse.Namespace) -> None:
-    """A window over LONG_WINDOW_S only when asked for with --long."""
-    if getattr(args, "count", None) is None or args.long:
+    """A stray number (an unquoted second PID) must not become INTERVAL: an
+    INTERVAL over LONG_INTERVAL_S needs its COUNT given, a window over
+    LONG_WINDOW_S needs --long. Then COUNT's default."""
+    if not hasattr(args, "default_count"):
+        return
+    if_pid = (f'; if {args.interval:g} is a PID, quote the list (-p "$(pgrep NAME)") or use '
+              f"--pgrep NAME")
+    if args.count is None and args.default_count:
+        if args.interval > LONG_INTERVAL_S and not args.long:
+            parser.error(f"INTERVAL {args.interval:g} s without COUNT: give COUNT too if that "
+                         f"is meant{if_pid}")
+        args.count = args.default_count
+    if args.count is None or args.long:
         return  # open-ended text views run until Ctrl-C, in the user's sight
     seconds = args.interval * args.count
     if seconds > LONG_WINDOW_S:
         parser.error(f"a {args.interval:g} s x {args.count} window lasts {seconds / 3600:.1f} h: "
-                     f"add --long if that is meant; if {args.interval:g} is a PID, quote "
-                     f'the list (-p "$(pgrep NAME)") or use --pgrep NAME')
+                     f"add --long if that is meant{if_pid}")
 
 
 def check_pids(parser: Parser, args: argparse.Namespace) -> None:

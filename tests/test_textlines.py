@@ -93,7 +93,9 @@ def test_show_prints_the_fixture_as_text() -> None:
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["capture", "-p", "1", "5095"], "a 5095 s x 12 window lasts 17.0 h: add --long"),
+    (["capture", "-p", "1", "5095"], "INTERVAL 5095 s without COUNT: give COUNT too"),
+    (["capture", "-p", "1", "5095", "7"], "a 5095 s x 7 window lasts 9.9 h: add --long"),
+    (["capture", "-p", "1", "61"], "if 61 is a PID, quote the list"),
     (["capture", "3601", "1"], "add --long if that is meant"),
     (["schedule", "--cron", "* * * * *", "--dir", "/nonexistent", "60", "61"], "--long"),
     (["capture", "--pgrep", "(unclosed"], "--pgrep (unclosed: missing )"),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from nettrail.cli import LONG_INTERVAL_S
 from helpers import NETTRAIL, ROOT, START_TIMEOUT_S, NetNs, nettrail, read_jsonl
 from test_capture_kernel import lookup_process, recv_exactly, tcp_pair
 from tools.tcpcase import wait_acked
@@ -184,10 +185,12 @@ def test_pid_list_from_pgrep_takes_both_processes(tmp_path: Path, bpf: None) -> 
             assert result.returncode == 0, result.stderr
             assert json.loads((out / "meta.json").read_text())["filters"]["pids"] == pids
         # unquoted, the second PID would be INTERVAL: refused, not a long window
+        # (a PID up to LONG_INTERVAL_S would pass as an interval: none is that low here)
+        assert pids[1] > LONG_INTERVAL_S
         result = subprocess.run(["bash", "-c", f"{command} capture -p $(pgrep -x nt21sleep) "
                                                "-q --no-report"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2 and "add --long" in result.stderr
+        assert result.returncode == 2 and "without COUNT" in result.stderr
         assert f"if {pids[1]} is a PID" in result.stderr
     finally:
         for p in sleepers:
