@@ -30,6 +30,7 @@ LIFE_HEADER = (f"{'TIME':8} {'PID':>7} {'COMM':15} {'LADDR':15} {'LPORT':>5} {'R
                f"{'RPORT':>5} {'TX_BYTES':>10} {'RX_BYTES':>10} {'MS':>10} {'END':8} RETRANS")
 DNS_HEADER = f"{'TIME':8} {'PID':>7} {'COMM':15} {'LATms':>10} {'OUTCOME':14} NAME"
 HEADERS = {"top": TOP_HEADER, "life": LIFE_HEADER, "dns": DNS_HEADER}
+_ABSENT = object()  # a field this log does not have
 
 
 def clock(ts: float) -> str:
@@ -49,16 +50,21 @@ class Filters:
     containers: tuple[str, ...] = ()   # id prefixes, as `docker ps` shortens them
 
     def match(self, r: dict) -> bool:
+        """`r`: a dict as the capture writes it, or a reader's record (both
+        have .get)."""
         if self.pids and r.get("pid") not in self.pids:
             return False
         if self.comms and r.get("comm") not in self.comms:
             return False
-        if self.names and "name" in r and not any(
-                n in str(r["name"]).lower() for n in self.names):
+        name = r.get("name", _ABSENT)
+        if self.names and name is not _ABSENT and not any(
+                n in str(name).lower() for n in self.names):
             return False
-        if self.ports and "lport" in r and not {r["lport"], r["rport"]} & self.ports:
+        lport = r.get("lport", _ABSENT)
+        if self.ports and lport is not _ABSENT and not {lport, r["rport"]} & self.ports:
             return False
-        if self.netns and "netns" in r and r["netns"] not in self.netns:
+        netns = r.get("netns", _ABSENT)
+        if self.netns and netns is not _ABSENT and netns not in self.netns:
             return False
         return not self.containers or any(
             str(r.get("container") or "").startswith(c) for c in self.containers)

@@ -140,10 +140,9 @@ def window_seconds(meta: dict) -> float:
     """A capture's length for one made before its summary had elapsed_s:
     its intervals, or, interrupted in the first, its start to its end."""
     seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
-    if meta.get("interrupted") and meta.get("ended_at"):
-        spans = [dt.datetime.fromisoformat(meta[k].replace("Z", "+00:00"))
-                 for k in ("started_at", "ended_at")]
-        seconds = max(seconds, (spans[1] - spans[0]).total_seconds())
+    started, ended = parse_time(meta.get("started_at")), parse_time(meta.get("ended_at"))
+    if meta.get("interrupted") and started is not None and ended is not None:
+        seconds = max(seconds, round(ended - started, 3))  # ms, as meta.json writes them
     return seconds
 
 
