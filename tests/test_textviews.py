@@ -101,11 +101,14 @@ def test_life_lines_are_the_sessions(tmp_path: Path, bpf: None) -> None:
     shown = nettrail("show", str(run.directory), "--life", "-p", pid).stdout.splitlines()
     fields = [line.split() for line in shown[1:]]
     assert all(f[1] == pid and float(f[9]) > 0 for f in fields)
-    ends = {(*f[3:9], f[10], f[11]) for f in fields}  # all but the time and the duration
+    # retransmissions: a number, not always 0 (a slow VM's tail-loss probe resends)
+    assert all(f[11].isdigit() for f in fields)
+    ends = {(*f[3:9], f[10]) for f in fields}  # addresses, ports, exact bytes, how it ended
     for (client_port, server_port), sent, received in sessions:
         c, s = str(client_port), str(server_port)
-        assert ("127.0.0.1", c, "127.0.0.1", s, str(sent), str(received), "normal", "0") in ends
-        assert ("127.0.0.1", s, "127.0.0.1", c, str(received), str(sent), "normal", "0") in ends
+        for end in (("127.0.0.1", c, "127.0.0.1", s, str(sent), str(received), "normal"),
+                    ("127.0.0.1", s, "127.0.0.1", c, str(received), str(sent), "normal")):
+            assert end in ends, "\n".join(shown)
     # the live lines are show's lines: the refused session, one formatter
     assert [line for line in shown if " refused " in line] == run.lines[1:]
 
