@@ -187,9 +187,10 @@ class LiveView(LineView):
         self._next = 0.0
         self._drawn = 0  # lines of the frame on screen, to redraw over
         # the last connections that moved bytes, and over how long: shown
-        # until others do (a new interval starts with nothing counted yet)
+        # until others do (a new interval starts with nothing counted yet,
+        # and a starved sender moves nothing for a while)
         self._rows: list = []
-        self._rows_s, self._rows_interval = 0.1, 0
+        self._rows_s = 0.1
 
     def _read_keys(self) -> bool:
         """p: connections or processes; s: sort by all, rx, tx. True if one came."""
@@ -213,9 +214,6 @@ class LiveView(LineView):
         moving = [c for c in conns if c.rx_bytes or c.tx_bytes]
         if moving:
             self._rows, self._rows_s = moving, interval_so_far(capture)
-            self._rows_interval = capture.progress.interval
-        elif capture.progress.interval - self._rows_interval > 1:
-            self._rows = []  # nothing moved for a whole interval: say so
         if not foreground(self.out):
             return  # in the background (its wrapper gone): keep off the terminal
         size = shutil.get_terminal_size()
