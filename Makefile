@@ -1,5 +1,5 @@
-# nettrail: `sudo make capture` sets everything up and runs a real capture;
-# `sudo make test` sets up and runs the whole test suite (what .ci/run does):
+# nettrail: `sudo make capture` sets up what a capture needs and runs one;
+# `sudo make test` sets up the tests too and runs the whole suite (what .ci/run does):
 # on this kernel (`make test-host`), then the kernel tests under Debian's 6.1
 # and 6.12 in qemu (`make test-kernels`, docs/kernels.md).
 CLANG ?= clang
@@ -14,10 +14,20 @@ PROBES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
 OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
 PYTHON ?= python3
 VENV := .venv
-DEB_PACKAGES := clang llvm libbpf-dev bpftool iproute2 util-linux chromium nftables \
-	musl-tools golang-go bind9-dnsutils
+# What a capture needs (building the wheel: clang, bpftool; running it: libbpf),
+# and what only the tests use (a browser, namespaces and firewalls, other
+# libcs and resolvers, a terminal multiplexer, man)
+CAPTURE_PACKAGES := clang llvm libbpf-dev bpftool
+TEST_PACKAGES := iproute2 util-linux chromium nftables musl-tools golang-go bind9-dnsutils \
+	tmux man-db
+# Debian packages not yet installed, installed
+install_missing = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing; \
+	fi
 
-.PHONY: all bpf setup capture test test-host bench clean
+.PHONY: all bpf wheel setup capture test test-host bench clean
 all: bpf
 bpf: $(OBJECTS)
 
@@ -32,24 +42,26 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
 	$(STRIP) -g $@.tmp
 	mv $@.tmp $@
 
-# Debian packages (only if missing), a virtualenv, and nettrail installed into
-# it the way it ships: `python -m build` makes the sdist, then the wheel from
-# that sdist (so the sdist is proven complete), and the wheel is installed.
-setup:
+# The capture's Debian packages (only if missing), a virtualenv, and nettrail
+# installed into it the way it ships: `python -m build` makes the sdist, then
+# the wheel from that sdist (so the sdist is proven complete), and the wheel
+# is installed with its dependencies.
+wheel:
 	@mkdir -p build
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	@$(call install_missing,$(CAPTURE_PACKAGES))
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check build
 	rm -rf dist && $(VENV)/bin/python -m build -o dist . >build/python-build.log 2>&1 \
 		|| { tail -30 build/python-build.log; exit 1; }
 	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps dist/*.whl
+	$(VENV)/bin/pip install -q --disable-pip-version-check dist/*.whl
+
+# The wheel, and what the tests use: their Debian packages and Python extras
+setup: wheel
+	@$(call install_missing,$(TEST_PACKAGES))
 	$(VENV)/bin/pip install -q --disable-pip-version-check "$$(ls dist/*.whl)[test]"
 
-capture: setup
+capture: wheel
 	$(VENV)/bin/nettrail check
 	$(VENV)/bin/nettrail capture 1 5
 
@@ -75,10 +87,6 @@ VM_PACKAGES := qemu-system-x86 busybox-static kmod
 KERNELS ?= 6.1 6.12
 .PHONY: test-kernels
 test-kernels: setup
-	@missing=$$(for p in $(VM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(call install_missing,$(VM_PACKAGES),--no-install-recommends)
 	$(PYTHON) vm/run.py $(KERNELS:%=--kernel %) --cwd $(CURDIR) --env CI=true --env PYTHONUNBUFFERED=1 \
 		-- $(VENV)/bin/pytest -q -m kernel tests

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +19,11 @@ from nettrail.capture.preflight import (TCP_NEEDS, TCP_OPTIONAL, VMLINUX_BTF, Ke
 from nettrail.capture.window import start_probes
 from nettrail.errors import NettrailError
 from nettrail.format import PROBE_OPTIONS, PROBES
+from nettrail.units import printable
+
+MAX_COLUMNS = 100
+MAX_NAME_WIDTH = 28  # the kernel needs' names (tp_btf/inet_sock_set_state) fit
+MARK_WIDTH = 7   # "PROBLEM"
 
 
 @dataclass
@@ -106,3 +113,36 @@ def run_check() -> list[Finding]:
         findings += [Finding(name, "not tried (fix the problems above)", False)
                      for name in PROBES]
     return findings
+
+
+def check_lines(findings: list[Finding], columns: int = MAX_COLUMNS) -> list[str]:
+    """The findings as aligned columns within min(columns, 100) (60 at
+    least): what, ok or PROBLEM, the value wrapped under itself, the fix on
+    lines of its own. A name too long for its column has a line to itself."""
+    width = max(min(columns, MAX_COLUMNS), 60)
+    name_width = min(max(len(printable(f.what)) for f in findings), MAX_NAME_WIDTH)
+    indent = " " * (name_width + 1 + MARK_WIDTH + 1)
+    lines = []
+    for f in findings:
+        # values name other processes' libraries: never raw to the terminal
+        name = printable(f.what)
+        if len(name) > name_width:
+            lines.append(name)
+            name = ""
+        mark = "ok" if f.ok else "PROBLEM"
+        body = textwrap.wrap(printable(f.value) or "-", width - len(indent),
+                             break_on_hyphens=False, break_long_words=True)
+        lines.append(f"{name:<{name_width}} {mark:<{MARK_WIDTH}} {body[0]}")
+        lines += [indent + more for more in body[1:]]
+        if f.fix:
+            lines += textwrap.wrap(printable(f"-> {f.fix}"), width, initial_indent=indent,
+                                   subsequent_indent=indent + "   ")
+    return lines
+
+
+def check_json(findings: list[Finding]) -> str:
+    """`check --json`: one object, every finding with its fix, and whether a
+    capture would have everything. ASCII only: it reaches terminals too."""
+    return json.dumps({"ok": all(f.ok for f in findings),
+                       "findings": [{"what": f.what, "ok": f.ok, "value": f.value,
+                                     "fix": f.fix or None} for f in findings]})

@@ -55,6 +55,7 @@ def start_probes(ctx: RecordContext, names: tuple[str, ...], pids: tuple[int, ..
 class CaptureOptions:
     interval_s: float = 5.0
     count: int = 12
+    open_ended: bool = False  # until Ctrl-C: `count` is only the ceiling
     out_dir: Path | None = None
     pids: tuple[int, ...] = ()
     probes: tuple[str, ...] = PROBES
@@ -80,6 +81,8 @@ class Progress:
 class View(Protocol):
     def begin(self, capture: Capture) -> None: ...
     def tick(self, capture: Capture) -> None: ...
+    def records(self, probe: str, records: list[dict]) -> None: ...
+    def interval_end(self, capture: Capture) -> None: ...
     def rendering(self, capture: Capture) -> None: ...
     def end(self, capture: Capture) -> None: ...
 
@@ -165,6 +168,7 @@ class Capture:
         while chunk := list(itertools.islice(records, WRITE_CHUNK)):
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)
+            self.view.records(probe, chunk)
 
     def _subscribe(self, rings: RingBuffers) -> None:
         """Events arrive through ring buffers, in batches."""
@@ -215,12 +219,15 @@ class Capture:
                 self.progress.seconds_left = left / 1e9
                 rings.wait(min(POLL_MS, math.ceil(left / 1e6)))
                 self.view.tick(self)
+            # the real length so far: an interrupted window is shorter than asked
+            self.headline.elapsed_s = round((min(boot_ns(), end) - start) / 1e9, 3)
             last = interval == self.opts.count or self.stop.is_set()
             for probe in self._running():
                 self._write(probe.name, probe.interval_records(interval, last))
             rings.drain()
             self.intervals_done = interval - (self.stop.is_set() and left > 0)
             self._checkpoint()
+            self.view.interval_end(self)
             if self.stop.is_set():
                 break
 

@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import logging
 import os
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -23,6 +27,10 @@ from nettrail.format import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.units import printable
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
+# A longer window needs --long: a stray number (an unquoted second PID) must
+# not silently become INTERVAL and start a two-day capture
+LONG_WINDOW_S = 3600.0
+LONG_INTERVAL_S = 60.0
 
 EXAMPLES = """\
 examples:
@@ -65,8 +73,9 @@ def _positive_number(text: str) -> float:
 
 
 def _pid_list(text: str) -> list[int]:
-    """-p 1234, or -p 1234,5678: one flag never takes the positionals after it."""
-    pids = [int(part) for part in text.split(",")]
+    """-p 1234, -p 1234,5678, or what pgrep prints (-p "$(pgrep x)": PIDs one
+    a line): one flag never takes the positionals after it."""
+    pids = [int(part) for part in re.split(r"[,\s]+", text.strip())]
     if not all(1 <= pid < PID_MAX_LIMIT for pid in pids):
         raise ValueError(text)
     return pids
@@ -94,14 +103,28 @@ _positive_number.__name__ = "number"
 _pid_list.__name__ = "PID"
 
 
-def add_window_arguments(p: argparse.ArgumentParser) -> None:
-    """INTERVAL COUNT -p --probes: shared by capture and schedule."""
-    p.add_argument("interval", nargs="?", type=_seconds, default=5.0, metavar="INTERVAL",
-                   help=f"seconds per interval (default 5, at most {MAX_INTERVAL_S:g})")
-    p.add_argument("count", nargs="?", type=_count, default=12, metavar="COUNT",
-                   help=f"number of intervals (default 12, at most {MAX_COUNT})")
+def add_window_arguments(p: argparse.ArgumentParser, interval_s: float = 5.0,
+                         count: int | None = 12) -> None:
+    """INTERVAL COUNT -p --probes: shared by capture, schedule and the text
+    views (whose default is no COUNT: until Ctrl-C)."""
+    p.add_argument("interval", nargs="?", type=_seconds, default=interval_s, metavar="INTERVAL",
+                   help=f"seconds per interval (default {interval_s:g}, at most "
+                        f"{MAX_INTERVAL_S:g})")
+    # COUNT's default is filled in by check_window, which must know if it was given
+    p.add_argument("count", nargs="?", type=_count, default=None, metavar="COUNT",
+                   help=f"number of intervals (default {count or 'none: until Ctrl-C'}, "
+                        f"at most {MAX_COUNT})")
+    p.set_defaults(default_count=count)
     p.add_argument("-p", "--pid", dest="pids", type=_pid_list, action="extend", default=[],
-                   metavar="PID", help="trace only this process; repeat -p, or PID,PID,...")
+                   metavar="PID", help='trace only this process; repeat -p, or PID,PID,..., '
+                                       'or -p "$(pgrep NAME)"')
+    p.add_argument("--pgrep", metavar="PATTERN", action="append", default=[],
+                   help="trace the processes whose name matches this regular expression "
+                        "now (as pgrep PATTERN would list them)")
+    p.add_argument("--long", action="store_true",
+                   help=f"allow a window longer than {LONG_WINDOW_S / 60:.0f} minutes "
+                        f"(INTERVAL x COUNT), or an INTERVAL over {LONG_INTERVAL_S:g} s "
+                        "without COUNT")
     p.add_argument("--probes", type=_probe_list, default=PROBES,
                    help=f"comma-separated subset of {','.join(PROBES)} (default: all); "
                         "+wire adds wire-level DNS (DNS packets of resolvers that bypass "
@@ -130,6 +153,81 @@ def _metrics_path(text: str) -> Path:
 
 def _add_metrics_file(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--metrics-file", type=_metrics_path, metavar="PATH", help=help_text)
+
+
+TEXT_VIEWS = {
+    "top": ("the busiest TCP connections per interval, as text", "tcptop"),
+    "life": ("a line per closed TCP session, as text", "tcplife"),
+    "dns": ("a line per name lookup, as text", "gethostlatency"),
+}
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+_port.__name__ = "port"
+
+
+def add_filter_arguments(p: argparse.ArgumentParser, pids: bool = True) -> None:
+    """Which records a text view prints; the logs keep everything."""
+    f = p.add_argument_group("filters (repeat one to allow several values)")
+    if pids:
+        f.add_argument("-p", "--pid", dest="pids", type=_pid_list, action="extend",
+                       default=[], metavar="PID", help="only these processes")
+    f.add_argument("-c", "--comm", action="append", default=[],
+                   help="only processes of this name (exact)")
+    f.add_argument("--name", action="append", default=[],
+                   help="only lookups of names containing this text (any case)")
+    f.add_argument("--port", type=_port, action="append", default=[],
+                   help="only connections with this local or remote port")
+    f.add_argument("--netns", type=int, action="append", default=[], metavar="INODE",
+                   help="only connections in this network namespace (ls -l /proc/PID/ns/net)")
+    f.add_argument("--container", action="append", default=[], metavar="ID",
+                   help="only processes of the container whose id starts with this")
+
+
+def add_sort_arguments(p: argparse.ArgumentParser) -> None:
+    from nettrail.textlines import DEFAULT_ROWS, SORT_KEYS
+    p.add_argument("-s", "--sort", choices=list(SORT_KEYS), default="all",
+                   help="top: order connections by these bytes (default all: rx + tx)")
+    p.add_argument("-r", "--rows", type=_count, default=DEFAULT_ROWS,
+                   help=f"top: connections per interval at most (default {DEFAULT_ROWS})")
+
+
+def filters_of(args: argparse.Namespace, pids: bool = True):  # -> textlines.Filters
+    from nettrail.textlines import Filters
+    return Filters(pids=frozenset(args.pids if pids else ()), comms=frozenset(args.comm),
+                   names=tuple(n.lower() for n in args.name), ports=frozenset(args.port),
+                   netns=frozenset(args.netns), containers=tuple(args.container))
+
+
+def add_text_view(sub: argparse._SubParsersAction, view: str, help_text: str,
+                  seed: str) -> None:
+    p = sub.add_parser(view, help=help_text,
+                       description=f"{help_text[0].upper()}{help_text[1:]} on stdout, like "
+                                   f"{seed}, line-buffered for pipes and grep, while a full "
+                                   "capture runs: without COUNT until Ctrl-C; the logs and "
+                                   "report.html are written as by nettrail capture (the "
+                                   "directory is named on stderr at the end).")
+    add_window_arguments(p, 1.0 if view == "top" else 5.0, None)
+    add_filter_arguments(p, pids=False)  # -p is the capture's own: traced in the kernel
+    if view == "top":
+        add_sort_arguments(p)
+        p.add_argument("-C", "--noclear", action="store_true",
+                       help="do not clear the screen between intervals (never cleared "
+                            "when stdout is not a terminal)")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="capture directory (default ./nettrail-<UTC time>-<random>)")
+    p.add_argument("--no-report", action="store_true", help="write the logs only")
+    p.add_argument("--no-logs", action="store_true",
+                   help="keep nothing: capture into a temporary directory removed at the end")
+    _add_report_text(p)
+    add_debug(p)
+    p.set_defaults(run=cmd_text_view, view=view)
 
 
 def build_parser() -> Parser:
@@ -171,7 +269,25 @@ def build_parser() -> Parser:
     add_debug(cap)
     cap.set_defaults(run=cmd_capture)
 
+    for view, (help_text, seed) in TEXT_VIEWS.items():
+        add_text_view(sub, view, help_text, seed)
+
+    shw = sub.add_parser("show", help="a finished capture's top, life or dns view as text",
+                         description="Print a capture directory's logs as the text views of "
+                                     "nettrail top, life and dns print them (no root needed).")
+    shw.add_argument("capture_dir", type=Path, metavar="CAPTURE_DIR")
+    which = shw.add_mutually_exclusive_group(required=True)
+    for view in TEXT_VIEWS:
+        which.add_argument(f"--{view}", dest="view", action="store_const", const=view,
+                           help=f"the {view} view")
+    add_filter_arguments(shw)
+    add_sort_arguments(shw)
+    add_debug(shw)
+    shw.set_defaults(run=cmd_show)
+
     chk = sub.add_parser("check", help="check kernel, privileges, hooks and libcs")
+    chk.add_argument("--json", action="store_true",
+                     help="one JSON object: every finding with its fix, and whether all hold")
     add_debug(chk)
     chk.set_defaults(run=cmd_check)
 
@@ -251,7 +367,7 @@ def capture_report(directory: Path, dir_fd: int) -> Path:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from nettrail.capture.live import LineView, LiveView, QuietView
+    from nettrail.capture.live import LineView, LiveView, QuietView, keys, terminal_of_our_own
     from nettrail.capture.window import Capture, CaptureOptions
     from nettrail.metrics import check_textfile_dir
 
@@ -260,11 +376,16 @@ def cmd_capture(args: argparse.Namespace) -> int:
                           report=not args.no_report, title=args.title, note=args.note,
                           containers=tuple(args.containers), pods=tuple(args.pods),
                           namespaces=tuple(args.namespaces))
-    view = (QuietView() if args.quiet else LiveView() if sys.stderr.isatty() else LineView())
     if args.metrics_file:
         check_textfile_dir(args.metrics_file)  # before capturing, not after
-    capture = Capture(opts, view, install_stop_handlers(), capture_report)
-    directory = capture.run()
+    live = not args.quiet and sys.stderr.isatty()
+    with contextlib.ExitStack() as terminal:
+        view: object = QuietView() if args.quiet else LineView()
+        if live:
+            terminal.enter_context(terminal_of_our_own(sys.stderr))
+            view = LiveView(keys=terminal.enter_context(keys(sys.stdin)))
+        capture = Capture(opts, view, install_stop_handlers(), capture_report)
+        directory = capture.run()
     print(capture_summary(directory, capture.report_path, capture.meta) if args.summary_json
           else directory, flush=True)
     if args.metrics_file:
@@ -279,6 +400,53 @@ def write_metrics(directory: Path, path: Path) -> None:
     _, numbers = read_snapshot(directory)
     write_textfile(path, exposition(numbers, Runs(last_success_s=numbers.ended_s,
                                                   last_run_s={"ok": numbers.started_s})))
+
+
+def cmd_text_view(args: argparse.Namespace) -> int:
+    """nettrail top|life|dns: a capture whose stdout is a text view."""
+    import tempfile
+    from nettrail.capture.text import TextView
+    from nettrail.capture.window import Capture, CaptureOptions
+
+    with contextlib.ExitStack() as stack:
+        out_dir = args.output
+        if args.no_logs:
+            out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nettrail-")))
+        opts = CaptureOptions(interval_s=args.interval, count=args.count or MAX_COUNT,
+                              open_ended=args.count is None, out_dir=out_dir,
+                              pids=tuple(args.pids), probes=args.probes,
+                              report=not (args.no_report or args.no_logs), title=args.title,
+                              note=args.note)
+        clear = args.view == "top" and not args.noclear and sys.stdout.isatty()
+        view = TextView(args.view, filters_of(args, pids=False), getattr(args, "sort", "all"),
+                        getattr(args, "rows", 20), clear)
+        Capture(opts, view, install_stop_handlers(), capture_report).run()
+    return ExitStatus.OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """A finished capture's text view, read through the report's reader."""
+    from nettrail.report.reader import open_capture
+    from nettrail.textlines import HEADERS, LINE_VIEWS, VIEWS, top_snapshot
+    capture = open_capture(args.capture_dir)
+    filters = filters_of(args)
+    records = (r for r in capture.records(VIEWS[args.view]) if filters.match(r))
+    if args.view == "top":
+        count = capture.meta.get("count")
+        for interval, rows in itertools.groupby(records, key=lambda r: r["interval"]):
+            rows = list(rows)
+            ts = max(r["ts"] for r in rows)
+            print("\n".join(["", *top_snapshot(rows, ts, interval, count, args.sort,
+                                                 args.rows)]), flush=True)
+    else:
+        print(HEADERS[args.view], flush=True)
+        line = LINE_VIEWS[args.view]
+        for r in records:
+            if (text := line(r)) is not None:
+                print(text, flush=True)
+    for warning in capture.warnings:
+        print(f"nettrail: warning: {printable(warning)}", file=sys.stderr)
+    return ExitStatus.OK
 
 
 def capture_summary(directory: Path, report: Path | None, meta: dict) -> str:
@@ -298,11 +466,13 @@ def capture_summary(directory: Path, report: Path | None, meta: dict) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from nettrail.capture.check import run_check
+    from nettrail.capture.check import check_json, check_lines
     findings = run_check()
-    for f in findings:
-        mark = "ok" if f.ok else "PROBLEM"
-        # values name other processes' libraries: never raw to the terminal
-        print(printable(f"{f.what:<11} {mark:<8} {f.value}" + (f"  -> {f.fix}" if f.fix else "")))
+    if args.json:
+        print(check_json(findings))
+    else:
+        columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else 100
+        print("\n".join(check_lines(findings, columns)))
     if all(f.ok for f in findings):
         return ExitStatus.OK
     privileged = all(f.ok for f in findings if f.what == "privileges")
@@ -359,10 +529,37 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                         "see the service's log (journalctl -u nettrail-schedule)")
 
 
+def check_window(parser: Parser, args: argparse.Namespace) -> None:
+    """A stray number (an unquoted second PID) must not become INTERVAL: an
+    INTERVAL over LONG_INTERVAL_S needs its COUNT given, a window over
+    LONG_WINDOW_S needs --long. Then COUNT's default."""
+    if not hasattr(args, "default_count"):
+        return
+    if_pid = (f'; if {args.interval:g} is a PID, quote the list (-p "$(pgrep NAME)") or use '
+              f"--pgrep NAME")
+    if args.count is None and args.default_count:
+        if args.interval > LONG_INTERVAL_S and not args.long:
+            parser.error(f"INTERVAL {args.interval:g} s without COUNT: give COUNT too if that "
+                         f"is meant{if_pid}")
+        args.count = args.default_count
+    if args.count is None or args.long:
+        return  # open-ended text views run until Ctrl-C, in the user's sight
+    seconds = args.interval * args.count
+    if seconds > LONG_WINDOW_S:
+        parser.error(f"a {args.interval:g} s x {args.count} window lasts {seconds / 3600:.1f} h: "
+                     f"add --long if that is meant{if_pid}")
+
+
 def check_pids(parser: Parser, args: argparse.Namespace) -> None:
     """At most MAX_PIDS distinct processes, each one that exists now."""
     if not hasattr(args, "pids"):
         return
+    if getattr(args, "pgrep", None):
+        from nettrail.procs import pgrep
+        try:
+            args.pids += pgrep(args.pgrep, exclude=os.getpid())
+        except ValueError as exc:
+            parser.error(str(exc))
     args.pids = list(dict.fromkeys(args.pids))
     if len(args.pids) > MAX_PIDS:
         parser.error(f"at most {MAX_PIDS} -p PIDs")
@@ -398,6 +595,7 @@ def _error(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_window(parser, args)
     check_pids(parser, args)
     library_messages_as_one_line()
     try:

@@ -26,6 +26,9 @@ class Headline:
     hosts_lookups: int = 0     # answered without a query leaving the process (hosts file)
     slowest_name: str | None = None  # the slowest answered lookup that asked DNS
     slowest_ms: float | None = None
+    # the window's real length (an interrupted one is shorter than asked):
+    # rates divide by it; set by the capture, None in captures made before it
+    elapsed_s: float | None = None
 
     def add(self, probe: str, records: Sequence) -> None:
         """Count records of one probe's log: dicts as the capture writes them,
@@ -57,4 +60,4 @@ class Headline:
 
 
 # Fields a summary written before they existed lacks (read as 0)
-ADDED_LATER = ("literal_lookups", "hosts_lookups")
+ADDED_LATER = ("literal_lookups", "hosts_lookups", "elapsed_s")

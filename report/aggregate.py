@@ -107,7 +107,8 @@ def _fleet_notes(c: Conversations) -> Iterator[str]:
 def _total(headlines: list[Headline]) -> Headline:
     """All hosts' headline numbers together (the slowest lookup of any)."""
     total = Headline()
-    counts = [f.name for f in dataclasses.fields(Headline) if not f.name.startswith("slowest")]
+    # the counters (default 0): not the slowest lookup, not a window's elapsed_s
+    counts = [f.name for f in dataclasses.fields(Headline) if f.default is not None]
     for h in headlines:
         for name in counts:
             setattr(total, name, getattr(total, name) + getattr(h, name))

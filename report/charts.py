@@ -268,8 +268,10 @@ def sessions_over_time(ss: Sessions, clock: Clock) -> Chart:
 # -- DNS ---------------------------------------------------------------------------
 
 def _log_ticks(low: float, high: float) -> list[float]:
+    """Decades from below `low` to above `high`: two at least (a scale of one
+    tick has no span: lookups all faster than the 0.01 ms floor had one)."""
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    return [10.0 ** p for p in range(first, last + 1)]
+    return [10.0 ** p for p in range(first, max(last, first + 1) + 1)]
 
 
 def _log_y(value: float, low: float, high: float, top: float, bottom: float) -> float:

@@ -56,7 +56,7 @@ class Headline:
     failed_probes: list[str]
     has_report: bool
     top_talker: str | None = None
-    seconds: float = 0.0          # the window's length: rates are bytes over it
+    seconds: float = 0.0          # the window's real length: rates are bytes over it
     failed_sessions: int = 0
     status: str = "ok"            # ok / unfinished (no end time) / failed / skipped
     reason: str | None = None     # why a run failed or was skipped (from the service)
@@ -163,6 +163,16 @@ def lost_by_cause(meta: dict) -> dict[str, dict[str, int]]:
     return lost
 
 
+def window_seconds(meta: dict) -> float:
+    """A capture's length for one made before its summary had elapsed_s:
+    its intervals, or, interrupted in the first, its start to its end."""
+    seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
+    started, ended = parse_time(meta.get("started_at")), parse_time(meta.get("ended_at"))
+    if meta.get("interrupted") and started is not None and ended is not None:
+        seconds = max(seconds, round(ended - started, 3))  # ms, as meta.json writes them
+    return seconds
+
+
 def read_snapshot(directory: Path) -> tuple[Headline, Snapshot]:
     """A capture's line in the index, and its numbers for the metrics."""
     capture = open_capture(directory)
@@ -171,7 +181,7 @@ def read_snapshot(directory: Path) -> tuple[Headline, Snapshot]:
                and n.slowest_ms is not None else None)
     probes = meta.get("probes", {})
     lost = meta.get("lost_events", {})
-    seconds = float(meta.get("interval_s") or 0) * int(meta.get("intervals_done") or 0)
+    seconds = n.elapsed_s or window_seconds(meta)
     top_talker, programs = talkers(capture)
     line = Headline(directory.name, meta["started_at"], meta.get("trigger", "manual"),
                     bool(meta.get("interrupted")), n.rx_bytes, n.tx_bytes, n.sessions,

@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from nettrail.schedule.snapshots import failed_headline, update_index
+from nettrail.headline import Headline
+from nettrail.schedule.snapshots import _points, failed_headline, update_index
 from test_report import V2
 
 
@@ -45,3 +46,20 @@ def test_index_trend_top_talker_and_failed_runs(tmp_path: Path) -> None:
     assert "<td class=\"name\">curl (100)</td>" in html
     # the cache is read back as it was written
     assert update_index(tmp_path) == headlines
+
+
+def test_interrupted_snapshot_has_its_real_length_and_a_point(tmp_path: Path) -> None:
+    # stopped 8.06 s into its first interval of 10 s: intervals_done is 0
+    for name, summary_s in (("20260102T030405Z", 8.06), ("20260102T031905Z", None)):
+        directory = snapshot(tmp_path, name, f"2026-01-02T03:{name[11:13]}:05.000Z",
+                             f"2026-01-02T03:{name[11:13]}:13.060Z")
+        meta = json.loads((directory / "meta.json").read_text())
+        meta.update(interval_s=10.0, count=6, intervals_done=0, interrupted=True)
+        # None: a capture made before elapsed_s (its numbers counted from its logs)
+        meta["summary"] = summary_s and Headline(rx_bytes=1000, elapsed_s=summary_s).as_json()
+        (directory / "meta.json").write_text(json.dumps(meta))
+    headlines = update_index(tmp_path)
+    assert [h.seconds for h in headlines] == [8.06, 8.06]
+    points = _points(headlines)  # both on the trend chart, at their real rate
+    assert len(points) == 2
+    assert [p[1]["received"] for p in points] == [8000 / 8.06, 8 * headlines[0].rx_bytes / 8.06]

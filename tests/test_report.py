@@ -402,3 +402,11 @@ def test_probe_notes_say_what_a_running_probe_missed() -> None:
         "3 libraries not probed, e.g. /srv/c1/lib/libc.so.6\\x1b[2J: not a regular file"]
     assert probe_notes("dns", {"status": "ok", "wire": "on"}) == []
     assert probe_notes("sessions", {"status": "ok"}) == []
+
+
+def test_latency_scale_has_a_span_whatever_the_latencies() -> None:
+    # lookups all under the 0.01 ms floor made a one-tick scale: division by zero
+    from nettrail.report.charts import _log_ticks
+    for low, high in ((0.01, 0.005), (1.0, 1.0), (0.01, 0.01), (3.0, 40.0)):
+        ticks = _log_ticks(low, high)
+        assert len(ticks) >= 2 and ticks[0] <= low and ticks[-1] >= high
