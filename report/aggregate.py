@@ -137,6 +137,8 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                 for host, headline, c in zip(hosts, headlines, captures))
 
     dns = aggregate_dns(streams("dns"), tally, resolutions)
+    for host, c in zip(hosts, captures):
+        dns.wire.add_confs(host, c.meta["probes"].get("dns") or {})
     slots = ([fleet_intervals(clock, max(h.interval_s for h in headers))] * len(captures)
              if fleet else [own_intervals(h.interval_s) for h in headers])
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(

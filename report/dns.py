@@ -15,7 +15,8 @@ from nettrail.report.bounded import HeavyHitters, LogSketch, keep_few
 from nettrail.report.labels import Owner, group_label, naming_owner, process_label, qualified
 from nettrail.report.names import Resolutions
 from nettrail.report.tally import TABLE_ROWS, Tally
-from nettrail.units import human_ms, printable
+from nettrail.report.wire import Query, Wire, query_of
+from nettrail.units import printable
 
 KEEP_NAMES = 2_000
 KEEP_JOIN = 65_536          # libc calls and wire queries waiting to be joined
@@ -43,7 +44,10 @@ class Lookup:
     pid: int | None
     addresses: list[str]
     resolved_by: str | None
+    conf: tuple | None = None  # (host, resolv_conf id): the resolver configuration it used
     wire: list[str] = field(default_factory=list)  # "A 10.0.0.2:53 NXDOMAIN 3.1 ms"
+    queries: int = 0           # wire queries it sent (report/wire.py counts them)
+    waited_ms: float = 0.0     # from the call to the end of its last failed query
 
     @property
     def label(self) -> str:
@@ -60,13 +64,8 @@ def _lookup(r: Any, host: str | None) -> Lookup:
     return Lookup(r.ts, printable(r.name), r.source, r.latency_ms, r.ok, r.pending,
                   printable(r.error) if r.error else None, host,
                   process_label(r.pid, r.comm), group_label(r), naming_owner(r, host), r.pid,
-                  [printable(a) for a in r.addresses[:8]], resolved_by(r.resolved_by, r.name))
-
-
-def _wire_note(r: Any) -> str:
-    return " ".join([r.qtype or "?", printable(r.server or "?"),
-                     "pending" if r.pending else printable(r.error or "ok"),
-                     human_ms(r.latency_ms)])
+                  [printable(a) for a in r.addresses[:8]], resolved_by(r.resolved_by, r.name),
+                  (host, r.resolv_conf) if r.resolv_conf is not None else None)
 
 
 class CallJoin:
@@ -76,16 +75,17 @@ class CallJoin:
     at most KEEP_JOIN calls and query keys wait; a query whose call never
     comes is `orphaned` (counted, not a lookup: its call was the lookup)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
         self.calls: dict[tuple, Lookup] = {}
-        self.waiting: dict[tuple, list[str]] = {}
+        self.waiting: dict[tuple, list[Query]] = {}
         self.joined = 0
         self.orphaned = 0
 
     def call(self, lookup: Lookup) -> None:
         key = (lookup.pid, lookup.ts)
-        for note in self.waiting.pop(key, ()):
-            self._join(lookup, note)
+        for q in self.waiting.pop(key, ()):
+            self._join(lookup, q)
         if len(self.calls) >= KEEP_JOIN:
             del self.calls[next(iter(self.calls))]
         self.calls[key] = lookup
@@ -94,15 +94,16 @@ class CallJoin:
         key = (r.pid, r.call_ts)
         call = self.calls.get(key)
         if call is not None:
-            self._join(call, _wire_note(r))
+            self._join(call, query_of(r))
             return
         if key not in self.waiting and len(self.waiting) >= KEEP_JOIN:
             self.orphaned += len(self.waiting.pop(next(iter(self.waiting))))
-        self.waiting.setdefault(key, []).append(_wire_note(r))
+        self.waiting.setdefault(key, []).append(query_of(r))
 
-    def _join(self, call: Lookup, note: str) -> None:
+    def _join(self, call: Lookup, q: Query) -> None:
         if len(call.wire) < WIRE_NOTES:
-            call.wire.append(note)
+            call.wire.append(q.note)
+        self.wire.joined(call, q)
         self.joined += 1
 
     def finish(self) -> None:
@@ -165,8 +166,10 @@ class Dns:
     hosts_exact: bool = True
     problems: list[Lookup] = field(default_factory=list)  # failed, pending, slow; newest first
     problem_count: int = 0
+    timeline: list[Lookup] = field(default_factory=list)  # every lookup, the first TABLE_ROWS
     buckets: list[DnsBucket] = field(default_factory=list)
     latency: LogSketch = field(default_factory=LogSketch)
+    wire: Wire = field(default_factory=Wire)
 
 
 def aggregate_dns(streams: Blocks, tally: Tally, resolutions: Resolutions) -> Dns:
@@ -176,7 +179,7 @@ def aggregate_dns(streams: Blocks, tally: Tally, resolutions: Resolutions) -> Dn
     names: HeavyHitters[NameStats] = HeavyHitters(KEEP_NAMES, NameStats)
     problems: deque[Lookup] = deque(maxlen=TABLE_ROWS)
     for host, headline, blocks in streams:
-        join = CallJoin()
+        join = CallJoin(dns.wire)
         for block in blocks:
             headline.add("dns", block)
             for lookup in _lookups(block, host, join):
@@ -187,6 +190,7 @@ def aggregate_dns(streams: Blocks, tally: Tally, resolutions: Resolutions) -> Dn
         dns.wire_linked += join.joined
         dns.wire_orphaned += join.orphaned
     dns.problems = sorted(problems, key=lambda lk: -lk.ts)
+    dns.timeline.sort(key=lambda lk: lk.ts)
     dns.hosts = [_host_stats(name, s) for name, s in names.top(
         TABLE_ROWS, key=lambda s: (-(s.latency.quantile(0.95) or 0), -s.weight))]
     dns.host_count = len(names) + names.dropped
@@ -203,7 +207,7 @@ def _lookups(block: list[Any], host: str | None, join: CallJoin) -> Iterator[Loo
         if r.source == "libc":
             join.call(lookup)
         else:
-            lookup.wire.append(_wire_note(r))
+            lookup.wire.append(query_of(r).note)
         yield lookup
 
 
@@ -218,6 +222,8 @@ def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
         return
     process.lookups += 1  # counted as the headline counts lookups
     dns.count += 1
+    if len(dns.timeline) < TABLE_ROWS:
+        dns.timeline.append(lk)
     failed = not lk.ok and not lk.pending
     slow = not lk.pending and lk.latency_ms >= SLOW_LOOKUP_MS
     dns.failed += failed

@@ -123,6 +123,45 @@ def _dns(data: Any, status: dict[str, str]) -> Iterator[Finding]:
             "oldest_ms": oldest.latency_ms if oldest else None}, "problems", "no answer")
 
 
+def _wire(data: Any) -> Iterator[Finding]:
+    """What the queries on the wire say of the lookups (report/wire.py)."""
+    wire = data.dns.wire
+    for name, n in sorted(wire.names.items(), key=lambda kv: -kv[1].waited_ms)[:3]:
+        if n.lookups and n.nxdomain >= n.lookups and n.queries >= 2 * n.lookups:
+            conf = wire.confs.get(n.conf) if n.conf else None
+            yield Finding("search_expansion", PROBLEM, {
+                "name": name, "queries_per_lookup": round(n.queries / n.lookups, 1),
+                "nxdomain_per_lookup": round(n.nxdomain / n.lookups, 1),
+                "ndots": conf.ndots if conf else None,
+                "search": len(conf.search) if conf else None,
+                "waited_ms": n.waited_ms / n.lookups, "queries": n.queries},
+                "lookups", name)
+    for server, q in sorted(wire.servers.items(), key=lambda kv: -kv[1].unanswered):
+        if q.unanswered and not q.answered:
+            yield Finding("dead_nameserver", PROBLEM, {
+                "server": server, "queries": q.unanswered,
+                "waited_ms": q.unanswered_ms / q.unanswered}, "lookups", server)
+        if q.servfail:
+            yield Finding("servfail", PROBLEM, {"server": server, "queries": q.servfail},
+                          "lookups", server)
+
+
+def _likely(data: Any, status: dict[str, str]) -> Iterator[Finding]:
+    """Without wire-level DNS: what the resolver configuration makes likely."""
+    if data.dns.wire_linked or status.get("dns") != "ok":
+        return
+    slow = {h.name: h for h in data.dns.hosts if h.p50_ms is not None}
+    for lk in data.dns.timeline:
+        conf = data.dns.wire.confs.get(lk.conf) if lk.conf else None
+        if conf and conf.search and lk.name.rstrip(".").count(".") < conf.ndots \
+                and lk.name in slow:
+            yield Finding("likely_expansion", INFO, {
+                "name": lk.name, "ndots": conf.ndots, "search": len(conf.search),
+                "queries": 2 * (len(conf.search) + 1), "p50_ms": slow[lk.name].p50_ms},
+                "lookups", lk.name)
+            return
+
+
 def _newcomers(data: Any) -> Iterator[Finding]:
     new = [p for p in data.processes if p.new]
     if new:
@@ -147,4 +186,4 @@ def findings(data: Any) -> list[Finding]:
     status = data.probe_status
     return [*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
             *_conversations(data),
-            *_dns(data, status), *_newcomers(data)]
+            *_dns(data, status), *_wire(data), *_likely(data, status), *_newcomers(data)]
