@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from nettrail.units import printable
 
 MAX_PROBE_NOTES = 5
+# meta.json's lost_events_by_cause, as the page says each cause
+LOSS_CAUSES = {"ringbuf_full": "ring buffer full", "map_full": "tracking table full",
+               "query_table_full": "DNS query table full",
+               "query_share_used": "a user's share of the DNS query table used up",
+               "recursion_misses": "programs skipped while one ran",
+               "unknown": "kernel buffers full"}
 
 
 @dataclass
@@ -19,6 +25,8 @@ class ProbeInfo:
     error: str | None
     lost_events: int
     notes: list[str] = field(default_factory=list)  # what it could not see, and why
+    lost_by_cause: dict[str, int] = field(default_factory=dict)
+    fillers: list[str] = field(default_factory=list)  # who filled the DNS query table
 
 
 def probe_notes(name: str, status: dict) -> list[str]:
@@ -64,7 +72,8 @@ def header(meta: dict, title: str | None, note: str | None) -> Header:
     """meta.json as the page shows it (the reader checked its shape)."""
     lost = meta["lost_events"]
     probes = [ProbeInfo(name, p["status"], p.get("hook"), p.get("error"),
-                        int(lost.get(name) or 0), probe_notes(name, p))
+                        int(lost.get(name) or 0), probe_notes(name, p),
+                        _causes(meta, name), _fillers(p))
               for name, p in meta["probes"].items()]
     host = printable(meta["host"])  # the hosts table and fleet labels show it
     return Header(title or meta["title"] or f"nettrail capture on {host}",
@@ -85,5 +94,28 @@ def warnings(h: Header) -> Iterator[str]:
         elif p.error:
             yield f"{p.name} probe: {p.error}"
         if p.lost_events:
-            yield (f"{p.name} probe lost {p.lost_events} events (kernel buffers full): "
+            causes = ", ".join(f"{LOSS_CAUSES.get(cause, printable(cause))} ×{n:,}"
+                               for cause, n in p.lost_by_cause.items() if n) or LOSS_CAUSES[
+                                   "unknown"]
+            by = f"; the DNS query table was filled by {', '.join(p.fillers)}" if (
+                p.fillers and p.lost_by_cause.get("query_share_used")) else ""
+            yield (f"{p.name} probe lost {p.lost_events:,} events ({causes}{by}): "
                    "its numbers are a lower bound")
+
+
+def _causes(meta: dict, probe: str) -> dict[str, int]:
+    """meta.json's lost_events_by_cause of one probe (untrusted: counts only)."""
+    by_cause = (meta.get("lost_events_by_cause") or {}).get(probe)
+    if not isinstance(by_cause, dict):
+        return {}
+    return {str(c): n for c, n in by_cause.items() if type(n) is int and n >= 0}
+
+
+def _fillers(status: dict) -> list[str]:
+    """The dns probe's owners with queries refused (probes.dns.loss.query_owners)."""
+    loss = status.get("loss")
+    owners = loss.get("query_owners") if isinstance(loss, dict) else None
+    return [f"uid {o['uid']} (netns {o['netns']}, {o['refused']:,} refused)"
+            for o in owners or () if isinstance(o, dict)
+            and all(type(o.get(k)) is int for k in ("uid", "netns", "refused"))
+            and o["refused"]][:3]

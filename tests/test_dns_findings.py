@@ -80,3 +80,18 @@ def test_without_wire_the_resolv_conf_makes_expansion_likely(tmp_path: Path) -> 
                         tmp_path / "report.html").read_text()
     assert ("api.svc: likely up to 8 queries per lookup (ndots:5, 3 search domains; p50 "
             "110.0 ms; add --probes +wire to see them)") in page
+
+
+def test_loss_is_named_by_its_cause_and_who_filled_the_table(tmp_path: Path) -> None:
+    target = capture(tmp_path, [lookup(T0 + 1, "db.example")])
+    meta = json.loads((target / "meta.json").read_text())
+    meta["lost_events"]["dns"] = 1762
+    meta["lost_events_by_cause"] = {"dns": {"ringbuf_full": 62, "query_share_used": 1700}}
+    meta["probes"]["dns"]["loss"] = {"query_owners": [
+        {"uid": 65534, "netns": 4026532999, "waiting": 1024, "refused": 1700}]}
+    (target / "meta.json").write_text(json.dumps(meta))
+    page = write_report(target, tmp_path / "report.html").read_text()
+    assert ("dns probe lost 1,762 events (ring buffer full ×62, a user&#39;s share of the DNS "
+            "query table used up ×1,700; the DNS query table was filled by uid 65534 (netns "
+            "4026532999, 1,700 refused)): its numbers are a lower bound") in page
+    assert "kernel buffers full" not in page
