@@ -39,8 +39,3 @@ class Resolutions:
         entries = self.pairs.get((naming_owner(r, host), r.raddr), ())
         return [name for ts, name in entries
                 if connected - NAMED_WITHIN_S <= ts <= connected + 0.001]
-
-
-def no_names(r: Any, host: str | None, connected: float | None) -> list[str]:
-    """For reports without lookups."""
-    return []

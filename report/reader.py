@@ -220,8 +220,8 @@ def _read_meta(path: Path, dir_fd: int) -> object:
 
 
 @cache
-def _meta_decoder() -> msgspec.json.Decoder:
-    return meta.decoder(PROBES, tuple(PROBE_OPTIONS))
+def _meta_shape() -> type:
+    return meta.shape(PROBES, tuple(PROBE_OPTIONS))
 
 
 def open_capture(path: Path, cancelled: Callable[[], bool] | None = None,
@@ -245,7 +245,7 @@ def _checked_meta(path: Path, document: object) -> dict:
         raise BadCapture(f"{meta_path} has format {found}, this nettrail reads "
                          f"{' and '.join(map(repr, READABLE_FORMATS))}",
                          "render it with the nettrail version that captured it")
-    problem = meta.problem(document, _meta_decoder())
+    problem = meta.problem(document, _meta_shape())
     if problem:
         raise BadCapture(f"{meta_path} is damaged: {printable(problem)[:200]}",
                          "restore it from the capture, or re-run the capture")

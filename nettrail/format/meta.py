@@ -148,12 +148,12 @@ def parse_time(text_: object) -> float | None:
     return dt.datetime.fromisoformat(text_.replace("Z", "+00:00")).timestamp()
 
 
-def problem(meta: object, decoder: msgspec.json.Decoder) -> str | None:
+def problem(meta: object, shape: type) -> str | None:
     """What is wrong with a meta.json document (already parsed), or None."""
     if not isinstance(meta, dict):
         return "it is not a JSON object"
     try:
-        decoder.decode(msgspec.json.encode(meta))
+        msgspec.convert(meta, shape)  # checks the parsed document as it is
     except msgspec.ValidationError as exc:  # "Expected `int`, got `str` - at `$.count`"
         what, _, where = str(exc).partition(" - at ")
         return f"{where.strip('`').removeprefix('$.') or 'the document'}: {what[:1].lower()}{what[1:]}"
@@ -167,6 +167,6 @@ def problem(meta: object, decoder: msgspec.json.Decoder) -> str | None:
     return next((why for ok, why in checks if not ok), None)
 
 
-def decoder(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> msgspec.json.Decoder:
-    """Checks meta.json of either format (`summary` is optional)."""
-    return msgspec.json.Decoder(struct_type("Meta", fields(probes, probe_options)))
+def shape(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> type:
+    """meta.json of either format (`summary` is optional), as problem() checks it."""
+    return struct_type("Meta", fields(probes, probe_options))
