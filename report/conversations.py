@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from nettrail.report.bounded import HeavyHitters
 
 MATCH_SKEW_S = 1.0          # the hosts' clocks may differ this much (NTP does better)
@@ -34,9 +36,11 @@ KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
 _V4_MAPPED = "::ffff:"
 
 
-@dataclass(slots=True, eq=False)  # up to KEEP_WAITING wait at once; each one is itself
-class End:
-    """One host's view of a connection (from one tcplife.jsonl line)."""
+class End(msgspec.Struct, gc=False):
+    """One host's view of a connection (from one tcplife.jsonl line). Up to
+    KEEP_WAITING wait at once: plain values, kept out of the garbage
+    collector's walks (gc=False; it would walk each one at every full
+    collection)."""
     host: str
     process: str
     group: str | None
@@ -50,7 +54,6 @@ class End:
     retrans_segs: int | None
     srtt_us: int | None
     open: bool
-    waiting: bool = False      # in Matcher.waiting (its queue keeps ends matched since)
 
 
 @dataclass
@@ -166,10 +169,12 @@ class Matcher:
     def __init__(self, make_end: Callable[[str, Any], End]) -> None:
         """`make_end(host, record)`: one end of a connection, as the report names it."""
         self.make_end = make_end
-        self.waiting: dict[tuple, list[End]] = {}
+        # a few ends per 4-tuple, as tuples: nothing here for the collector to walk
+        self.waiting: dict[tuple, tuple[End, ...]] = {}
         self.waiting_count = 0
-        # every end that was made to wait, oldest first; those matched since
-        # are skipped when the oldest is given up, and swept out now and then
+        # every end that was made to wait, oldest first; those matched or
+        # given up since are skipped when the oldest is given up, and swept
+        # out now and then
         self.arrivals: deque[tuple[tuple, End]] = deque()
         self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
                                                                   ConversationStats)
@@ -194,34 +199,36 @@ class Matcher:
         self._wait((laddr, r.lport, raddr, r.rport), end)
 
     def _wait(self, key: tuple, end: End) -> None:
-        ends = self.waiting.setdefault(key, [])
+        ends = self.waiting.get(key, ())
         if len(ends) == KEEP_PER_TUPLE:
-            ends.pop(0).waiting = False
+            ends = ends[1:]
             self.given_up += 1
             self.waiting_count -= 1
-        ends.append(end)
-        end.waiting = True
+        self.waiting[key] = ends + (end,)
         self.waiting_count += 1
         self.arrivals.append((key, end))
         if self.waiting_count > KEEP_WAITING:
             self._give_up_oldest()
         if len(self.arrivals) > 2 * KEEP_WAITING:  # amortised O(1): half of it goes
-            self.arrivals = deque(a for a in self.arrivals if a[1].waiting)
+            self.arrivals = deque(a for a in self.arrivals if self._is_waiting(*a))
+
+    def _is_waiting(self, key: tuple, end: End) -> bool:
+        return any(e is end for e in self.waiting.get(key, ()))
 
     def _give_up_oldest(self) -> None:
         while self.arrivals:
             key, end = self.arrivals.popleft()
-            if end.waiting:
+            if self._is_waiting(key, end):
                 self._unwait(key, end)
                 self.given_up += 1
                 return
 
     def _unwait(self, key: tuple, end: End) -> None:
-        ends = self.waiting[key]
-        ends.remove(end)
-        end.waiting = False
+        ends = tuple(e for e in self.waiting[key] if e is not end)
         self.waiting_count -= 1
-        if not ends:
+        if ends:
+            self.waiting[key] = ends
+        else:
             del self.waiting[key]
 
     def _pair(self, a: End, b: End) -> None:

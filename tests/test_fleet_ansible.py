@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ import pytest
 
 from nettrail.format import LOG_FILES, META, REPORT, SESSIONS
 from helpers import ROOT, HostPair, as_host, read_jsonl
+from test_security import as_nobody
 
 CONTRIB = ROOT / "contrib" / "ansible"
 HOSTS = ("web-3", "db-1")
@@ -39,11 +43,12 @@ SPREAD_PER_PYTHON_START = 15
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 
 
-def write_inventory(directory: Path, targets: Path, pids: dict[str, int]) -> Path:
-    """Two local hosts; host_vars give each its own capture directory, its
-    own host lock (both are this machine, which allows one capture at a
-    time), and a nettrail that runs under the host's name and sees only the
-    host's process (`pids`)."""
+def write_inventory(directory: Path, targets: Path, pids: dict[str, int],
+                    outputs: bool = True) -> Path:
+    """Two local hosts; host_vars give each its own capture directory (unless
+    not `outputs`: the playbook's default), its own host lock (both are this
+    machine, which allows one capture at a time), and a nettrail that runs
+    under the host's name and sees only the host's process (`pids`)."""
     directory.mkdir()
     (directory / "hosts.ini").write_text(
         "[fleet]\n" + "".join(f"{h} ansible_connection=local\n" for h in HOSTS) +
@@ -62,7 +67,7 @@ def write_inventory(directory: Path, targets: Path, pids: dict[str, int]) -> Pat
         wrapper.chmod(0o700)
         (directory / "host_vars" / f"{host}.yml").write_text(json.dumps({
             "nettrail_bin": str(wrapper),
-            "nettrail_output": str(targets / host / "capture"),
+            **({"nettrail_output": str(targets / host / "capture")} if outputs else {}),
             "nettrail_environment": {"NETTRAIL_RUN_DIR": str(targets / host / "run")}}))
     return directory / "hosts.ini"
 
@@ -151,3 +156,39 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: 
     # emulated machine)
     spread_s = abs((started(metas["web-3"]) - started(metas["db-1"])).total_seconds())
     assert spread_s < max_spread_s, f"captures started {spread_s:.3f} s apart"
+
+
+def test_default_directories_cannot_be_taken_first(tmp_path: Path, bpf: None) -> None:
+    """The default capture directory on a target is NETTRAIL_TMP/nettrail-RUN-<random>,
+    made by root 0700: another user (uid 65534) who pre-creates the names of
+    the old scheme (nettrail-RUN) and of guesses at the new one in the shared,
+    sticky directory does not keep any host's capture from landing."""
+    shared = Path(tempfile.mkdtemp(prefix="nettrail-ansible-"))
+    try:
+        shared.chmod(0o1777)  # like /var/tmp
+        for name in (f"nettrail-{RUN}", f"nettrail-{RUN}-", *(f"nettrail-{RUN}-{n:08x}"
+                                                             for n in range(50))):
+            as_nobody("mkdir", str(shared / name))
+        inventory = write_inventory(tmp_path / "inventory", tmp_path / "targets",
+                                    dict.fromkeys(HOSTS, os.getpid()), outputs=False)
+        result = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(inventory),
+             str(CONTRIB / "fleet-capture.yml"), "-e",
+             f"nettrail_interval=0.5 nettrail_count=2 nettrail_poll_s=0.5 nettrail_run={RUN}",
+             "-e", f"nettrail_fetch_dir={tmp_path / 'fetched'} nettrail_tmp_dir={shared}"],
+            env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, capture_output=True,
+            text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        summaries = json.loads((tmp_path / "fetched" / RUN / "summaries.json").read_text())
+        made = {Path(summaries[h]["directory"]) for h in HOSTS}
+        assert len(made) == len(HOSTS)
+        for directory in made:
+            assert directory.parent == shared
+            assert re.fullmatch(f"nettrail-{RUN}-[A-Za-z0-9_]+", directory.name), directory
+            st = directory.lstat()
+            assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o700)
+            assert (directory / META).is_file()
+        for host in HOSTS:
+            assert (tmp_path / "fetched" / RUN / host / REPORT).is_file()
+    finally:
+        shutil.rmtree(shared)
