@@ -40,6 +40,9 @@ MAX_START_SPREAD_S = 1.5
 # nettrail) from the play's start, on 2 CPUs. Measured: 1.8-4.2 s apart in a
 # VM under TCG, where Python starts in ~0.4 s; ~0.01 s here.
 SPREAD_PER_PYTHON_START = 15
+# a play starts Python many times (workers, modules, async_wrapper, nettrail):
+# about 1 min here under load, minutes in a VM under TCG (300 s was too short)
+PLAYBOOK_TIMEOUT_S = 900
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 
 
@@ -129,7 +132,7 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: 
         stderr=subprocess.STDOUT, text=True)
     wait_for_files([targets / h / "capture" / META for h in HOSTS], proc)
     hosts.go()
-    output, _ = proc.communicate(timeout=300)
+    output, _ = proc.communicate(timeout=PLAYBOOK_TIMEOUT_S)
     assert proc.returncode == 0, output
 
     run_dir = fetched / RUN
@@ -177,7 +180,7 @@ def test_default_directories_cannot_be_taken_first(tmp_path: Path, bpf: None) ->
              f"nettrail_interval=0.5 nettrail_count=2 nettrail_poll_s=0.5 nettrail_run={RUN}",
              "-e", f"nettrail_fetch_dir={tmp_path / 'fetched'} nettrail_tmp_dir={shared}"],
             env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, capture_output=True,
-            text=True, timeout=300)
+            text=True, timeout=PLAYBOOK_TIMEOUT_S)
         assert result.returncode == 0, result.stdout + result.stderr
         summaries = json.loads((tmp_path / "fetched" / RUN / "summaries.json").read_text())
         made = {Path(summaries[h]["directory"]) for h in HOSTS}
