@@ -72,6 +72,11 @@ def say(finding: Finding) -> str:
     return str(_environment().get_template("findings.j2").module.text(finding))  # type: ignore[attr-defined]
 
 
+def summary_line(data: ReportData) -> str:
+    """The page's first line (templates/findings.j2's summary)."""
+    return str(_environment().get_template("findings.j2").module.summary(data.summary))  # type: ignore[attr-defined]
+
+
 def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
            generated_at: str) -> str:
     return _page("report.html.j2", data.clock.tz, data=data, charts=charts,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.format.logs.sessions import FAILED_ENDS, seen_from_both_ends
 from nettrail.headline import Headline
 from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
@@ -53,7 +53,15 @@ class Session:
         return qualified(self.host, self.process)
 
     @property
+    def unanswered(self) -> bool:
+        """A connect still waiting at the window's end: SYNs sent, nothing back."""
+        return (self.side == "client" and self.state == "open" and not self.srtt_us
+                and not self.rx_bytes and not self.tx_bytes)
+
+    @property
     def problems(self) -> list[str]:
+        if self.unanswered:
+            return ["connect unanswered"]
         out = [self.end] if self.end in FAILED_ENDS else []
         if self.retrans_segs:
             out.append("retransmissions")
@@ -130,12 +138,13 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     """Count one session everywhere it shows."""
     closed = r.state == "closed"
     opened_at, end = r.opened_at, r.end
-    failed = end in FAILED_ENDS
+    failed = end in FAILED_ENDS and not seen_from_both_ends(r.side, r.raddr)
     s.count += 1
     s.closed += closed
     s.open += not closed
     s.before_window += opened_at is None
-    s.ends[end or r.state] += 1
+    if failed or end not in FAILED_ENDS:  # a failure seen at both ends: once
+        s.ends[end or r.state] += 1
     s.failed += failed
     s.retrans += bool(r.retrans_segs)
     s.high_rtt += (r.srtt_us or 0) >= HIGH_RTT_US
@@ -146,7 +155,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)
     proc.sessions += 1
     proc.failed_sessions += failed
-    proc.before_window |= opened_at is None
+    # a server was running before it accepted (it listened first): never "new"
+    proc.before_window |= opened_at is None or side_of(r)[0] == "server"
     _count_session(tally.group(host, r, opened_at), r, opened_at)
     _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
     if failed or r.retrans_segs or (r.srtt_us or 0) >= HIGH_RTT_US:  # Session.problems

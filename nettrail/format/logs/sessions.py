@@ -64,9 +64,17 @@ DOC_ROWS = (("`pid`, `comm` …", "the process that owns the socket: the one tha
              "to hold the socket"),)
 
 
+def seen_from_both_ends(side: str | None, raddr: str) -> bool:
+    """A server's session with a loopback client: the client's own session is
+    in the same log, so a failure of theirs is counted once, at the client."""
+    return side == "server" and (raddr.startswith(("127.", "::ffff:127.")) or raddr == "::1")
+
+
 def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
     headline.sessions += len(records)
-    headline.failed_sessions += sum(end in FAILED_ENDS for end in map(get("end"), records))
+    headline.failed_sessions += sum(end in FAILED_ENDS and not seen_from_both_ends(side, raddr)
+                                    for end, side, raddr in map(get("end", "side", "raddr"),
+                                                                records))
 
 
 LOG = Log("sessions", 2, "tcplife.jsonl", "session",

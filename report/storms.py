@@ -1,0 +1,48 @@
+"""Storms: connection and lookup rates sustained over the window, whoever
+makes them. Bursts (report/sessions.py) are buckets well above the usual
+one; a storm that lasts the whole window is the usual one, so it is found
+here by its absolute rate instead (thresholds in docs/report.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+STORM_SESSIONS_PER_S = 200   # sessions opened per second, over the whole window
+STORM_LOOKUPS_PER_S = 100    # lookups per second, over the whole window
+MIN_WINDOW_S = 1.0           # a shorter window says nothing of a rate
+
+
+def sustained(data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(cause, values) of each storm: the rate over the window, how much of
+    the window ran at that rate or more, and the busiest program and
+    destination with their own rates."""
+    clock = data.clock
+    seconds = clock.end - clock.start
+    if seconds < MIN_WINDOW_S or data.who is None:
+        return []
+    found = []
+    opened = [b.opened for b in data.sessions.buckets]
+    if sum(opened) >= STORM_SESSIONS_PER_S * seconds:
+        by = Counter({p.label: p.sessions for p in data.who.programs})
+        to = Counter({d.text: d.sessions for d in data.who.destinations})
+        found.append(("session_storm", _values(sum(opened), seconds, opened, clock.bucket_s,
+                                               STORM_SESSIONS_PER_S, by, to)))
+    lookups = [b.lookups for b in data.dns.buckets]
+    if sum(lookups) >= STORM_LOOKUPS_PER_S * seconds:
+        by = Counter({p.label: p.lookups for p in data.who.programs})
+        to = Counter({h.name: h.count for h in data.dns.hosts})
+        found.append(("lookup_storm", _values(sum(lookups), seconds, lookups, clock.bucket_s,
+                                              STORM_LOOKUPS_PER_S, by, to)))
+    return found
+
+
+def _values(total: int, seconds: float, per_bucket: list[int], bucket_s: float,
+            threshold: float, by: Counter, to: Counter) -> dict[str, Any]:
+    busy = sum(n / bucket_s >= threshold for n in per_bucket)
+    (who, who_n), = by.most_common(1) or [(None, 0)]
+    (where, where_n), = to.most_common(1) or [(None, 0)]
+    return {"count": total, "seconds": round(seconds, 3), "per_second": total / seconds,
+            "threshold": threshold, "busy_share": busy / len(per_bucket),
+            "who": who, "who_per_second": who_n / seconds,
+            "where": where, "where_per_second": where_n / seconds}
