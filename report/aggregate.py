@@ -28,6 +28,7 @@ from nettrail.report.names import Resolutions
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
 from nettrail.report.reader import CaptureDir
+from nettrail.report.snapshot import Snapshot
 from nettrail.report.sessions import Sessions, aggregate_sessions, end_of
 from nettrail.report.tally import TABLE_ROWS, ConnectionGroup, ProcessRow, Tally
 from nettrail.units import printable
@@ -61,6 +62,7 @@ class ReportData:
     who: Who | None = None                               # programs, destinations, volume
     summary: Summary | None = None                       # the page's first line
     unseen: list[Unseen] = field(default_factory=list)   # what the capture did not see
+    snapshot: Snapshot | None = None                     # tcptop's view per interval
 
     @property
     def fleet(self) -> bool:
@@ -147,8 +149,10 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
         dns.wire.add_confs(host, c.meta["probes"].get("dns") or {})
     slots = ([fleet_intervals(clock, max(h.interval_s for h in headers))] * len(captures)
              if fleet else [own_intervals(h.interval_s) for h in headers])
+    snapshot = Snapshot()
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(
-        streams("bandwidth"), slots)), tally)
+        streams("bandwidth"), slots)), tally, snapshot)
+    snapshot.keep()
     sessions = aggregate_sessions(streams("sessions"), tally, matcher)
     first = headers[0]
     if fleet:
@@ -166,6 +170,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                      for warning in (*warnings(h), *c.warnings)]
     data.notes = list(_notes(data, tally))
     data.who = who(tally)
+    data.snapshot = snapshot
     data.unseen = unseen(data)
     data.findings = findings(data)
     data.summary = summary(data.findings, _overview(data))

@@ -114,8 +114,10 @@ class Chart:
         return self.height - BOTTOM
 
     def anchor(self, pos: float) -> str:
-        """An x label near either edge hangs inside the chart, never past it."""
-        return "end" if pos > WIDTH - EDGE else "start" if pos < EDGE else "middle"
+        """An x label near either end of the axis hangs inside the plot: never
+        past the chart's edge, nor over the y labels."""
+        return ("end" if pos > WIDTH - EDGE else "start" if pos < self.left + EDGE / 2
+                else "middle")
 
 
 # -- axes -------------------------------------------------------------------------
