@@ -16,7 +16,7 @@ from nettrail.report.tally import TABLE_ROWS, ProcessRow, Tally
 from nettrail.report.labels import qualified
 
 PIDS_SHOWN = 50            # processes listed under a program (the rest counted)
-NAMED_PROGRAMS = 3         # programs named beside a destination
+NAMED_DESTINATIONS = 3     # destinations named with a program (the top talker)
 
 
 @dataclass
@@ -120,7 +120,7 @@ def who(tally: Tally) -> Who:
     destinations = _destinations(tally, moved)
     for p in programs:
         p.destinations = moved.get((p.host, p.command), Counter()).most_common(
-            NAMED_PROGRAMS)
+            NAMED_DESTINATIONS)
     return Who(programs, count, destinations, _volume(tally))
 
 

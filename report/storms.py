@@ -21,20 +21,18 @@ def sustained(data: Any) -> list[tuple[str, dict[str, Any]]]:
     seconds = clock.end - clock.start
     if seconds < MIN_WINDOW_S or data.who is None:
         return []
-    found = []
-    opened = [b.opened for b in data.sessions.buckets]
-    if sum(opened) >= STORM_SESSIONS_PER_S * seconds:
-        by = Counter({p.label: p.sessions for p in data.who.programs})
-        to = Counter({d.text: d.sessions for d in data.who.destinations})
-        found.append(("session_storm", _values(sum(opened), seconds, opened, clock.bucket_s,
-                                               STORM_SESSIONS_PER_S, by, to)))
-    lookups = [b.lookups for b in data.dns.buckets]
-    if sum(lookups) >= STORM_LOOKUPS_PER_S * seconds:
-        by = Counter({p.label: p.lookups for p in data.who.programs})
-        to = Counter({h.name: h.count for h in data.dns.hosts})
-        found.append(("lookup_storm", _values(sum(lookups), seconds, lookups, clock.bucket_s,
-                                              STORM_LOOKUPS_PER_S, by, to)))
-    return found
+    who = data.who
+    # (cause, per bucket, threshold, per program, per destination)
+    kinds = (("session_storm", [b.opened for b in data.sessions.buckets], STORM_SESSIONS_PER_S,
+              {p.label: p.sessions for p in who.programs},
+              {d.text: d.sessions for d in who.destinations}),
+             ("lookup_storm", [b.lookups for b in data.dns.buckets], STORM_LOOKUPS_PER_S,
+              {p.label: p.lookups for p in who.programs},
+              {h.name: h.count for h in data.dns.hosts}))
+    return [(cause, _values(sum(per_bucket), seconds, per_bucket, clock.bucket_s, threshold,
+                            Counter(by), Counter(to)))
+            for cause, per_bucket, threshold, by, to in kinds
+            if sum(per_bucket) >= threshold * seconds]
 
 
 def _values(total: int, seconds: float, per_bucket: list[int], bucket_s: float,

@@ -72,9 +72,9 @@ def seen_from_both_ends(side: str | None, raddr: str) -> bool:
 
 def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
     headline.sessions += len(records)
-    headline.failed_sessions += sum(end in FAILED_ENDS and not seen_from_both_ends(side, raddr)
-                                    for end, side, raddr in map(get("end", "side", "raddr"),
-                                                                records))
+    end_of, ends_of = get("end"), get("side", "raddr")
+    headline.failed_sessions += sum(not seen_from_both_ends(*ends_of(r)) for r in records
+                                    if end_of(r) in FAILED_ENDS)
 
 
 LOG = Log("sessions", 2, "tcplife.jsonl", "session",
