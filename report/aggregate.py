@@ -169,7 +169,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
     data.notes = list(_notes(data, tally))
-    data.who = who(tally)
+    data.who = who(tally, sessions.local_addresses)
     data.snapshot = snapshot
     data.unseen = unseen(data)
     data.findings = findings(data)
@@ -181,7 +181,7 @@ def _overview(data: ReportData) -> dict:
     """What the window shows, for a summary line without a likely cause."""
     v = data.who.volume if data.who else None
     return {"network_bytes": v.network_rx_bytes + v.network_tx_bytes if v else 0,
-            "loopback_bytes": v.loopback_bytes if v else 0,
+            "local_bytes": v.local_bytes if v else 0,
             "sessions": data.sessions.count, "failed_sessions": data.sessions.failed,
             "lookups": data.dns.count, "failed_lookups": data.dns.failed,
             "programs": data.who.program_count if data.who else 0,

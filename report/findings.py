@@ -46,7 +46,7 @@ def _traffic(data: Any, status: dict[str, str]) -> Iterator[Finding]:
         "group": top.group, "processes": top.process_count,
         "rx_bytes": top.rx_bytes, "tx_bytes": top.tx_bytes, "to": top.destinations,
         "network_bytes": volume.network_rx_bytes + volume.network_tx_bytes,
-        "loopback_bytes": volume.loopback_bytes},
+        "local_bytes": volume.local_bytes},
         table="processes", filter=top.label)
     fastest = max(movers, key=lambda p: p.peak_bps)
     yield Finding("top_talker_rate", values={"who": fastest.label, "peak_bps": fastest.peak_bps,

@@ -1,7 +1,7 @@
 """Who did it, one level up from the process: programs (service or container,
 then command; the PIDs one click down), destinations (remote endpoint and
 service port, whatever process used them), and the bytes split into network
-and loopback. Read off the bounded tables (report/tally.py) once, after every
+and within this host (loopback, own addresses). Read off the bounded tables (report/tally.py) once, after every
 log is summed: as exact as they are."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nettrail.format.logs.sessions import FAILED_ENDS
-from nettrail.report.tally import TABLE_ROWS, ProcessRow, Tally
+from nettrail.report.conversations import plain_address
 from nettrail.report.labels import qualified
+from nettrail.report.tally import TABLE_ROWS, ProcessRow, Tally
 
 PIDS_SHOWN = 50            # processes listed under a program (the rest counted)
 NAMED_DESTINATIONS = 3     # destinations named with a program (the top talker)
@@ -54,7 +56,7 @@ class Destination:
     rx_bytes: int = 0
     tx_bytes: int = 0
     programs: Counter = field(default_factory=Counter)  # program label: sessions
-    loopback: bool = False
+    local: bool = False          # the remote end is this host too (loopback, own address)
 
     @property
     def failed(self) -> int:
@@ -62,8 +64,8 @@ class Destination:
 
     @property
     def other_end_counted(self) -> bool:
-        """A server's loopback clients: their failures are counted at the client end."""
-        return self.side == "server" and self.loopback
+        """A server's clients on this host: their failures are counted at the client end."""
+        return self.side == "server" and self.local
 
     @property
     def text(self) -> str:
@@ -73,15 +75,12 @@ class Destination:
 
 @dataclass
 class Volume:
-    """Bytes moved in the window. A loopback connection is seen at both of its
-    ends (one's sent bytes are the other's received ones): counted once, as sent."""
+    """Bytes moved in the window. A connection within this host (loopback, or
+    between its own addresses and namespaces) is seen at both of its ends (one's
+    sent bytes are the other's received ones): counted once, as sent."""
     network_rx_bytes: int = 0
     network_tx_bytes: int = 0
-    loopback_bytes: int = 0
-
-    @property
-    def total_bytes(self) -> int:
-        return self.network_rx_bytes + self.network_tx_bytes + self.loopback_bytes
+    local_bytes: int = 0
 
 
 @dataclass
@@ -114,14 +113,21 @@ def is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-def who(tally: Tally) -> Who:
+Local = Callable[[str | None, str], bool]
+
+
+def who(tally: Tally, own: set[tuple[str | None, str]]) -> Who:
+    """`own`: (host, address) of the sockets' local ends (Sessions.local_addresses)."""
+    def local(host: str | None, remote: str) -> bool:
+        address = plain_address(address_of(remote))
+        return (host, address) in own or is_loopback(address)
     programs, count = _programs(tally)
     moved: dict[tuple, Counter] = {}
-    destinations = _destinations(tally, moved)
+    destinations = _destinations(tally, moved, local)
     for p in programs:
         p.destinations = moved.get((p.host, p.command), Counter()).most_common(
             NAMED_DESTINATIONS)
-    return Who(programs, count, destinations, _volume(tally))
+    return Who(programs, count, destinations, _volume(tally, local))
 
 
 def _programs(tally: Tally) -> tuple[list[Program], int]:
@@ -152,14 +158,15 @@ def _programs(tally: Tally) -> tuple[list[Program], int]:
     return ranked[:TABLE_ROWS], len(found)
 
 
-def _destinations(tally: Tally, moved: dict[tuple, Counter]) -> list[Destination]:
+def _destinations(tally: Tally, moved: dict[tuple, Counter], local: Local
+                  ) -> list[Destination]:
     """Every destination; `moved` gets each command's bytes per destination."""
     found: dict[tuple, Destination] = {}
     for (host, process, _group, side, remote, port), s in tally.groups.top():  # type: ignore[misc]
         d = found.get((host, side, remote, port))
         if d is None:
             d = found[(host, side, remote, port)] = Destination(
-                host, side, remote, port, loopback=is_loopback(address_of(remote)))
+                host, side, remote, port, local=local(host, remote))
         d.sessions += s.sessions
         d.ends.update(s.ends)
         d.rx_bytes += s.rx_bytes
@@ -171,11 +178,11 @@ def _destinations(tally: Tally, moved: dict[tuple, Counter]) -> list[Destination
     return sorted(found.values(), key=lambda d: (-d.sessions, -(d.rx_bytes + d.tx_bytes)))
 
 
-def _volume(tally: Tally) -> Volume:
+def _volume(tally: Tally, local: Local) -> Volume:
     v = Volume()
-    for (_host, _process, _group, _side, remote, _port), s in tally.groups.top():  # type: ignore[misc]
-        if is_loopback(address_of(remote)):
-            v.loopback_bytes += s.tx_bytes
+    for (host, _process, _group, _side, remote, _port), s in tally.groups.top():  # type: ignore[misc]
+        if local(host, remote):
+            v.local_bytes += s.tx_bytes
         else:
             v.network_rx_bytes += s.rx_bytes
             v.network_tx_bytes += s.tx_bytes

@@ -22,6 +22,7 @@ from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
 from nettrail.units import printable
 
 HIGH_RTT_US = 100_000
+LOCAL_ADDRESSES = 4_096      # the host's own addresses kept (sockets' local ends)
 BURST_PER_SECOND = 20
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]]]]
@@ -105,6 +106,8 @@ class Sessions:
     odd: list[Session] = field(default_factory=list)   # newest first, at most TABLE_ROWS
     odd_count: int = 0
     bursts: list[Burst] = field(default_factory=list)
+    # (host, address) of every socket's local end: a remote among them is this host
+    local_addresses: set[tuple[str | None, str]] = field(default_factory=set)
 
 
 def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None
@@ -150,6 +153,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     s.high_rtt += (r.srtt_us or 0) >= HIGH_RTT_US
     s.tx_bytes += r.tx_bytes
     s.rx_bytes += r.rx_bytes
+    if len(s.local_addresses) < LOCAL_ADDRESSES:
+        s.local_addresses.add((host, plain_address(r.laddr)))
     if closed and r.duration_ms is not None:
         s.durations.add(r.duration_ms)
     proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)

@@ -226,7 +226,7 @@ def test_v2_one_view_of_a_lookup() -> None:
 def test_v2_what_stands_out_links_to_rows() -> None:
     data = aggregate([open_capture(V2)])
     found = {say(f): ("t-" + f.table, f.filter) for f in data.findings if f.table}
-    assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of 1.7 MiB "
+    assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of the bytes seen: 1.7 MiB "
                  "on the network); with 192.0.2.10:443 979.5 KiB"] == ("t-processes", "curl")
     assert found["3 connections refused (most: probe → 192.0.2.20:80 ×3)"] == (
         "t-odd", "refused")

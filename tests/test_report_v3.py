@@ -124,9 +124,27 @@ def test_loopback_failures_and_bytes_count_once(tmp_path: Path) -> None:
     headline = Headline()
     headline.add("sessions", lines(capture, "tcplife.jsonl"))  # the capture counts the same
     assert headline.failed_sessions == 5 + 20
-    assert data.who.volume.loopback_bytes == 1000
+    assert data.who.volume.local_bytes == 1000
     reset = next(f for f in data.findings if f.cause == "reset")
     assert say(reset) == "21 connections reset (most: app → 127.0.0.1:8000 ×20)"
+
+
+def test_traffic_between_the_hosts_own_addresses_counts_once(tmp_path: Path) -> None:
+    """Two namespaces of one host (10.77.0.1 and .2): both ends are captured."""
+    capture = copy_capture(tmp_path, V2)
+    ok, = [r for r in lines(capture, "tcplife.jsonl") if r["pid"] == 100]
+    bw = [r for r in lines(capture, "tcptop.jsonl") if r["pid"] == 100][0]
+    client = {"pid": 900, "comm": "app", "laddr": "10.77.0.1", "lport": 50000,
+              "raddr": "10.77.0.2", "rport": 8000, "side": "client"}
+    server = {"pid": 901, "comm": "api", "laddr": "10.77.0.2", "lport": 8000,
+              "raddr": "10.77.0.1", "rport": 50000, "side": "server"}
+    append(capture, "tcplife.jsonl", [ok | client, ok | server])
+    append(capture, "tcptop.jsonl", [bw | client | {"tx_bytes": 5000, "rx_bytes": 0},
+                                     bw | server | {"tx_bytes": 0, "rx_bytes": 5000}])
+    before = aggregate([open_capture(copy_capture(tmp_path / "v2", V2))]).who.volume
+    after = aggregate([open_capture(capture)]).who.volume
+    assert (after.network_rx_bytes, after.network_tx_bytes, after.local_bytes) == (
+        before.network_rx_bytes, before.network_tx_bytes, before.local_bytes + 5000)
 
 
 def test_unanswered_connect_is_said_so(tmp_path: Path) -> None:
