@@ -18,7 +18,7 @@ class Headline:
     rx_bytes: int = 0
     tx_bytes: int = 0
     sessions: int = 0
-    failed_sessions: int = 0   # refused, reset or timed out
+    failed_sessions: int = 0   # refused, reset or timed out (a loopback one once, not per end)
     lookups: int = 0           # name lookups that asked DNS (or may have)
     failed_lookups: int = 0
     pending_lookups: int = 0

@@ -19,12 +19,16 @@ from nettrail.headline import Headline
 from nettrail.report.bandwidth import (Bandwidth, aggregate_bandwidth, fleet_intervals,
                                        own_intervals)
 from nettrail.report.clock import Clock, make_clock, window
+from nettrail.report.coverage import Unseen, unseen
 from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Matcher
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
 from nettrail.report.names import Resolutions
+from nettrail.report.programs import Who, who
+from nettrail.report.ranking import Summary, summary
 from nettrail.report.reader import CaptureDir
+from nettrail.report.snapshot import Snapshot
 from nettrail.report.sessions import Sessions, aggregate_sessions, end_of
 from nettrail.report.tally import TABLE_ROWS, ConnectionGroup, ProcessRow, Tally
 from nettrail.units import printable
@@ -55,6 +59,10 @@ class ReportData:
     source: str
     hosts: list[HostRow] = field(default_factory=list)     # one per capture
     conversations: Conversations | None = None           # fleet reports
+    who: Who | None = None                               # programs, destinations, volume
+    summary: Summary | None = None                       # the page's first line
+    unseen: list[Unseen] = field(default_factory=list)   # what the capture did not see
+    snapshot: Snapshot | None = None                     # tcptop's view per interval
 
     @property
     def fleet(self) -> bool:
@@ -141,8 +149,10 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
         dns.wire.add_confs(host, c.meta["probes"].get("dns") or {})
     slots = ([fleet_intervals(clock, max(h.interval_s for h in headers))] * len(captures)
              if fleet else [own_intervals(h.interval_s) for h in headers])
+    snapshot = Snapshot()
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(
-        streams("bandwidth"), slots)), tally)
+        streams("bandwidth"), slots)), tally, snapshot)
+    snapshot.keep()
     sessions = aggregate_sessions(streams("sessions"), tally, matcher)
     first = headers[0]
     if fleet:
@@ -159,5 +169,20 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
     data.notes = list(_notes(data, tally))
+    data.who = who(tally, sessions.local_addresses)
+    data.snapshot = snapshot
+    data.unseen = unseen(data)
     data.findings = findings(data)
+    data.summary = summary(data.findings, _overview(data))
     return data
+
+
+def _overview(data: ReportData) -> dict:
+    """What the window shows, for a summary line without a likely cause."""
+    v = data.who.volume if data.who else None
+    return {"network_bytes": v.network_rx_bytes + v.network_tx_bytes if v else 0,
+            "local_bytes": v.local_bytes if v else 0,
+            "sessions": data.sessions.count, "failed_sessions": data.sessions.failed,
+            "lookups": data.dns.count, "failed_lookups": data.dns.failed,
+            "programs": data.who.program_count if data.who else 0,
+            "seconds": data.clock.end - data.clock.start}

@@ -12,6 +12,7 @@ from nettrail.headline import Headline
 from nettrail.report.bounded import HeavyHitters
 from nettrail.report.clock import Clock
 from nettrail.report.labels import owner_label, qualified
+from nettrail.report.snapshot import Snapshot
 from nettrail.report.tally import Tally
 
 SERIES = 5                 # owners drawn in the bandwidth charts; the rest is "other"
@@ -113,10 +114,12 @@ def _rate(n_bytes: int, seconds: float) -> float:
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]], Slot]]
 
 
-def aggregate_bandwidth(streams: Streams, tally: Tally) -> Bandwidth:
+def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | None = None
+                        ) -> Bandwidth:
     """Rows are first summed per raw connection and per (interval, process) in
     plain dicts (two dict operations per line); the labels, names and bounded
-    tables see each distinct key once per fold."""
+    tables see each distinct key once per fold. `snapshot` keeps each
+    interval's busiest connections (report/snapshot.py)."""
     bw = Bandwidth()
     intervals: dict[int, Interval] = {}
     totals: dict[int, list[int]] = {}
@@ -127,6 +130,8 @@ def aggregate_bandwidth(streams: Streams, tally: Tally) -> Bandwidth:
             headline.add("bandwidth", block)
             bw.rows += len(block)
             sums.add(block, number_of, interval_of)
+            if snapshot is not None:
+                snapshot.offer(host, block, number_of)
             if len(sums.conns) >= FOLD_AT or len(sums.per_interval) >= FOLD_AT:
                 sums.fold()
         sums.fold()

@@ -27,6 +27,7 @@ PLOT_W = WIDTH - LEFT - RIGHT
 TOP = 10
 BOTTOM = 34                 # room for the time axis labels
 LABEL_CHARS = 40
+EDGE = 40                   # an x label this close to an edge would be cut off centred
 TIME_TICKS = 8
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 5", "10 4")
 NICE_TIME_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
@@ -111,6 +112,12 @@ class Chart:
     @property
     def bottom(self) -> float:
         return self.height - BOTTOM
+
+    def anchor(self, pos: float) -> str:
+        """An x label near either end of the axis hangs inside the plot: never
+        past the chart's edge, nor over the y labels."""
+        return ("end" if pos > WIDTH - EDGE else "start" if pos < self.left + EDGE / 2
+                else "middle")
 
 
 # -- axes -------------------------------------------------------------------------
@@ -282,7 +289,7 @@ def _log_y(value: float, low: float, high: float, top: float, bottom: float) -> 
 
 def dns_over_time(dns: Dns, clock: Clock) -> Chart:
     """The slowest lookup of each bucket (log scale); failures marked above."""
-    worst = [b.max_ms for b in dns.buckets if b.max_ms is not None]
+    worst = [v for b in dns.buckets for v in (b.max_ms, b.failed_max_ms) if v is not None]
     decades = _log_ticks(max(min(worst, default=1.0), 0.01), max(max(worst, default=10.0),
                                                                  SLOW_LOOKUP_MS * 2))
     low, high = decades[0], decades[-1]
@@ -293,16 +300,23 @@ def dns_over_time(dns: Dns, clock: Clock) -> Chart:
                      for v in decades]
     width = PLOT_W / clock.buckets
     path = []
+    joined = False   # a bucket without lookups breaks the line: no slope across a gap
     for n, b in enumerate(dns.buckets):
         x = x_of(clock, clock.bucket_start(n))
         middle = round(x + width / 2, 2)
         if b.max_ms is not None:
             y = _log_y(b.max_ms, low, high, band, chart.bottom)
-            path.append(f"{'M' if not path else 'L'}{middle},{y}")
+            path.append(f"{'L' if joined else 'M'}{middle},{y}")
             chart.marks.append(Mark(middle, y, "ring", "s0", human_ms(b.max_ms)))
+        joined = b.max_ms is not None
         if b.failed:
-            chart.marks.append(Mark(middle, TOP + 4, "cross", "bad",
-                                    f"{b.failed} failed or unanswered"))
+            # at the wait of the longest of them (where the capture has it)
+            y = (_log_y(b.failed_max_ms, low, high, band, chart.bottom)
+                 if b.failed_max_ms is not None else TOP + 4)
+            chart.marks.append(Mark(middle, y, "cross", "bad",
+                                    f"{b.failed} failed or unanswered"
+                                    + (f", the longest {human_ms(b.failed_max_ms)}"
+                                       if b.failed_max_ms is not None else "")))
         if b.lookups:
             chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{b.lookups} lookups, {b.failed} failed or "
                                             f"unanswered, {b.slow} slow, slowest "

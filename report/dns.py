@@ -149,6 +149,7 @@ class DnsBucket:
     failed: int = 0
     slow: int = 0
     max_ms: float | None = None
+    failed_max_ms: float | None = None   # the longest failed or unanswered one (its wait)
 
 
 @dataclass
@@ -233,6 +234,8 @@ def _count_lookup(dns: Dns, names: HeavyHitters[NameStats], tally: Tally,
     bucket.lookups += 1
     bucket.failed += failed or lk.pending
     bucket.slow += slow
+    if failed or lk.pending:
+        bucket.failed_max_ms = max(bucket.failed_max_ms or 0.0, lk.latency_ms)
     if not lk.pending:
         dns.latency.add(lk.latency_ms)
         bucket.max_ms = max(bucket.max_ms or 0.0, lk.latency_ms)

@@ -12,6 +12,8 @@ from typing import Any
 
 from nettrail.format.logs.sessions import FAILED_ENDS
 from nettrail.report.dns import SLOW_LOOKUP_MS
+from nettrail.report.ranking import ranked
+from nettrail.report.storms import sustained
 from nettrail.report.sessions import HIGH_RTT_US
 
 PROBLEM, INFO = "warn", "info"
@@ -28,18 +30,23 @@ class Finding:
     table: str | None = None    # the table holding its rows
     filter: str | None = None   # what to type into that table's filter box
     ts: float | None = None     # when it happened
+    kind: str = "volume"        # failed / waiting / loss / volume (report/ranking.py)
+    rank: int = 0               # its place on the page, 1 first (report/ranking.py)
 
 
 def _traffic(data: Any, status: dict[str, str]) -> Iterator[Finding]:
-    movers = [p for p in data.processes if p.rx_bytes + p.tx_bytes]
+    movers = [p for p in data.who.programs if p.rx_bytes + p.tx_bytes]
     if not movers:
         if status.get("bandwidth") == "ok":
             yield Finding("no_traffic")
         return
-    top = movers[0]
+    top, volume = movers[0], data.who.volume
     yield Finding("top_talker_bytes", values={
-        "who": top.label, "rx_bytes": top.rx_bytes, "tx_bytes": top.tx_bytes,
-        "total_bytes": data.bandwidth.rx_bytes + data.bandwidth.tx_bytes},
+        "who": top.processes[0].label if top.process_count == 1 else top.label,
+        "group": top.group, "processes": top.process_count,
+        "rx_bytes": top.rx_bytes, "tx_bytes": top.tx_bytes, "to": top.destinations,
+        "network_bytes": volume.network_rx_bytes + volume.network_tx_bytes,
+        "local_bytes": volume.local_bytes},
         table="processes", filter=top.label)
     fastest = max(movers, key=lambda p: p.peak_bps)
     yield Finding("top_talker_rate", values={"who": fastest.label, "peak_bps": fastest.peak_bps,
@@ -59,10 +66,8 @@ def _sessions(data: Any, status: dict[str, str]) -> Iterator[Finding]:
         return
     for end in FAILED_ENDS:
         if ss.ends[end]:
-            worst = Counter({g.label + " → " + g.remote + _port(g): g.ends.get(end, 0)
-                             for g in data.groups}).most_common(1)
-            most = worst[0] if worst and worst[0][1] else None
-            yield Finding(end, PROBLEM, {"sessions": ss.ends[end], "most": most}, "odd", end)
+            yield Finding(end, PROBLEM, {"sessions": ss.ends[end], **_most(data, end)},
+                          "odd", end)
     if ss.retrans:
         yield Finding("retransmissions", PROBLEM, {"sessions": ss.retrans}, "odd",
                       "retransmissions")
@@ -73,6 +78,18 @@ def _sessions(data: Any, status: dict[str, str]) -> Iterator[Finding]:
         yield Finding("burst", PROBLEM, {"opened": b.opened, "seconds": b.seconds,
                                          "per_second": b.per_second, "by": b.by},
                       "groups", b.by.split(" ×")[0], b.ts)
+
+
+def _most(data: Any, end: str) -> dict[str, Any]:
+    """Where most of one kind of failure went (counted per destination, so
+    that many one-shot processes add up), and the programs that made them."""
+    d = max((d for d in data.who.destinations if d.ends.get(end) and not d.other_end_counted),
+            key=lambda d: d.ends[end], default=None)
+    if d is None:
+        return {"where": None}
+    return {"where": d.text, "side": d.side, "remote": d.remote, "port": d.port,
+            "at": d.ends[end],
+            "by": d.programs.most_common(2), "programs": len(d.programs)}
 
 
 def _why_slow(data: Any) -> Iterator[Finding]:
@@ -163,7 +180,7 @@ def _likely(data: Any, status: dict[str, str]) -> Iterator[Finding]:
 
 
 def _newcomers(data: Any) -> Iterator[Finding]:
-    new = [p for p in data.processes if p.new]
+    new = [p for p in data.who.programs if p.new]
     if new:
         yield Finding("newcomers", values={"count": len(new),
                                            "first": [p.label for p in new[:3]]},
@@ -182,8 +199,14 @@ def _conversations(data: Any) -> Iterator[Finding]:
             "conversations", f"{c.client_host}:{c.client}")
 
 
+def _storms(data: Any) -> Iterator[Finding]:
+    for cause, values in sustained(data):
+        yield Finding(cause, PROBLEM, values, "processes", values["who"])
+
+
 def findings(data: Any) -> list[Finding]:
     status = data.probe_status
-    return [*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
-            *_conversations(data),
-            *_dns(data, status), *_wire(data), *_likely(data, status), *_newcomers(data)]
+    return ranked([*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
+                   *_conversations(data), *_storms(data),
+                   *_dns(data, status), *_wire(data), *_likely(data, status),
+                   *_newcomers(data)])

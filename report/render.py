@@ -18,6 +18,7 @@ from nettrail import VERSION
 from nettrail.report.aggregate import ReportData
 from nettrail.report.dns import SLOW_LOOKUP_MS
 from nettrail.report.findings import Finding
+from nettrail.report.snapshot import PER_INTERVAL
 from nettrail.report.tally import TABLE_ROWS
 from nettrail.report.charts import Chart
 from nettrail.units import human_bytes, human_ms, human_rate
@@ -72,11 +73,17 @@ def say(finding: Finding) -> str:
     return str(_environment().get_template("findings.j2").module.text(finding))  # type: ignore[attr-defined]
 
 
+def summary_line(data: ReportData) -> str:
+    """The page's first line (templates/findings.j2's summary)."""
+    return str(_environment().get_template("findings.j2").module.summary(data.summary))  # type: ignore[attr-defined]
+
+
 def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
            generated_at: str) -> str:
     return _page("report.html.j2", data.clock.tz, data=data, charts=charts,
                  probes=data.probe_status,
-                 generated_at=generated_at, rows=TABLE_ROWS, slow_ms=f"{SLOW_LOOKUP_MS:g}")
+                 generated_at=generated_at, rows=TABLE_ROWS, slow_ms=f"{SLOW_LOOKUP_MS:g}",
+                 snap_rows=PER_INTERVAL)
 
 
 def render_index(headlines: list, charts: list[Chart], root: str, generated_at: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.format.logs.sessions import FAILED_ENDS, seen_from_both_ends
 from nettrail.headline import Headline
 from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
@@ -22,6 +22,7 @@ from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
 from nettrail.units import printable
 
 HIGH_RTT_US = 100_000
+LOCAL_ADDRESSES = 4_096      # the host's own addresses kept (sockets' local ends)
 BURST_PER_SECOND = 20
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]]]]
@@ -53,7 +54,15 @@ class Session:
         return qualified(self.host, self.process)
 
     @property
+    def unanswered(self) -> bool:
+        """A connect still waiting at the window's end: SYNs sent, nothing back."""
+        return (self.side == "client" and self.state == "open" and not self.srtt_us
+                and not self.rx_bytes and not self.tx_bytes)
+
+    @property
     def problems(self) -> list[str]:
+        if self.unanswered:
+            return ["connect unanswered"]
         out = [self.end] if self.end in FAILED_ENDS else []
         if self.retrans_segs:
             out.append("retransmissions")
@@ -97,6 +106,8 @@ class Sessions:
     odd: list[Session] = field(default_factory=list)   # newest first, at most TABLE_ROWS
     odd_count: int = 0
     bursts: list[Burst] = field(default_factory=list)
+    # (host, address) of every socket's local end: a remote among them is this host
+    local_addresses: set[tuple[str | None, str]] = field(default_factory=set)
 
 
 def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None
@@ -130,23 +141,27 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     """Count one session everywhere it shows."""
     closed = r.state == "closed"
     opened_at, end = r.opened_at, r.end
-    failed = end in FAILED_ENDS
+    failed = end in FAILED_ENDS and not seen_from_both_ends(r.side, r.raddr)
     s.count += 1
     s.closed += closed
     s.open += not closed
     s.before_window += opened_at is None
-    s.ends[end or r.state] += 1
+    if failed or end not in FAILED_ENDS:  # a failure seen at both ends: once
+        s.ends[end or r.state] += 1
     s.failed += failed
     s.retrans += bool(r.retrans_segs)
     s.high_rtt += (r.srtt_us or 0) >= HIGH_RTT_US
     s.tx_bytes += r.tx_bytes
     s.rx_bytes += r.rx_bytes
+    if len(s.local_addresses) < LOCAL_ADDRESSES:
+        s.local_addresses.add((host, plain_address(r.laddr)))
     if closed and r.duration_ms is not None:
         s.durations.add(r.duration_ms)
     proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)
     proc.sessions += 1
     proc.failed_sessions += failed
-    proc.before_window |= opened_at is None
+    # a server was running before it accepted (it listened first): never "new"
+    proc.before_window |= opened_at is None or side_of(r)[0] == "server"
     _count_session(tally.group(host, r, opened_at), r, opened_at)
     _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
     if failed or r.retrans_segs or (r.srtt_us or 0) >= HIGH_RTT_US:  # Session.problems

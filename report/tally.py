@@ -159,9 +159,9 @@ class Tally:
             keep_few(stats.hostnames, name, 3)
         return stats
 
-    def process_rows(self) -> list[ProcessRow]:
+    def process_rows(self, limit: int | None = TABLE_ROWS) -> list[ProcessRow]:
         rows = []
-        for (host, label), s in self.processes.top(TABLE_ROWS, key=lambda s: (  # type: ignore[misc]
+        for (host, label), s in self.processes.top(limit, key=lambda s: (  # type: ignore[misc]
                 -(s.rx_bytes + s.tx_bytes), -s.sessions, -s.lookups)):
             newcomer_after = self.starts.get(host, self.clock.start) + max(
                 self.clock.bucket_s, 1.0)

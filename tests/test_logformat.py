@@ -67,7 +67,11 @@ def test_a_field_added_within_v2_is_checked_where_present(tmp_path: Path) -> Non
 def test_headline_counts_and_keeps_one_slowest_name() -> None:
     h = Headline()
     h.add("bandwidth", [{"rx_bytes": 10, "tx_bytes": 3}, {"rx_bytes": 5, "tx_bytes": 0}])
-    h.add("sessions", [{"end": "normal"}, {"end": "refused"}, {"end": None}])
+    # a reset seen at both ends of a loopback connection is one failed session
+    loopback = {"end": "reset", "raddr": "127.0.0.1"}
+    h.add("sessions", [{"end": "normal"}, {"end": "refused", "side": "client",
+                                           "raddr": "192.0.2.1"}, {"end": None},
+                       {**loopback, "side": "client"}, {**loopback, "side": "server"}])
     lookup = {"call_ts": None, "resolved_by": "dns", "pending": False, "ok": True}
     h.add("dns", [
         {**lookup, "latency_ms": 4.0, "name": "a"},
@@ -78,7 +82,7 @@ def test_headline_counts_and_keeps_one_slowest_name() -> None:
         {**lookup, "latency_ms": 0.1, "name": "localhost", "resolved_by": "hosts"},
         {**lookup, "latency_ms": 30.0, "name": "a", "call_ts": 1.5},  # a's query: not a lookup
     ])
-    assert h == Headline(rx_bytes=15, tx_bytes=3, sessions=3, failed_sessions=1, lookups=3,
+    assert h == Headline(rx_bytes=15, tx_bytes=3, sessions=5, failed_sessions=2, lookups=3,
                          failed_lookups=1, pending_lookups=1, literal_lookups=1,
                          hosts_lookups=1, slowest_name="b", slowest_ms=9.0)
     assert Headline.from_json(h.as_json()) == h

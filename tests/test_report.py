@@ -32,7 +32,8 @@ from nettrail.report.header import probe_notes
 from nettrail.report.labels import percentile
 from nettrail.report.names import Resolutions
 from nettrail.report.reader import open_capture
-from nettrail.report.render import render, say
+from nettrail.report.ranking import KINDS
+from nettrail.report.render import render, say, summary_line
 from nettrail.report.tally import TABLE_ROWS, Tally
 from helpers import NETTRAIL, ROOT, nettrail
 
@@ -225,16 +226,32 @@ def test_v2_one_view_of_a_lookup() -> None:
 def test_v2_what_stands_out_links_to_rows() -> None:
     data = aggregate([open_capture(V2)])
     found = {say(f): ("t-" + f.table, f.filter) for f in data.findings if f.table}
-    assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of 1.7 MiB)"
-                 ] == ("t-processes", "curl (100)")
-    assert found["3 connections refused (most: probe (400) → 192.0.2.20:80 ×3)"] == (
+    assert found["top talker by bytes: curl (100): 976.6 KiB in, 2.9 KiB out (55% of the bytes seen: 1.7 MiB "
+                 "on the network); with 192.0.2.10:443 979.5 KiB"] == ("t-processes", "curl")
+    assert found["3 connections refused (most: probe → 192.0.2.20:80 ×3)"] == (
         "t-odd", "refused")
-    assert found["1 connections timed out (most: probe (400) → 192.0.2.21:80 ×1)"] == (
+    assert found["1 connections timed out (most: probe → 192.0.2.21:80 ×1)"] == (
         "t-odd", "timeout")
+    # the server is named as the server, its client first
+    assert found["1 connections reset (most: 2001:db8::77 → the server nginx port 443 ×1)"
+                 ] == ("t-odd", "reset")
     assert found["2 sessions retransmitted segments"] == ("t-odd", "retransmissions")
-    assert found["2 processes appeared mid-window: app (900), late\\u202eexe (950)"] == (
-        "t-processes", "new")
-    assert any(t.startswith("top talker by rate: curl (100): 3.01 Mbit/s") for t in found)
+    assert found["2 programs first seen mid-window (no traffic or session of theirs before): "
+                 "app, late\\u202eexe"] == ("t-processes", "new")
+    assert any(t.startswith("top talker by rate: curl: 3.01 Mbit/s") for t in found)
+
+
+def test_findings_are_ranked_failed_waiting_loss_volume() -> None:
+    data = aggregate([open_capture(V2)])
+    kinds = [f.kind for f in data.findings]
+    assert kinds == sorted(kinds, key=KINDS.index) and [f.rank for f in data.findings] == list(
+        range(1, len(kinds) + 1))
+    assert set(kinds) == set(KINDS)
+    # colour (warn) only for failures and waits here; loss and volume are not coloured
+    assert {f.kind for f in data.findings if f.severity == "warn"} == {"failed", "waiting"}
+    assert data.summary.cause is data.findings[0]
+    assert summary_line(data) == ("Likely cause: 3 connections refused (most: probe → "
+                                  "192.0.2.20:80 ×3)")
 
 
 def test_bursts_have_a_clock_time(tmp_path: Path) -> None:

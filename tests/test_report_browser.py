@@ -180,3 +180,83 @@ def test_fleet_report_loads_clean_and_links_conversations(browser, tmp_path: Pat
     assert all(row.startswith("db-1\tdb-1:postgres (77)")
                for row in visible.all_inner_texts())
     page.close()
+
+
+# -- report v3: the top of the page, and what fits a phone ---------------------------
+
+CLIPPED = """() => [...document.querySelectorAll("figure.chart svg")].flatMap(svg => {
+  const box = svg.getBoundingClientRect();
+  return [...svg.querySelectorAll("text")].filter(t => t.getClientRects().length && t.textContent)
+    .map(t => [t.textContent, t.getBoundingClientRect()])
+    .filter(([_, r]) => r.left < box.left - 0.5 || r.right > box.right + 0.5
+                        || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+    .map(([text]) => svg.closest("figure").id + ": " + text);
+})"""
+WRAPPED = """() => [...document.querySelectorAll("td.addr")].filter(td => {
+  const node = td.firstChild;
+  if (!node || node.nodeType !== Node.TEXT_NODE || !node.textContent.trim()) return false;
+  const range = document.createRange();
+  range.selectNodeContents(node);
+  return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
+}).map(td => td.firstChild.textContent)"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_summary_ranked_findings_and_no_clipped_or_wrapped_text(browser, tmp_path: Path,
+                                                                 width: int) -> None:
+    report = write_report(copy_capture(tmp_path, V2))
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(report.as_uri(), wait_until="load")
+    summary = page.locator("#summary")
+    assert summary.is_visible() and summary.inner_text().startswith(
+        "Likely cause: 3 connections refused (most: probe → 192.0.2.20:80 ×3)")
+    # the summary sits above the findings, the findings above the timeline
+    assert summary.bounding_box()["y"] < page.locator("#standout").bounding_box()["y"]
+    items = page.locator("#standout li")
+    ranks = [int(r) for r in items.evaluate_all("ls => ls.map(l => l.dataset.rank)")]
+    kinds = items.evaluate_all("ls => ls.map(l => l.dataset.kind)")
+    assert ranks == list(range(1, len(ranks) + 1))
+    assert kinds == sorted(kinds, key=["failed", "waiting", "loss", "volume"].index)
+    # colour for real problems only: the volume findings are in the text's colour
+    colours = items.evaluate_all("ls => ls.map(l => getComputedStyle(l).color)")
+    body = page.evaluate("getComputedStyle(document.body).color")
+    assert {c for c, k in zip(colours, kinds) if k == "volume"} == {body}
+    assert colours[0] != body
+    # the hooks are in the footer, not the header
+    assert "tp_btf/" not in page.locator("header").inner_text()
+    assert "tp_btf/inet_sock_set_state" in page.locator("#captured + ul").inner_text()
+    # a UTC host shows its window once
+    assert page.locator("header").inner_text().count("03:04:05") == 1
+    assert page.evaluate(CLIPPED) == []
+    assert page.evaluate(WRAPPED) == []
+    for box in page.locator("figure.chart svg").evaluate_all(
+            "ss => ss.map(s => s.getBoundingClientRect().right)"):
+        assert box <= width
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.close()
+
+
+def test_twenty_processes_of_a_program_are_one_row(browser, tmp_path: Path) -> None:
+    from test_report_v3 import same_program
+    report = write_report(same_program(tmp_path))
+    page = open_report(browser, report)["page"]
+    rows = page.locator("#t-processes tbody tr", has_text="wget")
+    assert rows.count() == 1
+    pids = rows.locator("ul.pids li")
+    assert not pids.first.is_visible()  # one click down
+    rows.locator("summary").click()
+    assert pids.count() == 20 and pids.first.is_visible()
+    page.close()
+
+
+def test_a_storm_is_the_summary(browser, tmp_path: Path) -> None:
+    from test_report_v3 import storm
+    report = write_report(storm(tmp_path))
+    page = open_report(browser, report)["page"]
+    assert page.locator("#summary").inner_text().startswith(
+        "Likely cause: connection storm: 3,608 sessions opened in 6 s, 601/s")
+    page.locator("#summary a").click()
+    assert page.input_value('input[data-table="t-processes"]') == "loader"
+    assert page.locator("#t-processes tbody tr:visible").count() == 1
+    page.close()

@@ -64,9 +64,17 @@ DOC_ROWS = (("`pid`, `comm` …", "the process that owns the socket: the one tha
              "to hold the socket"),)
 
 
+def seen_from_both_ends(side: str | None, raddr: str) -> bool:
+    """A server's session with a loopback client: the client's own session is
+    in the same log, so a failure of theirs is counted once, at the client."""
+    return side == "server" and (raddr.startswith(("127.", "::ffff:127.")) or raddr == "::1")
+
+
 def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
     headline.sessions += len(records)
-    headline.failed_sessions += sum(end in FAILED_ENDS for end in map(get("end"), records))
+    end_of, ends_of = get("end"), get("side", "raddr")
+    headline.failed_sessions += sum(not seen_from_both_ends(*ends_of(r)) for r in records
+                                    if end_of(r) in FAILED_ENDS)
 
 
 LOG = Log("sessions", 2, "tcplife.jsonl", "session",
