@@ -143,7 +143,9 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
              if fleet else [own_intervals(h.interval_s) for h in headers])
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(
         streams("bandwidth"), slots)), tally)
-    sessions = aggregate_sessions(streams("sessions"), tally, matcher)
+    sessions = aggregate_sessions(streams("sessions"), tally, matcher, (
+        (host, headline, c.blocks("sessions", summary=True))
+        for host, headline, c in zip(hosts, headlines, captures)))
     first = headers[0]
     if fleet:
         first = dataclasses.replace(first, title=title or
