@@ -169,15 +169,16 @@ class Capture:
         """Append records to the probe's log, in chunks (a busy interval has
         tens of thousands; the open sessions at the end may be 100,000, made
         chunk by chunk), and count them in the headline. Past the log's line
-        budget for the interval, they are counted in its summaries instead."""
+        budget for the interval, they are counted in its summaries instead;
+        the view (nettrail life, top) still sees every one."""
         records = iter(records) if self.keep is None else filter(self.keep, records)
         budget = self.budgets.get(probe)
         while chunk := list(itertools.islice(records, WRITE_CHUNK)):
+            self.view.records(probe, chunk)
             if budget and not (chunk := budget.admit(chunk)):
                 continue
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)
-            self.view.records(probe, chunk)
 
     def _subscribe(self, rings: RingBuffers) -> None:
         """Events arrive through ring buffers, in batches."""
