@@ -38,9 +38,10 @@ class LogSketch:
 
     def add(self, value: float, times: int = 1) -> None:
         if self.values is not None:
-            self.values.extend([value] * times)
-            if len(self.values) > EXACT_VALUES:
+            if len(self.values) + times > EXACT_VALUES:
                 self.values = None
+            else:
+                self.values.extend([value] * times)
         index = math.ceil(math.log(value) / _LOG_GAMMA) if value > SMALLEST else 0
         self.buckets[index] = self.buckets.get(index, 0) + times
         self.count += times

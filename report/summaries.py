@@ -58,14 +58,16 @@ def count_summaries(s: Sessions, tally: Tally, streams: Streams) -> None:
 def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
     n, closed = r.sessions, r.state == "closed"
     failed = r.end in FAILED_ENDS
+    # parts of its sessions: never more than it has, whatever the file says
+    before, retrans = min(r.before_window, n), min(r.retrans_sessions, n)
     s.count += n
     s.summarised += n
     s.closed += n * closed
     s.open += n * (not closed)
-    s.before_window += r.before_window
+    s.before_window += before
     s.ends[r.end or r.state] += n
     s.failed += n * failed
-    s.retrans += r.retrans_sessions
+    s.retrans += retrans
     s.tx_bytes += r.tx_bytes
     s.rx_bytes += r.rx_bytes
     if closed:
@@ -76,9 +78,9 @@ def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
     proc.weight += n - 1  # process() weighed it as one record
     proc.sessions += n
     proc.failed_sessions += n * failed
-    proc.before_window |= r.before_window > 0
+    proc.before_window |= before > 0
     session = AsSession(r)
-    group = tally.group(host, session, r.first_ts if r.before_window < n else None)
+    group = tally.group(host, session, r.first_ts if before < n else None)
     group.weight += n - 1
     group.sessions += n
     group.open += n * (not closed)
@@ -86,14 +88,15 @@ def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
     group.session_rx_bytes += r.rx_bytes
     group.session_tx_bytes += r.tx_bytes
     group.retrans_segs += r.retrans_segs
-    group.retrans_sessions += r.retrans_sessions
+    group.retrans_sessions += retrans
     group.syn_retrans_segs += r.syn_retrans_segs
     for name in ("max_connect_us", "max_srtt_us"):
         if (value := getattr(r, name)) is not None:
             setattr(group, name, max(getattr(group, name) or 0, value))
     group.first_ts = min(group.first_ts, r.first_ts)
     group.last_ts = max(group.last_ts, r.last_ts)
-    _spread(s.buckets, tally, r, qualified(host, owner_label(session)), failed)
+    _spread(s.buckets, tally, r, qualified(host, owner_label(session)),
+            (n - before, n if closed else 0, retrans if closed else 0), failed)
 
 
 def _shares(total: int, parts: int) -> Iterable[int]:
@@ -101,14 +104,14 @@ def _shares(total: int, parts: int) -> Iterable[int]:
     return (total * (i + 1) // parts - total * i // parts for i in range(parts))
 
 
-def _spread(buckets: list[SessionBucket], tally: Tally, r: Any, who: str, failed: bool
-            ) -> None:
-    """Its sessions over the buckets from its first to its last time, evenly."""
-    first, last = tally.clock.bucket(r.first_ts), tally.clock.bucket(r.last_ts)
+def _spread(buckets: list[SessionBucket], tally: Tally, r: Any, who: str,
+            counts: tuple[int, int, int], failed: bool) -> None:
+    """Its sessions (opened, closed, retransmitting closed ones) over the
+    buckets from its first to its last time, evenly."""
+    first = tally.clock.bucket(r.first_ts)
+    last = max(tally.clock.bucket(r.last_ts), first)
     parts = last - first + 1
-    closed = r.sessions if r.state == "closed" else 0
-    shares = zip(range(first, last + 1), _shares(r.sessions - r.before_window, parts),
-                 _shares(closed, parts), _shares(r.retrans_sessions if closed else 0, parts))
+    shares = zip(range(first, last + 1), *(_shares(total, parts) for total in counts))
     for index, opened, ended, retrans in shares:
         b = buckets[index]
         b.opened += opened

@@ -166,3 +166,23 @@ def test_an_older_report_sees_no_summary_and_a_v1_capture_has_none(tmp_path: Pat
     capture = open_capture(target)
     assert list(capture.blocks("sessions", summary=True)) == []
     assert list(open_capture(V2_CAPTURE).blocks("sessions", summary=True)) == []
+
+
+def test_a_hostile_summary_is_bounded_and_never_counts_parts_beyond_its_sessions(
+        tmp_path: Path) -> None:
+    write_capture(tmp_path / "budget", 300)
+    hostile = {**json.loads((tmp_path / "budget" / SUMMARY.file).read_text().splitlines()[0]),
+               "sessions": 3, "before_window": 10 ** 18, "retrans_sessions": 10 ** 18,
+               "first_ts": START + 5, "last_ts": START, "state": "closed",
+               "durations_log2_us": [2 ** 62] * 64}
+    with (tmp_path / "budget" / SUMMARY.file).open("a") as f:
+        f.write(json.dumps(hostile) + "\n")
+        f.write(json.dumps({**hostile, "sessions": 0}) + "\n")
+    data = aggregate([open_capture(tmp_path / "budget")])
+    assert data.warnings == [f"{SUMMARY.file}: skipped 1 unreadable line(s): line "
+                             f"{len((tmp_path / 'budget' / SUMMARY.file).read_text().splitlines())}"]
+    s = data.sessions
+    assert (s.count, s.summarised) == (3_003, 2_403)
+    assert s.before_window <= s.count and s.retrans <= s.count
+    assert sum(b.opened for b in s.buckets) <= s.count
+    render(data, make_charts(data), "now")
