@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|fleet ...]
+    sudo .venv/bin/python -m bench.run [throughput|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -643,6 +643,91 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
           f"{size:.2f} MB | {runs} |")
 
 
+# -- a connection storm -----------------------------------------------------------
+
+STORM_RATE = 20_000  # sessions a second, as in the storm issue 26 saw (535,389 in 26 s)
+
+
+def storm_session(i: int, start: float) -> dict:
+    ts = start + i / STORM_RATE
+    return {"kind": "session", "ts": ts, "host": "bench", "pid": 2000 + i % 50,
+            "comm": "client", **IDENTITY, "container_name": None, "pod": None,
+            "pod_namespace": None, "pod_uid": None, "netns": 4026531840, "family": "ipv4",
+            "laddr": "10.0.0.1", "lport": 30000 + i % 30000, "raddr": f"10.2.0.{i % 100}",
+            "rport": 80, "side": "client", "tx_bytes": 100, "rx_bytes": i % 9000,
+            "retrans_segs": int(i % 997 == 0), "srtt_us": 300, "opened_at": ts - 0.002,
+            "duration_ms": 2.0 + i % 50 / 10, "state": "closed",
+            "end": "refused" if i % 101 == 0 else "normal", "connect_us": 90,
+            "syn_retrans_segs": 0, "min_rtt_us": 250}
+
+
+def synthetic_storm(directory: Path, sessions: int, interval_lines: int | None) -> int:
+    """A capture of `sessions` at STORM_RATE in 5 s intervals: every one a line
+    (interval_lines None), or written as the capture writes them past a
+    budget of `interval_lines` a interval. Returns the session lines."""
+    from nettrail.capture.budget import SessionBudget
+    synthetic_meta(directory, "bench")
+    start, per_interval = 1_767_323_045.0, 5 * STORM_RATE
+    budget = SessionBudget(interval_lines, "bench") if interval_lines is not None else None
+    written = 0
+    with (directory / "tcplife.jsonl").open("w") as log, \
+            (directory / "tcplife_summary.jsonl").open("w") as summaries:
+        for interval, first in enumerate(range(0, sessions, per_interval), 1):
+            records = [storm_session(i, start) for i in range(
+                first, min(first + per_interval, sessions))]
+            if budget:
+                budget.new_interval()
+                records = budget.admit(records)
+                for r in budget.take(start + 5 * interval, interval):
+                    summaries.write(json.dumps(r) + "\n")
+            log.writelines(json.dumps(r) + "\n" for r in records)
+            written += len(records)
+    return written
+
+
+# synthetic_storm with the installed nettrail's capture side (not the source tree's)
+STORM_WRITER = ("import sys\n"
+                "import nettrail.capture.budget\n"
+                "sys.path.append(sys.argv[1])\n"
+                "from pathlib import Path\n"
+                "from bench.run import synthetic_storm\n"
+                "budget = int(sys.argv[4]) if sys.argv[4] != '-' else None\n"
+                "print(synthetic_storm(Path(sys.argv[2]), int(sys.argv[3]), budget))\n")
+INTERVAL_LINES = 20_000  # nettrail/format/logs/sessions.py's default
+
+
+def bench_storm(runs: int, sessions: int) -> None:
+    """The render of one storm, all lines against the default budget's logs,
+    in pairs (A B A B …)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        kinds = {"every session a line": None, f"budget {INTERVAL_LINES:,} lines/interval":
+                 INTERVAL_LINES}
+        lines = {name: int(subprocess.run(
+            [PYTHON, "-P", "-c", STORM_WRITER, str(ROOT), str(Path(tmp) / str(i)),
+             str(sessions), str(budget) if budget is not None else "-"], check=True,
+            capture_output=True, text=True).stdout)
+            for i, (name, budget) in enumerate(kinds.items())}
+        sizes = {name: sum(f.stat().st_size for f in (Path(tmp) / str(i)).glob("*.jsonl"))
+                 for i, name in enumerate(kinds)}
+        results: dict[str, list[dict]] = {name: [] for name in kinds}
+        for _ in range(runs):
+            for i, name in enumerate(kinds):
+                result = Measured(PYTHON, "-P", "-m", "nettrail", "report", str(Path(tmp) / str(i)),
+                                  stdout=subprocess.DEVNULL).wait()
+                assert result["returncode"] == 0
+                results[name].append(result)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{sessions:,} sessions at {STORM_RATE:,}/s in 5 s intervals\n")
+    print("| logs | session lines | log size | render wall (median) | render CPU (median) "
+          "| peak RSS (median) | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for name, measured in results.items():
+        print(f"| {name} | {lines[name]:,} | {sizes[name] / 1e6:.0f} MB | "
+              f"{statistics.median(r['wall_s'] for r in measured):.2f} s | "
+              f"{statistics.median(r['cpu_s'] for r in measured):.2f} s | "
+              f"{statistics.median(r['peak_rss_mb'] for r in measured):.0f} MB | {runs} |")
+
+
 # -- fleet reports ----------------------------------------------------------------
 
 def fleet_address(k: int) -> str:
@@ -757,6 +842,7 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="*", default=["throughput", "wire", "sessions", "sockets",
                                                 "lookups", "overhead", "report", "flood",
+                                                "storm",
                                                 "fleet"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
@@ -791,6 +877,8 @@ def main() -> None:
             bench_report(args.runs, 1_000_000, 100_000, 20_000)
         elif which == "flood":  # a lookup flood by any user: one name per lookup
             bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
+        elif which == "storm":  # a storm renders within 10 s (issue 26)
+            bench_storm(args.runs, 500_000)
         elif which == "fleet":  # 10 captures of 200,000 sessions: at most 11x one's time
             bench_fleet(args.runs, 200_000, [int(n) for n in args.fleet_sizes.split(",")],
                         args.baseline, args.timeout)

@@ -13,7 +13,7 @@ from typing import BinaryIO
 from nettrail import jsonio
 from nettrail.errors import OutputError
 from nettrail.files import OutputDir, writing
-from nettrail.format import LOG_FILES, META
+from nettrail.format import LOG_FILES, LOGS, META
 from nettrail.units import printable_record
 
 FIX = "free disk space or capture elsewhere with -o DIR"
@@ -24,10 +24,10 @@ class LogWriter:
         self.directory = directory
         self._dir = OutputDir.private(directory, empty=True, fix=FIX)
         self._first_error: OutputError | None = None
-        self._files: dict[str, BinaryIO] = {}
+        self._files: dict[str, BinaryIO] = {}  # by file name
         try:
-            for probe, name in LOG_FILES.items():
-                self._files[probe] = self._dir.new_file(name)
+            for name in LOG_FILES.values():
+                self._files[name] = self._dir.new_file(name)
         except BaseException:
             self.close()
             raise
@@ -48,17 +48,24 @@ class LogWriter:
             self._first_error = self._first_error or exc
             raise OutputError(self._first_error.problem, self._first_error.fix) from exc
 
-    def write(self, probe: str, records: list[dict]) -> None:
-        """Append records to the probe's log, one JSON line each."""
+    def write(self, probe: str, records: list[dict], summary: bool = False) -> None:
+        """Append records to the probe's log (`summary`: to its summary log,
+        made at its first record), one JSON line each."""
         if not records:
             return
+        log = LOGS[probe]
+        if summary:
+            assert log.summary is not None, f"the {probe} log has no summary log"
+            log = log.summary
         data = jsonio.dump_lines([printable_record(r) for r in records])
-        with self._writing(), self._guard(LOG_FILES[probe]):
-            self._files[probe].write(data)
+        with self._writing(), self._guard(log.file):
+            if log.file not in self._files:
+                self._files[log.file] = self._dir.new_file(log.file)
+            self._files[log.file].write(data)
 
     def flush(self) -> None:
-        for probe, f in self._files.items():
-            with self._writing(), self._guard(LOG_FILES[probe]):
+        for name, f in self._files.items():
+            with self._writing(), self._guard(name):
                 f.flush()
 
     def write_meta(self, meta: dict) -> None:

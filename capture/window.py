@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nettrail import VERSION
+from nettrail.capture.budget import SessionBudget
 from nettrail.capture.clock import Clock, boot_ns
 from nettrail.capture.events import RecordContext
 from nettrail.capture.libbpf import RingBuffers
@@ -31,6 +32,7 @@ from nettrail.errors import NettrailError, ProbeError
 from nettrail.headline import Headline
 from nettrail.hostlock import capture_lock
 from nettrail.format import FORMAT, PROBE_OPTIONS, PROBES
+from nettrail.format.logs.sessions import INTERVAL_LINES
 
 POLL_MS = 100
 WRITE_CHUNK = 4096
@@ -66,6 +68,7 @@ class CaptureOptions:
     containers: tuple[str, ...] = ()  # --container: names or ids (capture/names.py)
     pods: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    session_lines: int = INTERVAL_LINES  # per interval; past them, summaries (capture/budget.py)
 
 
 @dataclass
@@ -131,6 +134,7 @@ class Capture:
         self.report_error: str | None = None
         self.meta: dict | None = None  # as last written to meta.json
         self.keep = record_filter(opts.containers, opts.pods, opts.namespaces)
+        self.budgets = {"sessions": SessionBudget(opts.session_lines, socket.gethostname())}
 
     # -- set-up -------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class Capture:
                             "namespaces": list(self.opts.namespaces)},
                 "probes": probes, "lost_events": dict(self.progress.lost),
                 "lost_events_by_cause": dict(self.progress.lost_by_cause),
+                "line_budgets": {probe: b.as_json() for probe, b in self.budgets.items()},
                 "summary": self.headline.as_json(),
                 "title": self.opts.title, "note": self.opts.note}
 
@@ -163,12 +168,17 @@ class Capture:
     def _write(self, probe: str, records: Iterable[dict]) -> None:
         """Append records to the probe's log, in chunks (a busy interval has
         tens of thousands; the open sessions at the end may be 100,000, made
-        chunk by chunk), and count them in the headline."""
+        chunk by chunk), and count them in the headline. Past the log's line
+        budget for the interval, they are counted in its summaries instead;
+        the view (nettrail life, top) still sees every one."""
         records = iter(records) if self.keep is None else filter(self.keep, records)
+        budget = self.budgets.get(probe)
         while chunk := list(itertools.islice(records, WRITE_CHUNK)):
+            self.view.records(probe, chunk)
+            if budget and not (chunk := budget.admit(chunk)):
+                continue
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)
-            self.view.records(probe, chunk)
 
     def _subscribe(self, rings: RingBuffers) -> None:
         """Events arrive through ring buffers, in batches."""
@@ -214,6 +224,8 @@ class Capture:
         start = boot_ns()
         for interval in range(1, self.opts.count + 1):
             self.progress.interval = interval
+            for budget in self.budgets.values():
+                budget.new_interval()
             end = start + int(interval * self.opts.interval_s * 1e9)
             while (left := end - boot_ns()) > 0 and not self.stop.is_set():
                 self.progress.seconds_left = left / 1e9
@@ -233,6 +245,10 @@ class Capture:
 
     def _checkpoint(self) -> None:
         """Make what was captured so far durable (a crash loses one interval)."""
+        for log, budget in self.budgets.items():
+            summaries = budget.take(self.clock.now(), max(self.progress.interval, 1))
+            self.writer.write(log, summaries, summary=True)
+            self.headline.add(log, summaries, summary=True)
         for name, probe in self.probes.items():
             by_cause = self.progress.lost_by_cause[name] = probe.lost_events()
             self.progress.lost[name] = sum(by_cause.values())

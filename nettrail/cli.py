@@ -24,6 +24,7 @@ from nettrail import VERSION
 from nettrail import journal
 from nettrail.errors import ExitStatus, NettrailError, UsageError
 from nettrail.format import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
+from nettrail.format.logs.sessions import INTERVAL_LINES
 from nettrail.units import printable
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
@@ -172,6 +173,16 @@ def _port(text: str) -> int:
 _port.__name__ = "port"
 
 
+def _lines(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_lines.__name__ = "number of lines"
+
+
 def add_filter_arguments(p: argparse.ArgumentParser, pids: bool = True) -> None:
     """Which records a text view prints; the logs keep everything."""
     f = p.add_argument_group("filters (repeat one to allow several values)")
@@ -253,6 +264,10 @@ def build_parser() -> Parser:
     cap.add_argument("--no-report", action="store_true", help="write the logs only")
     cap.add_argument("-q", "--quiet", action="store_true",
                      help="print only the capture directory")
+    cap.add_argument("--session-lines", type=_lines, default=INTERVAL_LINES, metavar="N",
+                     help="session lines written per interval at most; past them, sessions "
+                          f"are counted in summaries (default {INTERVAL_LINES:,}; "
+                          "docs/format.md)")
     cap.add_argument("--summary-json", action="store_true",
                      help="print one JSON object (directory, host, times, probe status, "
                           "headline numbers) instead of the directory")
@@ -375,7 +390,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note,
                           containers=tuple(args.containers), pods=tuple(args.pods),
-                          namespaces=tuple(args.namespaces))
+                          namespaces=tuple(args.namespaces), session_lines=args.session_lines)
     if args.metrics_file:
         check_textfile_dir(args.metrics_file)  # before capturing, not after
     live = not args.quiet and sys.stderr.isatty()

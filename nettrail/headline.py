@@ -19,6 +19,7 @@ class Headline:
     tx_bytes: int = 0
     sessions: int = 0
     failed_sessions: int = 0   # refused, reset or timed out (a loopback one once, not per end)
+    summarised_sessions: int = 0  # of `sessions`: counted in a summary, past the line budget
     lookups: int = 0           # name lookups that asked DNS (or may have)
     failed_lookups: int = 0
     pending_lookups: int = 0
@@ -30,14 +31,16 @@ class Headline:
     # rates divide by it; set by the capture, None in captures made before it
     elapsed_s: float | None = None
 
-    def add(self, probe: str, records: Sequence) -> None:
-        """Count records of one probe's log: dicts as the capture writes them,
-        or the reader's records."""
+    def add(self, probe: str, records: Sequence, summary: bool = False) -> None:
+        """Count records of one probe's log (`summary`: of its summary log):
+        dicts as the capture writes them, or the reader's records."""
         if not records:
             return
         from nettrail.format import LOGS  # the log descriptions import nothing from here
-        LOGS[probe].count(self, records, operator.itemgetter if isinstance(records[0], dict)
-                          else operator.attrgetter)
+        log = LOGS[probe].summary if summary else LOGS[probe]
+        assert log is not None
+        log.count(self, records, operator.itemgetter if isinstance(records[0], dict)
+                  else operator.attrgetter)
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -60,4 +63,4 @@ class Headline:
 
 
 # Fields a summary written before they existed lacks (read as 0)
-ADDED_LATER = ("literal_lookups", "hosts_lookups", "elapsed_s")
+ADDED_LATER = ("literal_lookups", "hosts_lookups", "elapsed_s", "summarised_sessions")

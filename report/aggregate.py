@@ -140,8 +140,8 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                   {host: window(c.meta)[0] for host, c in zip(hosts, captures)})
     matcher = Matcher(end_of) if fleet else None
 
-    def streams(probe: str) -> Iterator:
-        return ((host, headline, c.blocks(probe))
+    def streams(probe: str, summary: bool = False) -> Iterator:
+        return ((host, headline, c.blocks(probe, summary))
                 for host, headline, c in zip(hosts, headlines, captures))
 
     dns = aggregate_dns(streams("dns"), tally, resolutions)
@@ -153,7 +153,8 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(
         streams("bandwidth"), slots)), tally, snapshot)
     snapshot.keep()
-    sessions = aggregate_sessions(streams("sessions"), tally, matcher)
+    sessions = aggregate_sessions(streams("sessions"), tally, matcher,
+                                  streams("sessions", summary=True))
     first = headers[0]
     if fleet:
         first = dataclasses.replace(first, title=title or

@@ -36,14 +36,15 @@ class LogSketch:
         self.min = math.inf
         self.max = -math.inf
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, times: int = 1) -> None:
         if self.values is not None:
-            self.values.append(value)
-            if len(self.values) > EXACT_VALUES:
+            if len(self.values) + times > EXACT_VALUES:
                 self.values = None
+            else:
+                self.values.extend([value] * times)
         index = math.ceil(math.log(value) / _LOG_GAMMA) if value > SMALLEST else 0
-        self.buckets[index] = self.buckets.get(index, 0) + 1
-        self.count += 1
+        self.buckets[index] = self.buckets.get(index, 0) + times
+        self.count += times
         if value < self.min:
             self.min = value
         if value > self.max:

@@ -113,13 +113,17 @@ class CaptureDir:
         for block in self.blocks(probe):
             yield from block
 
-    def blocks(self, probe: str) -> Iterator[list[Record]]:
-        """The same records, a block (up to CHUNK_BYTES of lines) at a time."""
-        log = LOGS[probe]
+    def blocks(self, probe: str, summary: bool = False) -> Iterator[list[Record]]:
+        """The same records, a block (up to CHUNK_BYTES of lines) at a time.
+        `summary`: its summary log's, which exists only where the capture
+        wrote one (/1 had none)."""
+        log = LOGS[probe].summary if summary else LOGS[probe]
+        if log is None or (summary and self.meta["format"] == FORMAT_V1):
+            return
         try:
             f = open_regular(log.file, self.dir_fd)
         except FileNotFoundError:
-            if self.meta["probes"].get(probe, {}).get("status") != "skipped":
+            if not summary and self.meta["probes"].get(probe, {}).get("status") != "skipped":
                 self.warnings.append(f"{log.file} is missing: no {probe} data")
             return
         except (OSError, Unreadable, PrivilegeError) as exc:

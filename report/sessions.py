@@ -16,6 +16,7 @@ from nettrail.headline import Headline
 from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
 from nettrail.report.conversations import End, Matcher, by_time, plain_address
+from nettrail.report.summaries import count_summaries
 from nettrail.report.labels import (endpoint, group_label, owner_label, percentile,
                                     process_label, qualified, side_of)
 from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
@@ -108,11 +109,13 @@ class Sessions:
     bursts: list[Burst] = field(default_factory=list)
     # (host, address) of every socket's local end: a remote among them is this host
     local_addresses: set[tuple[str | None, str]] = field(default_factory=set)
+    summarised: int = 0    # of `count`: from the capture's summaries (report/summaries.py)
 
 
-def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None
-                       ) -> Sessions:
-    """Matcher: a fleet report's, fed every session to pair connections' ends."""
+def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None = None,
+                       summaries: Streams = ()) -> Sessions:
+    """Matcher: a fleet report's, fed every session to pair connections' ends.
+    Summaries: the sessions the capture counted past its line budget."""
     s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
     odd: deque[Session] = deque(maxlen=TABLE_ROWS)
     logs = [_each(host, headline, blocks) for host, headline, blocks in streams]
@@ -122,6 +125,7 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
         _count_session_record(s, tally, host, r, odd)
         if matcher:
             matcher.feed(host or "", r)
+    count_summaries(s, tally, summaries)
     s.odd = sorted(odd, key=lambda x: -x.ts)
     s.bursts = _bursts(s.buckets, tally.clock)
     return s

@@ -31,6 +31,7 @@ from test_capture_kernel import tcp_pair
     (["capture", "nan"], "invalid seconds value: 'nan'"),
     (["capture", "86401"], "invalid seconds value"),
     (["capture", "1", "100001"], "invalid count value"),
+    (["capture", "--session-lines", "-1"], "invalid number of lines value: '-1'"),
     (["frobnicate"], "invalid choice"),
     (["capture", "-p", ",".join(map(str, range(1, 18)))], "at most 16 -p PIDs"),
     (["schedule", "--cron", "* * * * *", "--dir", "/nonexistent", "--max-age", "inf"],

@@ -22,8 +22,12 @@ MARKED = re.compile(r"(<!-- fields: (\S+) -->\n).*?(<!-- /fields -->)", re.S)
 def tables() -> dict[str, str]:
     out = {"identity": field_table(IDENTITY), "connection": field_table(CONNECTION),
            "meta": field_table(meta.fields(PROBES, tuple(PROBE_OPTIONS)))}
+    identity = {f.name for f in IDENTITY}
     for probe, log in LOGS.items():
         out[probe] = field_table(log.own_fields, log.doc_rows)
+        if log.summary:
+            out[f"{probe}_summary"] = field_table(tuple(
+                f for f in log.summary.fields if f.name not in identity))
     return out
 
 

@@ -96,6 +96,8 @@ class Log:
     # records, get) adds records whose fields `get(name, ...)` reads
     count: Callable[[Any, Sequence, Callable[..., Callable]], None]
     doc_rows: tuple[tuple[str, str], ...] = ()  # what shared fields mean in this log
+    # its summary log: what the capture writes past a per-interval line budget
+    summary: Log | None = None
 
     @property
     def field_names(self) -> tuple[str, ...]:

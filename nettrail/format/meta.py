@@ -34,6 +34,13 @@ class ProbeStatus(msgspec.Struct):
     error: Optional[str] = None
 
 
+class LineBudget(msgspec.Struct):
+    """line_budgets.NAME: a log's per-interval line budget and what went past it."""
+    interval_lines: Annotated[int, Meta(ge=0)]
+    summarised: Annotated[int, Meta(ge=0)]
+    summary_lines: Annotated[int, Meta(ge=0)]
+
+
 class Filters(msgspec.Struct):
     pids: list[Annotated[int, Meta(ge=0, le=MAX_PID)]] = []
     probes: list[str] = []
@@ -115,6 +122,15 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
               schema={"type": "object", "additionalProperties": {
                   "type": "object", "properties": {
                       c: {"type": "integer", "minimum": 0} for c in LOST_CAUSES}}}),
+        Field("line_budgets", dict, "per log with a line budget (`sessions`): "
+              "`interval_lines`, the lines per interval the capture writes at most "
+              "(`--session-lines`); `summarised`, the records past it, counted in the log's "
+              "summary log (`tcplife_summary.jsonl`) instead of written one line each; "
+              "`summary_lines`, that log's lines. Captures made before it lack it (nothing "
+              "was summarised)", required=False, decoded_as=dict[str, LineBudget],
+              schema={"type": "object", "additionalProperties": object_schema(tuple(
+                  count(name, "") for name in ("interval_lines", "summarised",
+                                               "summary_lines")))}),
         Field("summary", dict, "the headline numbers (nettrail/headline.py), counted from the "
               "records as they were written; the report, the snapshot index and "
               "`--summary-json` show the same numbers", nullable=True, required=False,
@@ -128,9 +144,9 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
 
 def schema_fields(fmt_v1: bool, probes: tuple[str, ...],
                   probe_options: tuple[str, ...]) -> tuple[Field, ...]:
-    """/1 had no `summary`."""
+    """/1 had no `summary` and no line budgets."""
     return tuple(f for f in fields(probes, probe_options)
-                 if not (fmt_v1 and f.name == "summary"))
+                 if not (fmt_v1 and f.name in ("summary", "line_budgets")))
 
 
 def _iso_time(text_: str) -> bool:

@@ -30,9 +30,10 @@ def _object(fields: tuple[Field, ...]) -> dict:
             "required": [f.name for f in fields if f.required]}
 
 
-def log_schema(fmt: str, probe: str) -> dict:
-    """One line of `probe`'s log in format `fmt`."""
-    log = LOGS[probe]
+def log_schema(fmt: str, probe: str, summary: bool = False) -> dict:
+    """One line of `probe`'s log (`summary`: its summary log) in format `fmt`."""
+    log = LOGS[probe].summary if summary else LOGS[probe]
+    assert log is not None
     return {"$schema": DIALECT, "title": f"{fmt} {log.file}: one line",
             "description": f"{log.doc} docs/format.md explains every field.",
             **_object(log.fields if fmt == FORMAT else log.v1_fields)}
@@ -55,6 +56,9 @@ def schema_files() -> dict[str, dict]:
         files[f"{folder}/{Path(META).stem}.schema.json"] = meta_schema(fmt)
         for probe, log in LOGS.items():
             files[f"{folder}/{Path(log.file).stem}.schema.json"] = log_schema(fmt, probe)
+            if log.summary and fmt == FORMAT:  # /1 had no summary logs
+                files[f"{folder}/{Path(log.summary.file).stem}.schema.json"] = log_schema(
+                    fmt, probe, summary=True)
     return files
 
 

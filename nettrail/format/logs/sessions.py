@@ -4,9 +4,11 @@ plus one per session still open at its end."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from nettrail.format.fields import MAX_TS, count, number, text
+import msgspec
+
+from nettrail.format.fields import MAX_COUNTER, MAX_TS, Field, count, number, text
 from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, pick, timestamp
 
 STATES = ("closed", "open")
@@ -77,8 +79,71 @@ def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable
                                     if end_of(r) in FAILED_ENDS)
 
 
+# Session lines a capture writes per interval before it summarises (capture
+# --session-lines); past them, sessions are counted in the summary log instead
+INTERVAL_LINES = 20_000
+# Distinct summary records an interval holds, each fold (docs/format.md)
+SUMMARY_KEYS = 10_000
+DURATION_BUCKETS = 64  # log2 buckets of µs: 2^63 µs is far past any session
+
+SUMMARY_FIELDS = (
+    kind("session_summary"),
+    timestamp("the end of the interval whose sessions this record counts"),
+    count("interval", "the interval (1-based) whose sessions past its line budget this "
+          "record counts"),
+    *IDENTITY,
+    *pick(CONNECTION, "netns family side", nullable=True),
+    text("raddr", "the remote address the sessions had; `null` on a record that folds "
+         "remotes together (the interval had more than its bound of distinct records)",
+         nullable=True),
+    count("port", "the service port: the remote's (`rport`) for `client` sessions (and where "
+          "`side` is `null`), the local (`lport`) for `server` ones; `null` where `raddr` is",
+          nullable=True, max=65535),
+    *pick(FIELDS, "state end"),
+    Field("sessions", int, "sessions counted here instead of one line each (at least 1)",
+          min=1, max=MAX_COUNTER),
+    count("tx_bytes", "their `tx_bytes` summed"),
+    count("rx_bytes", "their `rx_bytes` summed"),
+    count("retrans_segs", "their `retrans_segs` summed (unknown counts as 0)"),
+    count("retrans_sessions", "how many of them retransmitted at all"),
+    count("syn_retrans_segs", "their `syn_retrans_segs` summed (unknown counts as 0)"),
+    count("max_srtt_us", "the highest `srtt_us` among them, `null` if none was known",
+          nullable=True),
+    count("max_connect_us", "the highest `connect_us` among them, `null` if none was known",
+          nullable=True),
+    count("before_window", "how many of them opened before the window (no `opened_at`, no "
+          "duration)"),
+    number("first_ts", "the earliest `opened_at` among them (`ts` for those opened before "
+           "the window)", max=MAX_TS),
+    number("last_ts", "the latest `ts` among them", max=MAX_TS),
+    Field("durations_log2_us", list, "a duration sketch of those opened in the window: "
+          "entry `i` counts sessions whose `duration_ms` × 1000 rounds down into "
+          "[2^i, 2^(i+1)) µs (entry 0 also holds those under 1 µs); trailing zero entries "
+          "are left out", max_len=DURATION_BUCKETS,
+          decoded_as=Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNTER)]],
+                               msgspec.Meta(max_length=DURATION_BUCKETS)],
+          schema={"type": "array", "maxItems": DURATION_BUCKETS,
+                  "items": {"type": "integer", "minimum": 0}}),
+)
+
+
+def count_summary_headline(headline: Any, records: Sequence,
+                           get: Callable[..., Callable]) -> None:
+    for n, end in map(get("sessions", "end"), records):
+        headline.sessions += n
+        headline.summarised_sessions += n
+        headline.failed_sessions += n if end in FAILED_ENDS else 0
+
+
+SUMMARY = Log("sessions", 2, "tcplife_summary.jsonl", "session_summary",
+              "Sessions past the capture's per-interval line budget, counted: one line per "
+              "interval and (identity, remote address, service port, end) instead of one "
+              "per session; written only when an interval exceeds its budget.",
+              SUMMARY_FIELDS, (), line_budget=1_000_000, max_bytes=1 << 30,
+              count=count_summary_headline)
+
 LOG = Log("sessions", 2, "tcplife.jsonl", "session",
           "One line per TCP session that closed during the window, plus, at the end, one line "
           "per session still open (in any network namespace).",
           FIELDS, V1_FIELDS, line_budget=1_000_000, max_bytes=2 << 30, count=count_headline,
-          doc_rows=DOC_ROWS)
+          doc_rows=DOC_ROWS, summary=SUMMARY)
