@@ -388,8 +388,11 @@ def bench_sessions(rate: int, seconds: int) -> None:
     if peer:
         print(f"| libbpf-tools tcplife (same run) | {done} | {expected} | {theirs} | "
               f"{100 * (expected - theirs) / expected:.2f} % | {theirs_wrong} | – | – |")
+    meta = result["meta"]
     print(f"\nrate {rate}/s for {seconds} s; capture process: {result['cpu_s']:.1f} s CPU "
-          f"over {result['wall_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+          f"over {result['wall_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB; "
+          f"intervals {meta['intervals_done']} done, {meta.get('intervals_late', '?')} late; "
+          f"lost by cause {meta.get('lost_events_by_cause')}")
 
 
 # -- many open sockets -----------------------------------------------------------
