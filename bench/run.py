@@ -222,9 +222,11 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
         os.close(fd)
     print("| program | nettrail | runs per capture | ns per run: median (min–max) |")
     print("|---|---|---|---|")
-    for program in ("tp_state", "pass_conns", "pass_all"):
+    for program in ("tp_state", "tp_destroy", "pass_conns", "pass_all"):
         for name, costs in results.items():
             per = [c[program][1] / c[program][0] for c in costs if program in c]
+            if not per:
+                continue  # not in that nettrail
             count = statistics.median(c[program][0] for c in costs if program in c)
             print(f"| {program} | {name} | {count:,.0f} | {statistics.median(per):.0f} "
                   f"({min(per):.0f}–{max(per):.0f}) |")

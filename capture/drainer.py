@@ -12,11 +12,13 @@ needs (nettrail's BPF objects are built for x86)."""
 
 from __future__ import annotations
 
+import collections
 import mmap
 import struct
 import threading
 from collections.abc import Callable
 
+from nettrail.capture.clock import boot_ns
 from nettrail.capture.libbpf import map_max_entries
 
 DRAIN_MS = 50
@@ -78,7 +80,8 @@ class Drainer:
         self.max_queued_bytes = max_queued_bytes
         self.held_back = 0  # polls skipped because the queue was full
         self._rings: list[Ring] = []
-        self._queue: list[tuple[Callable[[bytes], None], bytes]] = []
+        self._queue: collections.deque[tuple[Callable[[bytes], None], bytes]] = (
+            collections.deque())
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -106,18 +109,23 @@ class Drainer:
                     self._queue.append((ring.on_batch, blob))
                     self._queued_bytes += len(blob)
 
-    def hand_over(self) -> None:
+    def hand_over(self, until_ns: int | None = None) -> None:
         """Decode and write (the consumers' callbacks) what was drained so far,
-        in the caller's thread."""
-        with self._lock:
-            batches, self._queue, self._queued_bytes = self._queue, [], 0
-        for on_batch, blob in batches:
+        in the caller's thread, a batch at a time; from `until_ns` on
+        (CLOCK_BOOTTIME), what is left stays queued for the next call."""
+        while until_ns is None or boot_ns() < until_ns:
+            with self._lock:
+                if not self._queue:
+                    return
+                on_batch, blob = self._queue.popleft()
+                self._queued_bytes -= len(blob)
             on_batch(blob)
 
-    def wait(self, timeout_ms: int) -> None:
-        """Sleep (the thread drains meanwhile), then hand over what arrived."""
+    def wait(self, timeout_ms: int, until_ns: int | None = None) -> None:
+        """Sleep (the thread drains meanwhile), then hand over what arrived
+        (until `until_ns`)."""
         self._stop.wait(timeout_ms / 1000)
-        self.hand_over()
+        self.hand_over(until_ns)
 
     def drain(self) -> None:
         """Everything submitted so far, handed over now."""

@@ -8,11 +8,13 @@ for owner tests: every session moves bytes both ways.
                                "accept" on stdin: accepts the connections
                                queued on Q (reset while they waited), reads
                                what they sent, closes; prints "served K"
-  connect --port P --queued Q --count N --reset-queued K
+  connect --port P --queued Q --count N --reset-queued K [--round R]
                                prints "ready PID", waits for a line, then N
                                sessions to P (modes alternating, "r" ones end
                                with RST), then K to Q that send 50 bytes and
-                               reset before they are accepted; prints "done"
+                               reset before they are accepted; prints "done".
+                               --round: after every R sessions to P, prints
+                               "round" and waits for a line
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def connect(args: argparse.Namespace) -> None:
     say(f"ready {os.getpid()}")
     sys.stdin.readline()
     for i in range(args.count):
+        if args.round and i and i % args.round == 0:
+            say("round")
+            sys.stdin.readline()
         conn = socket.create_connection((HOST, args.port))
         if i % 2:
             conn.sendall(b"r" * (RESET_BYTES + 1))
@@ -112,6 +117,7 @@ def main() -> None:
     c.add_argument("--queued", type=int, required=True)
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--reset-queued", type=int, required=True)
+    c.add_argument("--round", type=int, default=0)
     args = parser.parse_args()
     {"serve": serve, "connect": connect}[args.case](args)
 
