@@ -106,19 +106,28 @@ static __always_inline void owner_into(struct session_event *e, const struct soc
 	__builtin_memcpy(e->comm, s->comm, COMM_LEN);
 }
 
+/* Room in the ring for a record of `pid`'s, if it is wanted (a full ring
+ * counted). */
+static __always_inline struct session_event *reserve_for(__u32 pid)
+{
+	struct session_event *e;
+
+	if (!pid_wanted(pid))
+		return NULL;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		stat_inc(STAT_RINGBUF_FULL);
+	return e;
+}
+
 /* A pending session's record, with the owner its socket's state knows now. */
 static __always_inline void emit_pending(struct session_event *p, const struct sock_state *s)
 {
 	struct session_event *e;
 
 	owner_into(p, s);
-	if (!pid_wanted(p->pid))
+	if (!(e = reserve_for(p->pid)))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		stat_inc(STAT_RINGBUF_FULL);
-		return;
-	}
 	__builtin_memcpy(e, p, sizeof(*e));
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
@@ -141,15 +150,10 @@ static __always_inline void defer_closed(struct sock *sk, struct sock_state *s, 
 static __always_inline void emit_closed(struct sock *sk, const struct sock_state *s,
 					int oldstate)
 {
-	struct session_event *e;
+	struct session_event *e = reserve_for(s->pid);
 
-	if (!pid_wanted(s->pid))
+	if (!e)
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		stat_inc(STAT_RINGBUF_FULL);
-		return;
-	}
 	fill_event(e, sk, s, SESSION_CLOSED);  // under the lock: always read
 	e->end = session_end(oldstate, sk->sk_err);
 	// no wakeup: user space drains on a timer, sparing the closing task the cost
