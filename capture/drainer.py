@@ -18,7 +18,6 @@ import struct
 import threading
 from collections.abc import Callable
 
-from nettrail.capture.clock import boot_ns
 from nettrail.capture.libbpf import map_max_entries
 
 DRAIN_MS = 50
@@ -109,11 +108,11 @@ class Drainer:
                     self._queue.append((ring.on_batch, blob))
                     self._queued_bytes += len(blob)
 
-    def hand_over(self, until_ns: int | None = None) -> None:
+    def hand_over(self) -> None:
         """Decode and write (the consumers' callbacks) what was drained so far,
-        in the caller's thread, a batch at a time; from `until_ns` on
-        (CLOCK_BOOTTIME), what is left stays queued for the next call."""
-        while until_ns is None or boot_ns() < until_ns:
+        in the caller's thread, a batch at a time (the thread goes on
+        draining meanwhile)."""
+        while True:
             with self._lock:
                 if not self._queue:
                     return
@@ -121,11 +120,10 @@ class Drainer:
                 self._queued_bytes -= len(blob)
             on_batch(blob)
 
-    def wait(self, timeout_ms: int, until_ns: int | None = None) -> None:
-        """Sleep (the thread drains meanwhile), then hand over what arrived
-        (until `until_ns`)."""
+    def wait(self, timeout_ms: int) -> None:
+        """Sleep (the thread drains meanwhile), then hand over what arrived."""
         self._stop.wait(timeout_ms / 1000)
-        self.hand_over(until_ns)
+        self.hand_over()
 
     def drain(self) -> None:
         """Everything submitted so far, handed over now."""

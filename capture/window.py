@@ -233,7 +233,7 @@ class Capture:
             end = start + interval * interval_ns
             while (left := end - boot_ns()) > 0 and not self.stop.is_set():
                 self.progress.seconds_left = left / 1e9
-                rings.wait(min(POLL_MS, math.ceil(left / 1e6)), until_ns=end)
+                rings.wait(min(POLL_MS, math.ceil(left / 1e6)))
                 self.view.tick(self)
             self.intervals_late += began_late(boot_ns() - end, interval_ns)
             # the real length so far: an interrupted window is shorter than asked
@@ -241,8 +241,7 @@ class Capture:
             last = interval == self.opts.count or self.stop.is_set()
             for probe in self._running():
                 self._write(probe.name, probe.interval_records(interval, last))
-            # at most until the next interval ends: the rest stays queued for later
-            rings.hand_over(until_ns=end + interval_ns)
+            rings.drain()
             self.intervals_done = interval - (self.stop.is_set() and left > 0)
             self._checkpoint()
             self.view.interval_end(self)
