@@ -316,6 +316,12 @@ def build_parser() -> Parser:
     rep.add_argument("-o", "--output", type=Path, metavar="FILE",
                      help="where to write (default CAPTURE_DIR/report.html; required "
                           "with several directories)")
+    rep.add_argument("--baseline", nargs="+", metavar="BASE", default=[],
+                     help="compare with a healthy capture: a capture directory (one per "
+                          "host, matched by host name), or `auto` for a snapshot of a "
+                          "schedule directory: its most recent earlier snapshot of the same "
+                          "host and time of day without failures; the page's \"What "
+                          "changed\" section")
     _add_report_text(rep)
     add_debug(rep)
     rep.set_defaults(run=cmd_report)
@@ -370,10 +376,11 @@ def install_stop_handlers() -> threading.Event:
 def render_report(directory: Path | list[Path], title: str | None = None,
                   note: str | None = None, output: Path | None = None,
                   cancelled: Callable[[], bool] | None = None,
-                  dir_fd: int | None = None) -> Path:
+                  dir_fd: int | None = None,
+                  baselines: list[tuple[Path, str]] | None = None) -> Path:
     from nettrail.report.build import write_report
     return write_report(directory, output=output, title=title, note=note, cancelled=cancelled,
-                        dir_fd=dir_fd)
+                        dir_fd=dir_fd, baselines=baselines)
 
 
 def capture_report(directory: Path, dir_fd: int) -> Path:
@@ -495,8 +502,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(render_report(args.capture_dirs, args.title, args.note, args.output))
+    print(render_report(args.capture_dirs, args.title, args.note, args.output,
+                        baselines=_baselines(args.capture_dirs, args.baseline)))
     return ExitStatus.OK
+
+
+def _baselines(directories: list[Path], given: list[str]) -> list[tuple[Path, str]]:
+    """--baseline: each BASE with why it is the baseline (`auto`: per capture)."""
+    if given == ["auto"]:
+        from nettrail.schedule.baseline import pick
+        return [pick(directory) for directory in directories]
+    if "auto" in given:
+        raise UsageError("--baseline auto stands alone",
+                         "give either `auto` or the baseline capture directories")
+    return [(Path(base), "given on the command line (--baseline)") for base in given]
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from nettrail.report.clock import Clock
 from nettrail.report.dns import SLOW_LOOKUP_MS, Dns, HostStats
 from nettrail.report.sessions import Sessions
 from nettrail.report.bounded import LogSketch
+from nettrail.report.profile import Profile
 from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms
 
 WIDTH = 960                 # viewBox width of every chart
@@ -195,18 +196,26 @@ def _y(value: float, top: float, chart_top: float, bottom: float) -> float:
 
 # -- bandwidth --------------------------------------------------------------------
 
-def bandwidth_rates(bw: Bandwidth, clock: Clock) -> list[Chart]:
-    """Received and sent bit/s per interval, top owners and the rest."""
+def bandwidth_rates(bw: Bandwidth, clock: Clock, baseline: Profile | None = None
+                    ) -> list[Chart]:
+    """Received and sent bit/s per interval, top owners and the rest;
+    `baseline`'s total drawn faintly behind, by offset within the window."""
     charts = []
     for direction, attr, title in (("rx", "rx_bytes", "received"), ("tx", "tx_bytes", "sent")):
         rates = [[8 * b / iv.seconds if iv.seconds else 0.0
                   for b, iv in zip(getattr(s, attr), bw.intervals)] for s in bw.series]
-        top, ticks = value_ticks(max((max(r, default=0) for r in rates), default=0) or 1000,
-                                 bit_unit)
+        behind = ([8 * n / baseline.bin_s for n in getattr(baseline, f"{direction}_per_bin")]
+                  if baseline else [])
+        top, ticks = value_ticks(max((max(r, default=0) for r in [*rates, behind]), default=0)
+                                 or 1000, bit_unit)
         height = 210
         chart = _timed(clock, f"chart-bw-{direction}", f"{title} (bit/s per interval)",
                        height, "bit/s", [])
         chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        if baseline:
+            chart.lines.append(Line(_baseline_steps(clock, baseline, behind, top, chart.bottom),
+                                    "baseline", "", "baseline (all)"))
+            chart.legend.append(Legend(f"baseline: all, {baseline.started_at}", "baseline"))
         for n, (s, series_rates) in enumerate(zip(bw.series, rates)):
             cls, dash = f"s{n}", DASHES[n % len(DASHES)]
             chart.lines.append(Line(_steps(clock, bw, series_rates, top, chart.bottom), cls,
@@ -228,6 +237,21 @@ def _steps(clock: Clock, bw: Bandwidth, rates: Sequence[float], top: float, bott
         y = _y(rate, top, TOP, bottom)
         start = "M" if not parts else "L"
         parts.append(f"{start}{x_of(clock, iv.end - iv.seconds)},{y}L{x_of(clock, iv.end)},{y}")
+    return "".join(parts)
+
+
+def _baseline_steps(clock: Clock, baseline: Profile, rates: Sequence[float], top: float,
+                    bottom: float) -> str:
+    """The baseline's bins at their offsets from its start, on this window's
+    clock; what lies past this window's end is left out."""
+    parts = []
+    for n, rate in enumerate(rates):
+        start = clock.start + n * baseline.bin_s
+        if start >= clock.end:
+            break
+        y = _y(rate, top, TOP, bottom)
+        parts.append(f"{'L' if parts else 'M'}{x_of(clock, start)},{y}"
+                     f"L{x_of(clock, start + baseline.bin_s)},{y}")
     return "".join(parts)
 
 

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from nettrail import VERSION
 from nettrail.report.aggregate import ReportData
+from nettrail.report.changes import Changes
 from nettrail.report.dns import SLOW_LOOKUP_MS
 from nettrail.report.findings import Finding
 from nettrail.report.snapshot import PER_INTERVAL
@@ -79,8 +80,10 @@ def summary_line(data: ReportData) -> str:
 
 
 def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
-           generated_at: str) -> str:
+           generated_at: str, changes: list[Changes] | None = None) -> str:
+    """`changes`: the comparison with each capture's baseline, if asked for."""
     return _page("report.html.j2", data.clock.tz, data=data, charts=charts,
+                 changes=changes or [],
                  probes=data.probe_status,
                  generated_at=generated_at, rows=TABLE_ROWS, slow_ms=f"{SLOW_LOOKUP_MS:g}",
                  snap_rows=PER_INTERVAL)
