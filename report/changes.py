@@ -86,11 +86,12 @@ def median(values: list[float]) -> float:
     return (ordered[n // 2] + ordered[(n - 1) // 2]) / 2 if n else 0.0
 
 
-def robust_z(base: list[float], current: float, unit: str) -> tuple[float, float]:
-    """(the baseline's median, how many robust sigmas `current` is from it)."""
+def robust_z(base: list[float], current: float, floor: float) -> tuple[float, float]:
+    """(the baseline's median, how many robust sigmas `current` is from it);
+    the sigma at least REL_FLOOR of the median and `floor`."""
     m = median(base)
     sigma = 1.4826 * median([abs(v - m) for v in base])
-    return m, (current - m) / max(sigma, REL_FLOOR * m, ABS_FLOOR[unit])
+    return m, (current - m) / max(sigma, REL_FLOOR * m, floor)
 
 
 def compare(base: Profile, now: Profile, why: str) -> Changes:
@@ -152,7 +153,7 @@ def _rates(what: str, subject: str, b: Activity, a: Activity, base: Profile,
     for metric, attr in (("bytes/s", "bytes_per_bin"), ("sessions/s", "sessions_per_bin")):
         before = [n / base.bin_s for n in getattr(b, attr)]
         current = median([n / now.bin_s for n in getattr(a, attr)])
-        m, z = robust_z(before, current, metric)
+        m, z = robust_z(before, current, ABS_FLOOR[metric])
         if abs(z) > K:
             yield Change("rate", subject, metric, m, current, abs(z), what)
 

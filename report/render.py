@@ -89,7 +89,9 @@ def render(data: ReportData, charts: dict[str, Chart | list[Chart] | None],
                  snap_rows=PER_INTERVAL)
 
 
-def render_index(headlines: list, charts: list[Chart], root: str, generated_at: str) -> str:
-    """The snapshot index page (schedule/snapshots.py)."""
+def render_index(headlines: list, charts: list[Chart], root: str, generated_at: str,
+                 outliers: dict[str, list[str]] | None = None) -> str:
+    """The snapshot index page (schedule/snapshots.py); `outliers`: per
+    snapshot, its headline numbers far from the snapshots before it."""
     return _page("index.html.j2", headlines=headlines, charts=charts, root=root,
-                 generated_at=generated_at)
+                 generated_at=generated_at, outliers=outliers or {})

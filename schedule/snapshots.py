@@ -28,6 +28,7 @@ from nettrail.report.bounded import HeavyHitters
 from nettrail.report.charts import trend
 from nettrail.report.reader import CaptureDir, open_capture
 from nettrail.report.render import render_index
+from nettrail.schedule.outliers import outliers
 from nettrail.units import human_ms
 
 # ASCII digits only (\d takes any script's); matched whole (no "$" before a newline)
@@ -255,7 +256,7 @@ def update_index(root: Path, fresh: Headline | None = None) -> list[Headline]:
     write_private(root / CACHE, jsonio.dumps([dataclasses.asdict(h) for h in headlines]))
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     write_private(root / INDEX, render_index(headlines, trend(_points(headlines)), str(root),
-                                             now).encode())
+                                             now, outliers(headlines)).encode())
     return headlines
 
 

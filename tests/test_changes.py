@@ -132,11 +132,11 @@ def find(items: list[Change], kind: str, subject: str, metric: str | None = None
 
 
 def test_robust_z_uses_the_baselines_spread_and_floors() -> None:
-    assert robust_z([10, 11, 9, 10, 12, 8], 10.5, "sessions/s") == (10.0, pytest.approx(
+    assert robust_z([10, 11, 9, 10, 12, 8], 10.5, 0.5) == (10.0, pytest.approx(
         0.5 / 1.5))  # MAD 1 -> sigma 1.4826 < 15% of 10
-    m, z = robust_z([100, 140, 60, 100, 160, 40], 200, "sessions/s")  # MAD 40
+    m, z = robust_z([100, 140, 60, 100, 160, 40], 200, 0.5)  # MAD 40
     assert (m, z) == (100, pytest.approx(100 / (1.4826 * 40)))
-    assert robust_z([0, 0, 0, 0], 0.4, "sessions/s") == (0, pytest.approx(0.8))  # floor 0.5
+    assert robust_z([0, 0, 0, 0], 0.4, 0.5) == (0, pytest.approx(0.8))  # the floor
 
 
 def test_each_known_difference_is_reported_with_both_numbers(tmp_path: Path) -> None:
@@ -255,3 +255,23 @@ def test_fleet_baselines_match_by_host(tmp_path: Path) -> None:
     part_a, part_b = (page[a:b], page[b:page.index("</section>", b)]) if a < b else (
         page[a:page.index("</section>", a)], page[b:a])
     assert "192.0.2.30:443" in part_a and "Nothing changed beyond normal variation" in part_b
+
+
+def test_index_marks_the_snapshot_far_from_those_before_it(tmp_path: Path) -> None:
+    from nettrail.schedule.outliers import outliers
+    from nettrail.schedule.snapshots import update_index
+    root = tmp_path / "root"
+    first = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc)
+    names = [snapshot(root, first + dt.timedelta(minutes=15 * n), seed=n).name
+             for n in range(6)]
+    bad = snapshot(root, first + dt.timedelta(minutes=90), seed=9, incident=True).name
+    headlines = update_index(root)
+    flags = outliers(headlines)
+    assert set(flags) == {bad}
+    assert {"received", "sessions", "failed sessions"} <= set(flags[bad])
+    assert "lookups" not in flags[bad]  # as many lookups as before
+    page = (root / "index.html").read_text()
+    assert page.count("data-outliers=") == 1
+    row = page[page.index(f'data-v="{bad}"'):]
+    assert row.index("unusual: ") < row.index("</tr>")
+    assert all(f'data-v="{n}"' in page for n in names)

@@ -10,10 +10,11 @@ reading each connection to EOF. Three children, on a fixed schedule:
              incident: also 3/s to 9102 (a new destination) and 3/s to 9104
              (nothing listens: refused)
   nt-poll    4/s to 9101, 2 kB each; incident: 20/s (5x)
-  nt-bulk    2/s to 9105 (served by nt-serve), 200 kB in 1000-byte segments
+  nt-bulk    2/s to 9105 (served by nt-serve), 100 kB in 1000-byte segments
              (the test drops some of them in the incident: retransmissions)
 The name answers in 2 ms, in the incident in 30 ms (15x). Prints
-"ready PID..." (every process) once all listen, then runs until killed."""
+"ready PID..." (every process) once all listen, starts the children's work
+at a line on stdin, then runs until SIGTERM."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def fetch(n: int) -> None:
 WORKERS = {
     "nt-fetch": (0.1, fetch),
     "nt-poll": (0.05 if INCIDENT else 0.25, lambda n: send(9101, 2_000)),
-    "nt-bulk": (0.5, lambda n: send(9105, 200_000, mss=1000)),
+    "nt-bulk": (0.5, lambda n: send(9105, 100_000, mss=1000)),
 }
 
 
@@ -122,15 +123,19 @@ def main() -> None:
     threading.Thread(target=dns_server, daemon=True).start()
     listeners = [serve(9101), serve(9105)] + ([serve(9102)] if INCIDENT else [])
     pids = [os.getpid()]
+    start_r, start_w = os.pipe()
     for comm, (period, work) in WORKERS.items():
         pid = os.fork()
         if pid == 0:
             name_me(comm)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # gone with nt-serve
+            os.read(start_r, 1)
             every(period, work)
         pids.append(pid)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     print("ready", *pids, flush=True)
+    sys.stdin.readline()
+    os.write(start_w, b"g" * len(WORKERS))
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     for pid in pids[1:]:
         os.kill(pid, signal.SIGKILL)
