@@ -17,9 +17,10 @@ words it. How each kind of change is judged (docs/report.md, "What changed"):
 - latency (DNS per name; session duration and RTT per destination): the
   current median over LATENCY_RATIO x the baseline's, and above the
   baseline's 95th percentile, by at least the floor; or the reverse.
-- retransmissions per destination: the share of closed sessions that
-  retransmitted, up by RETRANS_SHARE over the baseline's (at least
-  MIN_FAILURES such sessions)."""
+- retransmissions per destination (a new one's too): the share of closed
+  sessions that retransmitted, up by over RETRANS_SHARE and over 3 standard
+  errors of the difference of the two shares (at least MIN_FAILURES such
+  sessions)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ MIN_BYTES = 16_384
 MIN_FAILURES = 3
 FAILURE_RATIO = 3.0
 LATENCY_RATIO = 2.0
-LATENCY_FLOOR_MS = {"dns": 5.0, "duration": 10.0, "rtt": 2.0}
+LATENCY_FLOOR_MS = {"dns": 5.0, "duration": 10.0, "rtt": 5.0}
 RETRANS_SHARE = 0.1
 MIN_SAMPLES = 3                  # latencies on each side before a shift is judged
 SHOWN = 100                      # changes the page lists
@@ -113,8 +114,11 @@ def _activities(base: Profile, now: Profile, out: Changes) -> Iterator[Change]:
         after = dict(getattr(now, table).top())
         for key in sorted(set(before) | set(after), key=str):
             b, a = before.get(key), after.get(key)
-            if a is not None and what != "program":  # a new one's failures are new too
-                yield from _failures(str(key), b or Activity(base.bins), a, base, now)
+            if a is not None and what != "program" and b is None:  # new, and failing
+                yield from _failures(str(key), Activity(base.bins), a, base, now)
+                change = _retransmissions(str(key), Activity(base.bins), a)
+                if change:
+                    yield change
             if b is None or a is None:
                 change = _new_or_gone(what, str(key), b, a, base, now)
                 if change:
@@ -123,6 +127,7 @@ def _activities(base: Profile, now: Profile, out: Changes) -> Iterator[Change]:
             out.checked += 1
             yield from _rates(what, str(key), b, a, base, now)
             if what != "program":
+                yield from _failures(str(key), b, a, base, now)
                 yield from _service_health(str(key), b, a)
 
 
@@ -192,12 +197,24 @@ def _service_health(subject: str, b: Activity, a: Activity) -> Iterator[Change]:
         change = _shift(kind, subject, getattr(b, attr), getattr(a, attr), floor)
         if change:
             yield change
-    if a.closed and a.retrans_sessions >= MIN_FAILURES:
-        before = b.retrans_sessions / b.closed if b.closed else 0.0
-        after = a.retrans_sessions / a.closed
-        if after - before > RETRANS_SHARE:
-            yield Change("retransmissions", subject, "share of sessions", before, after,
-                         after - before, f"{a.retrans_segs:,} segments resent")
+    change = _retransmissions(subject, b, a)
+    if change:
+        yield change
+
+
+def _retransmissions(subject: str, b: Activity, a: Activity) -> Change | None:
+    """The share of closed sessions that retransmitted, up beyond RETRANS_SHARE
+    and beyond chance: 3 standard errors of the difference of two shares."""
+    if not a.closed or a.retrans_sessions < MIN_FAILURES:
+        return None
+    before = b.retrans_sessions / b.closed if b.closed else 0.0
+    after = a.retrans_sessions / a.closed
+    pooled = (b.retrans_sessions + a.retrans_sessions) / (b.closed + a.closed)
+    noise = 3 * math.sqrt(pooled * (1 - pooled) * (1 / a.closed + 1 / max(b.closed, 1)))
+    if after - before <= max(RETRANS_SHARE, noise if b.closed else 0.0):
+        return None
+    return Change("retransmissions", subject, "share of sessions", before, after,
+                  after - before, f"{a.retrans_segs:,} segments resent")
 
 
 def _names(base: Profile, now: Profile, out: Changes) -> Iterator[Change]:
