@@ -41,8 +41,9 @@ def write_report(directories: Path | list[Path], output: Path | None = None,
     """A fleet report (several directories) needs `output`; one capture's
     report goes into its directory by default, through the fd it was read
     by. `baselines`: compared with the captures of the same host (a single
-    capture: with the one baseline, whatever its host). `cancelled` is asked now and then while the logs are read: True gives
-    up (Cancelled), e.g. when a service must stop within its timeout.
+    capture: with the one baseline, whatever its host). `cancelled` is asked
+    now and then while the logs are read: True gives up (Cancelled), e.g.
+    when a service must stop within its timeout.
     `dir_fd`: the one capture's directory, already open (a capture's own
     report): nothing of it is looked up by path again."""
     paths = directories if isinstance(directories, list) else [directories]
