@@ -233,4 +233,42 @@ struct dns_wire_event {
 	__u8 answer[DNS_MSG_LEN];
 };
 
+/* udp: one flow of one socket, the key of the flow maps. */
+struct udp_flow_key {
+	__u64 sock_cookie;
+	__u8 laddr[16];   /* as the packet has them (an unconnected socket has many) */
+	__u8 raddr[16];
+	__u16 lport;      /* host byte order */
+	__u16 rport;
+	__u16 family;
+	__u16 pad;
+};
+
+/* udp: a flow's counts since user space last took the map. */
+struct udp_flow {
+	__u64 rx_bytes;   /* UDP payload bytes */
+	__u64 tx_bytes;
+	__u64 rx_datagrams;
+	__u64 tx_datagrams;
+	__u64 first_ns;   /* boot clock, first and last packet */
+	__u64 last_ns;
+};
+
+/* udp: who owns a socket: the task that sent on it, or a process holding it. */
+struct udp_owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 nspid;
+	__u32 netns;      /* inode of the socket's (or sender's) network namespace */
+	__u32 pad;
+	char comm[COMM_LEN];
+};
+
+/* udp: the pass over open files, one row per UDP socket a process holds. */
+struct udp_sock_row {
+	__u64 sock_cookie;
+	__u64 drops;      /* the socket's drops so far (sk_drops and its per-node counters) */
+	struct udp_owner owner;
+};
+
 #endif /* NETTRAIL_H */

@@ -214,18 +214,6 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	return s;
 }
 
-/* A process's pid in its own (innermost) pid namespace: read here because
- * short-lived processes are gone from /proc before user space asks. */
-static __always_inline __u32 ns_pid(struct task_struct *leader)
-{
-	struct pid *pid = BPF_CORE_READ(leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	struct upid upid = {};
-
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
-	return upid.nr;
-}
-
 /* Set before load: nettrail's own tgid. A pass holds each file it visits
  * for a moment, so a socket whose owner closes it then is closed in
  * nettrail's task (the last reference dropped), never by its owner. */

@@ -98,6 +98,7 @@ class Log:
     doc_rows: tuple[tuple[str, str], ...] = ()  # what shared fields mean in this log
     # its summary log: what the capture writes past a per-interval line budget
     summary: Log | None = None
+    opt_in: bool = False       # runs only when asked for (`--probes +NAME`)
 
     @property
     def field_names(self) -> tuple[str, ...]:

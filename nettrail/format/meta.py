@@ -64,8 +64,12 @@ SUMMARY = tuple(_summary_field(name, hint)
 _SUMMARY_TYPE = struct_type("Summary", SUMMARY)
 
 
+# probes added within /2: captures made before them do not list them
+ADDED_PROBES = ("udp",)
+
+
 def _names(probes: tuple[str, ...]) -> dict:
-    return {"type": "object", "required": list(probes)}
+    return {"type": "object", "required": [p for p in probes if p not in ADDED_PROBES]}
 
 
 def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Field, ...]:
