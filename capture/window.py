@@ -205,7 +205,7 @@ class Capture:
         self.intervals_done = 0
         self.intervals_late = 0
         self.interrupted = False
-        self.writer = LogWriter(self.directory)
+        self.writer = LogWriter(self.directory, self.opts.probes)
         # the report reads and writes through it: the path is not looked up again
         self.dir_fd = os.dup(self.writer.dir_fd)
         rings = Drainer()

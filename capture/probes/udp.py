@@ -78,7 +78,7 @@ def sockets_from_rows(rows: bytes) -> dict[int, tuple[int, Owner]]:
 
 
 def drop_lines(flows: list[Flow], drops: dict[int, int]) -> dict[Flow, int | None]:
-    """Each flow's `drops`: a socket's on its flow that received most, 0 on
+    """Each flow's `dropped_datagrams`: a socket's on its flow that received most, 0 on
     its others, None where the socket was not found open."""
     busiest: dict[int, Flow] = {}
     for f in flows:
@@ -96,7 +96,7 @@ def udp_record(ctx: RecordContext, f: Flow, owner: Owner, drops: int | None, ts:
             "netns": owner.netns or None, "family": FAMILIES[f.family], "laddr": f.laddr,
             "lport": f.lport, "raddr": f.raddr, "rport": f.rport, "rx_bytes": f.rx_bytes,
             "tx_bytes": f.tx_bytes, "rx_datagrams": f.rx_datagrams,
-            "tx_datagrams": f.tx_datagrams, "drops": drops,
+            "tx_datagrams": f.tx_datagrams, "dropped_datagrams": drops,
             "first_ts": ctx.clock.unix(f.first_ns), "last_ts": ctx.clock.unix(f.last_ns)}
 
 

@@ -19,13 +19,13 @@ FIELDS = (
     *pick(CONNECTION, "netns family laddr lport raddr rport"),
     count("rx_bytes", "UDP payload bytes of the datagrams that reached the socket from "
           "`raddr`:`rport` in the interval (headers not counted), including any it then "
-          "dropped (`drops`)"),
+          "dropped (`dropped_datagrams`)"),
     count("tx_bytes", "UDP payload bytes the socket sent to `raddr`:`rport` in the interval"),
     count("rx_datagrams", "datagrams received from the remote end in the interval (a GRO "
           "packet counts its segments)"),
     count("tx_datagrams", "datagrams sent to the remote end in the interval (a GSO send "
           "counts its segments)"),
-    count("drops", "datagrams the socket dropped in the interval (its `sk_drops`: receive "
+    count("dropped_datagrams", "datagrams the socket dropped in the interval (its `sk_drops`: receive "
           "buffer full, bad checksum, socket filter), on the line of its flow that received "
           "most (the socket's other flows say 0: summing lines counts each drop once); "
           "`null` where the socket was not found open (a socket closed within the "
