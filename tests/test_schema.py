@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from nettrail.format import (DEFAULT_PROBES, DNS, FORMAT, FORMAT_V1, LOG_FILES, LOGS, META, PROBES,
-                                SESSIONS)
+from nettrail.format import (DEFAULT_PROBES, DNS, FORMAT, FORMAT_V1, LOG_FILES, LOGS, META,
+                             PROBES, SESSIONS)
 from nettrail.format.schema import render, schema_files, schema_for
 from helpers import (ROOT, TOOLS, CaptureRun, NetNs, headline_everywhere, loopback_session,
                      read_jsonl, require_bpf)
