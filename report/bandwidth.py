@@ -112,14 +112,19 @@ def _rate(n_bytes: int, seconds: float) -> float:
 
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]], Slot]]
+# A line of another log charted with TCP's (report/udp.py): host, its series'
+# label, interval number, that interval, rx and tx bytes
+ChartLine = tuple["str | None", str, int, Interval, int, int]
 
 
-def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | None = None
-                        ) -> Bandwidth:
+def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | None = None,
+                        more: Iterable[ChartLine] = ()) -> Bandwidth:
     """Rows are first summed per raw connection and per (interval, process) in
     plain dicts (two dict operations per line); the labels, names and bounded
     tables see each distinct key once per fold. `snapshot` keeps each
-    interval's busiest connections (report/snapshot.py)."""
+    interval's busiest connections (report/snapshot.py). `more`: other
+    protocols' bytes, in the charts only (each owner and protocol a series of
+    its own)."""
     bw = Bandwidth()
     intervals: dict[int, Interval] = {}
     totals: dict[int, list[int]] = {}
@@ -135,6 +140,16 @@ def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | Non
             if len(sums.conns) >= FOLD_AT or len(sums.per_interval) >= FOLD_AT:
                 sums.fold()
         sums.fold()
+    for host, label, number, interval, rx, tx in more:
+        bw.rows += 1
+        intervals.setdefault(number, interval)
+        total = totals.setdefault(number, [0, 0])
+        owner = owners.get(qualified(host, label))
+        slot = owner.per_interval.setdefault(number, [0, 0])
+        owner.weight += rx + tx
+        for sums in (total, slot):
+            sums[0] += rx
+            sums[1] += tx
     order = sorted(intervals)
     bw.intervals = [intervals[n] for n in order]
     bw.rx_bytes = sum(t[0] for t in totals.values())
