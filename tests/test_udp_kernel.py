@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, kill_left, line, go,
+from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, go, kill_left, line, nettrail,
                      require_bpf)
 
 pytestmark = pytest.mark.kernel
@@ -179,8 +179,15 @@ def test_receive_buffer_drops_match_the_kernels_count(scenario: Scenario) -> Non
     assert flow["rx_datagrams"] == DROPS[0]
 
 
-def test_udp_443_is_seen(scenario: Scenario) -> None:
+def test_udp_443_is_named_quic_on_the_page(scenario: Scenario, tmp_path) -> None:
     s = scenario
     server = s.flows("srv", lport=QUIC_PORT)
     assert [f["rx_datagrams"] for f in server.values()] == [s.got[QUIC_PORT][0]]
+    out = tmp_path / "report.html"
+    done = nettrail("report", str(s.run.directory), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    assert '<span class="badge">QUIC</span>' in html and "UDP is not covered" not in html
+    comm = next(r["comm"] for r in s.run.records(UDP) if r["lport"] == QUIC_PORT)
+    assert f"{comm} ({s.servers[QUIC_PORT]}) · QUIC" in html  # its series in the charts
 

@@ -25,9 +25,9 @@ FIELDS = (
           "packet counts its segments)"),
     count("tx_datagrams", "datagrams sent to the remote end in the interval (a GSO send "
           "counts its segments)"),
-    count("dropped_datagrams", "datagrams the socket dropped in the interval (its `sk_drops`: receive "
-          "buffer full, bad checksum, socket filter), on the line of its flow that received "
-          "most (the socket's other flows say 0: summing lines counts each drop once); "
+    count("dropped_datagrams", "datagrams the socket dropped in the interval (its `sk_drops`: "
+          "receive buffer full, bad checksum, socket filter), on the line of its flow that "
+          "received most (the socket's other flows say 0: summing lines counts each drop once); "
           "`null` where the socket was not found open (a socket closed within the "
           "interval)", nullable=True),
     number("first_ts", "the flow's first datagram in the interval, Unix seconds", max=MAX_TS),
