@@ -912,7 +912,7 @@ def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", nargs="*", default=["throughput", "wire", "sessions", "sockets",
+    p.add_argument("which", nargs="*", default=["throughput", "wire", "udp", "sessions", "sockets",
                                                 "lookups", "overhead", "report", "flood",
                                                 "storm",
                                                 "fleet"])
