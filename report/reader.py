@@ -123,7 +123,9 @@ class CaptureDir:
         try:
             f = open_regular(log.file, self.dir_fd)
         except FileNotFoundError:
-            if not summary and self.meta["probes"].get(probe, {}).get("status") != "skipped":
+            # an opt-in probe that older captures do not list was not asked for
+            if not summary and self.meta["probes"].get(probe, {}).get(
+                    "status", "skipped" if LOGS[probe].opt_in else None) != "skipped":
                 self.warnings.append(f"{log.file} is missing: no {probe} data")
             return
         except (OSError, Unreadable, PrivilegeError) as exc:

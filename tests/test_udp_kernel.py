@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
+from nettrail.format import LOGS
+import helpers
 from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, go, kill_left, line, nettrail,
                      require_bpf)
 
@@ -36,11 +37,8 @@ def case(*args: str, ns: NetNs) -> subprocess.Popen:
 
 
 def nstat(ns: NetNs) -> dict[str, int]:
-    """The namespace's UDP counters, absolute (nstat -a; -s keeps no history)."""
-    out = subprocess.run(ns.exec_args("nstat", "-asz", *COUNTERS), capture_output=True,
-                         text=True, check=True).stdout
-    return {name: int(value) for name, value, *_ in
-            (ln.split() for ln in out.splitlines() if ln and not ln.startswith("#"))}
+    """The namespace's UDP counters."""
+    return helpers.nstat(ns, *COUNTERS)
 
 
 @dataclass
@@ -123,6 +121,11 @@ def test_capture_ran_clean(scenario: Scenario) -> None:
     meta = scenario.run.meta()
     assert meta["probes"]["udp"]["status"] == "ok", meta["probes"]["udp"]
     assert meta["lost_events"]["udp"] == 0
+
+
+def test_records_have_exactly_the_documented_fields(scenario: Scenario) -> None:
+    records = scenario.run.records(UDP)
+    assert records and {tuple(r) for r in records} == {LOGS["udp"].field_names}
 
 
 def test_every_datagram_matches_the_namespaces_counters(scenario: Scenario) -> None:

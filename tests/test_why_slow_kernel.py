@@ -20,6 +20,7 @@ import pytest
 
 from nettrail.capture.libbpf import BTF_KIND_STRUCT, KernelBtf
 from nettrail.format import BANDWIDTH, SESSIONS
+import helpers
 from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
                      line, nft_loss_rules, require_bpf)
 
@@ -45,11 +46,8 @@ def case(tool: str, *args: str, ns: NetNs) -> subprocess.Popen:
 
 
 def nstat(ns: NetNs) -> dict[str, int]:
-    """The namespace's TCP counters, absolute (nstat -a; -s keeps no history)."""
-    out = subprocess.run(ns.exec_args("nstat", "-asz", *COUNTERS), capture_output=True,
-                         text=True, check=True).stdout
-    return {name: int(value) for name, value, *_ in
-            (ln.split() for ln in out.splitlines() if ln and not ln.startswith("#"))}
+    """The namespace's TCP counters."""
+    return helpers.nstat(ns, *COUNTERS)
 
 
 def wait_until(what: str, ready) -> object:
