@@ -191,7 +191,7 @@ def test_udp_443_is_named_quic_on_the_page(scenario: Scenario, tmp_path) -> None
     done = nettrail("report", str(s.run.directory), "-o", str(out))
     assert done.returncode == 0, done.stderr
     html = out.read_text()
-    assert '<span class="badge">QUIC</span>' in html and "UDP is not covered" not in html
+    assert '<span class="badge">QUIC</span>' in html and 'data-unseen="udp"' not in html
     # the server's row in the UDP table (the charts draw only the top owners)
     comm = next(r["comm"] for r in s.run.records(UDP) if r["lport"] == QUIC_PORT)
     label = re.escape(f"{comm} ({s.servers[QUIC_PORT]})")

@@ -1,6 +1,6 @@
 """The report's UDP part (report/udp.py, templates/udp.j2), root-free: flows
 in their table and in the bandwidth charts, QUIC named, and one line where a
-capture did not cover UDP."""
+capture did not cover UDP (report/coverage.py)."""
 
 from __future__ import annotations
 
@@ -88,14 +88,15 @@ def test_udp_is_charted_marked_and_kept_out_of_the_headline(tmp_path: Path) -> N
 def test_the_page_shows_the_flows(tmp_path: Path) -> None:
     html = page(with_udp(tmp_path, LINES))
     assert 'id="t-udp"' in html and '<span class="badge">QUIC</span>' in html
-    assert "UDP is not covered" not in html
+    assert 'data-unseen="udp"' not in html and "udp probe was not asked" not in html
 
 
 def test_a_capture_without_udp_says_so_once(tmp_path: Path) -> None:
     html = page(V2)
-    assert html.count("UDP is not covered") == 1 and 'id="t-udp"' not in html
+    assert html.count("UDP: not captured (capture with --probes +udp") == 1
+    assert html.count(">UDP") == 1 and 'id="t-udp"' not in html
 
 
 def test_a_capture_with_udp_and_no_traffic_says_none_was_seen(tmp_path: Path) -> None:
     html = page(with_udp(tmp_path, []))
-    assert "No UDP traffic seen." in html and "UDP is not covered" not in html
+    assert "No UDP traffic seen." in html and 'data-unseen="udp"' not in html
