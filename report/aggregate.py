@@ -24,6 +24,7 @@ from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Mat
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
+from nettrail.report.listeners import Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -63,6 +64,7 @@ class ReportData:
     summary: Summary | None = None                       # the page's first line
     unseen: list[Unseen] = field(default_factory=list)   # what the capture did not see
     snapshot: Snapshot | None = None                     # tcptop's view per interval
+    listeners: Listeners = field(default_factory=lambda: Listeners([]))
 
     @property
     def fleet(self) -> bool:
@@ -169,6 +171,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
+    data.listeners = aggregate_listeners(streams("listeners"))
     data.notes = list(_notes(data, tally))
     data.who = who(tally, sessions.local_addresses)
     data.snapshot = snapshot
