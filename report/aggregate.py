@@ -24,7 +24,7 @@ from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Mat
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
-from nettrail.report.listeners import Listeners, aggregate_listeners
+from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -96,6 +96,9 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if data.dns.wire_orphaned:
         yield (f"{data.dns.wire_orphaned:,} DNS queries on the wire name a libc call that is "
                "not in dns.jsonl: they are not counted as lookups")
+    if data.listeners.not_kept:
+        yield (f"more listening sockets than the report keeps ({KEEP_LISTENERS:,}): "
+               f"{data.listeners.not_kept:,} left out of the accept-queue findings")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 

@@ -25,6 +25,7 @@ from nettrail.report.build import write_report
 from nettrail.report.findings import SERVER_ROUND_TRIPS
 from nettrail.report.reader import open_capture
 from nettrail.report.render import say
+from test_schema import validator
 from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
                      line, nft_loss_rules, require_bpf)
 
@@ -313,6 +314,11 @@ def test_crowded_listener_drops_are_the_namespaces_listen_drops(scenario: Scenar
     # full is one over the limit (sk_acceptq_is_full); a reading may catch it
     assert all(r["accept_queue_conns"] <= BACKLOG + 1 for r in rows)
     assert {r["laddr"] for r in rows} == {"0.0.0.0"} and len({r["ino"] for r in rows}) == 1
+    # as documented and published: every field, in order, each line valid
+    check = validator(s.run.meta()["format"], LISTENERS)
+    for r in s.run.records(LISTENERS):
+        assert tuple(r) == LOGS["listeners"].field_names
+        check.validate(r)
 
 
 def findings_of(s: Scenario) -> dict[str, object]:
