@@ -163,6 +163,42 @@ def bench_versus(base_python: str, pairs: int, seconds: int) -> None:
           f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
+def bench_listeners(pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture without and with the
+    listeners probe, alternating in one run; then what one listeners pass
+    costs over every file this host's processes hold."""
+    print("| writes | capture without listeners: Gbit/s median (min–max) | with | "
+          "loss of the medians | pairs |")
+    print("|---|---|---|---|---|")
+    without, with_ = [], []
+    for _ in range(pairs):
+        for probes, results in (("bandwidth,sessions,dns", without),
+                                ("bandwidth,sessions,dns,listeners", with_)):
+            with capture("1", str(seconds + 30), "--probes", probes) as cap:
+                results.append(iperf("64", True, seconds))
+                cap.stop()
+    a, b = statistics.median(without), statistics.median(with_)
+    print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
+    # imported here: the other benchmarks run nettrail in processes of their own
+    from nettrail.capture.clock import Clock
+    from nettrail.capture.events import RecordContext
+    from nettrail.capture.probes.listeners import ListenersProbe
+    probe = ListenersProbe(RecordContext(Clock(), "bench"))
+    probe.start({})
+    try:
+        took = []
+        for _ in range(21):
+            start = time.perf_counter()
+            probe.obj.read_iter("pass_listeners")
+            took.append((time.perf_counter() - start) * 1000)
+    finally:
+        probe.close()
+    files = sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in os.listdir("/proc")
+                if pid.isdigit() and os.path.isdir(f"/proc/{pid}/fd"))
+    print(f"\nlisteners pass over ~{files:,} open files: {_spread(took)} ms (21 runs)")
+
+
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME, SYS_BPF = 32, 0, 321
 
 
@@ -859,6 +895,8 @@ def main() -> None:
             bench_throughput(args.pairs, seconds=3)
         elif which == "versus":
             bench_versus(args.base_python, args.pairs, seconds=3)
+        elif which == "listeners":
+            bench_listeners(args.pairs, seconds=2)
         elif which == "progcost":
             bench_program_cost(args.base_python, args.runs)
         elif which == "wire":
