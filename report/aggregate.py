@@ -171,10 +171,11 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                       [HostRow(h, headline, str(c.path))
                        for h, headline, c in zip(headers, headlines, captures)],
                       matcher.result(TABLE_ROWS) if matcher else None)
+    # read before the warnings are taken: its bad lines are among them
+    data.listeners = aggregate_listeners(streams("listeners"))
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
-    data.listeners = aggregate_listeners(streams("listeners"))
     data.notes = list(_notes(data, tally))
     data.who = who(tally, sessions.local_addresses)
     data.snapshot = snapshot

@@ -142,3 +142,14 @@ def test_the_connections_table_has_each_groups_durations(tmp_path: Path) -> None
     row = next(r for r in table.split("<tr>") if "worker (904)" in r)
     assert '<td class="n" data-v="306.0">306.0 ms</td><td class="n" data-v="900.0">900.0 ms' \
         '</td><td class="n" data-v="900.0">900.0 ms</td>' in row
+
+
+def test_a_bad_listener_line_is_skipped_and_said(tmp_path: Path) -> None:
+    target = health_capture(tmp_path)
+    log = target / LOGS["listeners"].file
+    first, second = log.read_text().splitlines()
+    log.write_text(_line(json.loads(first), dropped_segs=-1) + "\n" + second + "\n")
+    data = aggregate([open_capture(target)])
+    assert [x.dropped_segs for x in data.listeners.rows] == [4]
+    assert any(LOGS["listeners"].file in w and "line 1" in w for w in data.warnings), \
+        data.warnings
