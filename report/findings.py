@@ -126,12 +126,12 @@ SERVER_ROUND_TRIPS = 20
 def _listeners(data: Any) -> Iterator[Finding]:
     """Listeners that dropped handshakes, with the clients that waited on
     them: sessions to (client) or on (server) that port."""
-    for x in [x for x in data.listeners.rows if x.dropped_segs][:3]:
+    for x in [x for x in data.listeners.rows if x.listen_drops][:3]:
         clients = [g for g in data.groups if g.host == x.host and g.port == x.port]
         waited = [g.max_connect_us for g in clients if g.max_connect_us is not None]
         yield Finding("accept_queue_overflow", PROBLEM, {
             "who": x.label, "address": x.address, "netns": x.netns,
-            "dropped_segs": x.dropped_segs, "max_queue": x.max_queue_conns,
+            "listen_drops": x.listen_drops, "max_queue": x.max_queue_conns,
             "limit": x.limit_conns, "intervals": x.intervals_dropping,
             "sessions": sum(g.sessions for g in clients if g.side == "client"),
             "syn_retrans_segs": sum(g.syn_retrans_segs for g in clients),

@@ -22,7 +22,7 @@ class Listener:
     netns: int
     address: str         # laddr:port it listens on
     port: int
-    dropped_segs: int = 0
+    listen_drops: int = 0
     max_queue_conns: int = 0   # the fullest reading of its accept queue
     limit_conns: int = 0
     max_syn_queue_conns: int = 0
@@ -58,16 +58,16 @@ def aggregate_listeners(streams: Streams) -> Listeners:
                         host, process_label(r.pid, r.comm), r.netns,
                         printable(endpoint(r.laddr, r.lport)), r.lport)
                 _count(row, r)
-    rows = sorted(by_socket.values(), key=lambda x: (-x.dropped_segs, -x.max_queue_conns))
+    rows = sorted(by_socket.values(), key=lambda x: (-x.listen_drops, -x.max_queue_conns))
     return Listeners(rows, len(not_kept))
 
 
 def _count(row: Listener, r: Any) -> None:
-    row.dropped_segs += r.dropped_segs
+    row.listen_drops += r.listen_drops
     row.max_queue_conns = max(row.max_queue_conns, r.accept_queue_conns)
     row.limit_conns = r.accept_limit_conns
     row.max_syn_queue_conns = max(row.max_syn_queue_conns, r.syn_queue_conns)
-    if r.dropped_segs:
+    if r.listen_drops:
         row.intervals_dropping += 1
         if row.first_drop_ts is None or r.ts < row.first_drop_ts:
             row.first_drop_ts = r.ts

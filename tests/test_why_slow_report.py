@@ -107,10 +107,10 @@ def health_capture(tmp_path: Path) -> Path:
                 **{k: base[k] for k in ("host", "nspid", "cgroup", "container", "unit")},
                 "pid": 900, "comm": "nginx", "netns": 4026531840, "family": "ipv4",
                 "laddr": "0.0.0.0", "lport": 9200, "ino": 88213, "accept_queue_conns": 2,
-                "accept_limit_conns": 1, "syn_queue_conns": 0, "dropped_segs": 70}
+                "accept_limit_conns": 1, "syn_queue_conns": 0, "listen_drops": 70}
     (target / LOGS["listeners"].file).write_text(
         _line(listener) + "\n" + _line(listener, interval=2, accept_queue_conns=0,
-                                       dropped_segs=4) + "\n")
+                                       listen_drops=4) + "\n")
     return target
 
 
@@ -118,8 +118,8 @@ def test_listener_drops_lossy_paths_and_slow_servers_stand_out(tmp_path: Path) -
     data = aggregate([open_capture(health_capture(tmp_path))])
     said = {f.cause: say(f) for f in data.findings}
     assert said["accept_queue_overflow"] == (
-        "nginx (900) 0.0.0.0:9200 (netns 4026531840): accept queue of 1 full, 74 SYNs and "
-        "ACKs dropped (2 waiting at its fullest reading); 2 client sessions to that port, 2 "
+        "nginx (900) 0.0.0.0:9200 (netns 4026531840): accept queue of 1 full, 74 handshake "
+        "drops (2 waiting at its fullest reading); 2 client sessions to that port, 2 "
         "handshake segments sent again, the slowest handshake took 1.00 s")
     assert said["lossy_path"] == (
         "api (903) → 10.0.0.5:9100: 306 of 4,400 segments resent (7%), RTT up to 900 µs: "
@@ -148,8 +148,8 @@ def test_a_bad_listener_line_is_skipped_and_said(tmp_path: Path) -> None:
     target = health_capture(tmp_path)
     log = target / LOGS["listeners"].file
     first, second = log.read_text().splitlines()
-    log.write_text(_line(json.loads(first), dropped_segs=-1) + "\n" + second + "\n")
+    log.write_text(_line(json.loads(first), listen_drops=-1) + "\n" + second + "\n")
     data = aggregate([open_capture(target)])
-    assert [x.dropped_segs for x in data.listeners.rows] == [4]
+    assert [x.listen_drops for x in data.listeners.rows] == [4]
     assert any(LOGS["listeners"].file in w and "line 1" in w for w in data.warnings), \
         data.warnings

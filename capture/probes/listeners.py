@@ -82,7 +82,7 @@ def listener_record(ctx: RecordContext, listener: Listener, drops: int, ts: floa
             "laddr": address(listener.family, listener.laddr), "lport": listener.lport,
             "ino": listener.ino, "accept_queue_conns": listener.queued,
             "accept_limit_conns": listener.queue_limit, "syn_queue_conns": listener.syn_queue,
-            "dropped_segs": drops}
+            "listen_drops": drops}
 
 
 class ListenersProbe(Probe):

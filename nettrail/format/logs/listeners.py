@@ -30,9 +30,11 @@ FIELDS = (
           "`accept_queue_conns` is over it"),
     count("syn_queue_conns", "handshakes begun and not yet completed when read (SYN received, "
           "SYN-ACK sent: the request queue's length)"),
-    count("dropped_segs", "SYNs and handshake-completing ACKs the listener dropped in the interval "
-          "(the change of its `sk_drops`, which the kernel counts with `ListenDrops`: an "
-          "accept queue or SYN queue overflow, a failed child socket)"),
+    count("listen_drops", "drops the kernel counted on the listener in the interval (the change "
+          "of its `sk_drops`): every SYN it dropped (a full accept or SYN queue: the "
+          "namespace's `ListenDrops` counts it too) once, a handshake-completing ACK dropped "
+          "for a full accept queue twice (`ListenDrops` once, then the segment's discard), "
+          "any other segment dropped while completing a handshake once"),
 )
 
 
