@@ -271,9 +271,11 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
         os.close(fd)
     print("| program | nettrail | runs per capture | ns per run: median (min–max) |")
     print("|---|---|---|---|")
-    for program in ("tp_state", "pass_conns", "pass_all"):
+    for program in ("tp_state", "tp_destroy", "pass_conns", "pass_all"):
         for name, costs in results.items():
             per = [c[program][1] / c[program][0] for c in costs if program in c]
+            if not per:
+                continue  # not in that nettrail
             count = statistics.median(c[program][0] for c in costs if program in c)
             print(f"| {program} | {name} | {count:,.0f} | {statistics.median(per):.0f} "
                   f"({min(per):.0f}–{max(per):.0f}) |")
@@ -437,8 +439,11 @@ def bench_sessions(rate: int, seconds: int) -> None:
     if peer:
         print(f"| libbpf-tools tcplife (same run) | {done} | {expected} | {theirs} | "
               f"{100 * (expected - theirs) / expected:.2f} % | {theirs_wrong} | – | – |")
+    meta = result["meta"]
     print(f"\nrate {rate}/s for {seconds} s; capture process: {result['cpu_s']:.1f} s CPU "
-          f"over {result['wall_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
+          f"over {result['wall_s']:.1f} s, peak RSS {result['peak_rss_mb']:.0f} MB; "
+          f"intervals {meta['intervals_done']} done, {meta.get('intervals_late', '?')} late; "
+          f"lost by cause {meta.get('lost_events_by_cause')}")
 
 
 # -- many open sockets -----------------------------------------------------------

@@ -49,7 +49,9 @@ __u64 pass_start_us[3] = {};
  * retransmission on an ICMP "fragmentation needed" alone is read when its
  * ACK or the retransmit timer comes.) Read with a probe read once the
  * socket is an inet stream, before it is known to be TCP (MPTCP): one of
- * another kind that looks busy is turned away by the full check after. */
+ * another kind that looks busy is turned away by the full check after.
+ * An accepted socket copies its listener's stamp, never set (0): it is not
+ * quiet until its first segment or send, so a pass claims its owner. */
 static __always_inline bool quiet_since(struct socket *sock, __u64 since_us)
 {
 	const struct tcp_sock *tp;
@@ -63,7 +65,7 @@ static __always_inline bool quiet_since(struct socket *sock, __u64 since_us)
 		return false;
 	tp = (const struct tcp_sock *)sock->sk;
 	return !bpf_core_read(&mstamp_us, sizeof(mstamp_us), &tp->tcp_mstamp) &&
-	       mstamp_us < since_us;
+	       mstamp_us && mstamp_us < since_us;
 }
 
 /* The kernel's tick rate (CONFIG_HZ, which BTF does not hold), to turn the
@@ -304,6 +306,7 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	struct socket *sock;
 	struct tcp_sock *tp;
 	struct payload p;
+	struct sock *sk;
 
 	if (!task || !file)
 		return 0;
@@ -311,8 +314,12 @@ static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commi
 	if (quiet_since(sock, quiet_before_us))
 		return 0;
 	tp = connection_of(sock);
-	if (!tp)
+	if (!tp) {
+		// a closed socket still held: its owner is who holds it
+		if ((sk = closed_of(sock)))
+			claim(state_of(sk, NULL), task);
 		return 0;
+	}
 	s = state_in_pass(tp, task);
 	if (!s || !pid_wanted(s->pid))
 		return 0;

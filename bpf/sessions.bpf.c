@@ -21,6 +21,21 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/* Sessions closed before any owner was known while a process may still
+ * hold them (reset before their owner closed them, unseen by a pass), by
+ * socket address (deleted at its destruction, before it is freed): each record waits here for its socket's destruction, in
+ * the last close of its holder, or for the window's end (user space reads
+ * what is left, owned as dump_open found). */
+#define MAX_PENDING 65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PENDING);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct session_event);
+} pending SEC(".maps");
+
 /* How a session ended, from the state it left and the error TCP recorded
  * (set before the close: tcp_reset, tcp_write_err). No error and no FIN
  * exchange means this end aborted the connection: it sent the RST. */
@@ -71,18 +86,74 @@ static __always_inline bool fill_event(struct session_event *e, struct sock *sk,
 	return true;
 }
 
-static __always_inline void emit_closed(struct sock *sk, const struct sock_state *s,
-					int oldstate)
+/* Still in a process's hands (or its listener's accept queue): its last
+ * close is yet to come. */
+static __always_inline bool still_held(const struct sock *sk)
+{
+	unsigned long dead = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD);
+
+	return !(sk->__sk_common.skc_flags & dead);
+}
+
+/* The owner a pending session's socket state knows now, if any. */
+static __always_inline void owner_into(struct session_event *e, const struct sock_state *s)
+{
+	if (!s || !s->pid)
+		return;
+	e->pid = s->pid;
+	e->nspid = s->nspid;
+	e->cgroup_id = s->cgroup_id;
+	__builtin_memcpy(e->comm, s->comm, COMM_LEN);
+}
+
+/* Room in the ring for a record of `pid`'s, if it is wanted (a full ring
+ * counted). */
+static __always_inline struct session_event *reserve_for(__u32 pid)
 {
 	struct session_event *e;
 
-	if (!pid_wanted(s->pid))
-		return;
+	if (!pid_wanted(pid))
+		return NULL;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
+	if (!e)
 		stat_inc(STAT_RINGBUF_FULL);
+	return e;
+}
+
+/* A pending session's record, with the owner its socket's state knows now. */
+static __always_inline void emit_pending(struct session_event *p, const struct sock_state *s)
+{
+	struct session_event *e;
+
+	owner_into(p, s);
+	if (!(e = reserve_for(p->pid)))
+		return;
+	__builtin_memcpy(e, p, sizeof(*e));
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* Its record waits for an owner (see pending). */
+static __always_inline void defer_closed(struct sock *sk, struct sock_state *s, int oldstate)
+{
+	__u64 key = (__u64)sk;
+	struct session_event e = {};
+
+	fill_event(&e, sk, s, SESSION_CLOSED);
+	e.end = session_end(oldstate, sk->sk_err);
+	if (bpf_map_update_elem(&pending, &key, &e, BPF_ANY)) {
+		stat_inc(STAT_MAP_FULL);
 		return;
 	}
+	s->pending = 1;
+}
+
+static __always_inline void emit_closed(struct sock *sk, const struct sock_state *s,
+					int oldstate)
+{
+	struct session_event *e = reserve_for(s->pid);
+
+	if (!e)
+		return;
 	fill_event(e, sk, s, SESSION_CLOSED);  // under the lock: always read
 	e->end = session_end(oldstate, sk->sk_err);
 	// no wakeup: user space drains on a timer, sparing the closing task the cost
@@ -101,9 +172,53 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE)
 		return 0;
-	// no state: opened before the window and never seen held by a process
-	emit_closed(sk, s ? s : &unknown, oldstate);
+	if (s && !s->pid && still_held(sk))
+		defer_closed(sk, s, oldstate);
+	else  // no state: opened before the window and never seen held by a process
+		emit_closed(sk, s ? s : &unknown, oldstate);
 	return 0;
+}
+
+/* A pending session's socket is destroyed: its last close, by its holder
+ * unless that ran in nettrail or a kernel thread. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tp_destroy, struct sock *sk)
+{
+	struct session_event *p;
+	struct sock_state *s;
+	__u64 key;
+
+	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	if (!sk || !(s = state_of(sk, NULL)) || !s->pending)
+		return 0;
+	key = (__u64)sk;
+	p = bpf_map_lookup_elem(&pending, &key);
+	if (!p)
+		return 0;  // read by user space at the window's end
+	claim(s, owner_context());
+	emit_pending(p, s);
+	bpf_map_delete_elem(&pending, &key);
+	return 0;
+}
+
+/* A closed socket in `task`'s files: `task` owns it, and its pending
+ * record, if it has one. */
+static __always_inline void claim_closed(struct file *file, struct task_struct *task)
+{
+	struct sock *sk = closed_of(bpf_sock_from_file(file));
+	struct session_event *p;
+	struct sock_state *s;
+	__u64 key;
+
+	if (!sk || !(s = state_of(sk, NULL)))
+		return;
+	claim(s, task);
+	if (!s->pending)
+		return;
+	key = (__u64)sk;
+	p = bpf_map_lookup_elem(&pending, &key);
+	if (p)
+		owner_into(p, s);
 }
 
 /* Between the window's passes (without the bandwidth probe, whose passes
@@ -115,12 +230,17 @@ int claim_owners(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct tcp_sock *tp;
 
-	if (task && file && (tp = connection_in_file(file)))
+	if (!task || !file)
+		return 0;
+	if ((tp = connection_in_file(file)))
 		state_in_pass(tp, task);
+	else
+		claim_closed(file, task);
 	return 0;
 }
 
-/* At window end: every session a process holds, once, with its bytes so far. */
+/* At window end: every session a process holds, once, with its bytes so
+ * far; the pending records of the closed ones get their holder. */
 SEC("iter/task_file")
 int dump_open(struct bpf_iter__task_file *ctx)
 {
@@ -130,8 +250,12 @@ int dump_open(struct bpf_iter__task_file *ctx)
 	struct sock_state *s;
 	struct tcp_sock *tp;
 
-	if (!task || !file || !(tp = connection_in_file(file)))
+	if (!task || !file)
 		return 0;
+	if (!(tp = connection_in_file(file))) {
+		claim_closed(file, task);
+		return 0;
+	}
 	s = state_in_pass(tp, task);
 	if (!s || s->listed || !pid_wanted(s->pid))
 		return 0;

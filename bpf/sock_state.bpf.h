@@ -29,7 +29,8 @@ struct sock_state {
 	__u8 listed;         /* sessions: written by the open-sessions pass */
 	__u8 closed;         /* reached TCP_CLOSE: a connect after it is a new session */
 	__u8 handshake;      /* connect_us and syn_retrans taken */
-	__u8 pad[4];
+	__u8 pending;        /* sessions: its record waits for an owner (see pending) */
+	__u8 pad[3];
 	char comm[COMM_LEN]; /* the owner's thread-group leader's name */
 };
 
@@ -229,12 +230,30 @@ static __always_inline __u32 ns_pid(struct task_struct *leader)
 	return upid.nr;
 }
 
+/* Set before load: nettrail's own tgid. A pass holds each file it visits
+ * for a moment, so a socket whose owner closes it then is closed in
+ * nettrail's task (the last reference dropped), never by its owner. */
+const volatile __u32 self_tgid = 0;
+
+#define PF_KTHREAD 0x00200000
+
+/* The task a state change runs in, if it may be the socket's owner: not a
+ * kernel thread (a deferred last close), not nettrail (see self_tgid). */
+static __always_inline struct task_struct *owner_context(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if ((task->flags & PF_KTHREAD) || task->tgid == self_tgid)
+		return NULL;
+	return task;
+}
+
 /* The first process known to hold a socket owns it for the socket's life. */
 static __always_inline void claim(struct sock_state *s, struct task_struct *task)
 {
 	struct task_struct *leader;
 
-	if (!s || s->pid)
+	if (!s || s->pid || !task)
 		return;
 	leader = BPF_CORE_READ(task, group_leader);
 	bpf_core_read_str(s->comm, sizeof(s->comm), &leader->comm);
@@ -312,7 +331,7 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 	else
 		s = state_of(sk, NULL);
 	if (made_by_owner(oldstate, newstate, sk->sk_err))
-		claim(s, bpf_get_current_task_btf());
+		claim(s, owner_context());
 	if (s && (oldstate == BPF_TCP_SYN_SENT || oldstate == BPF_TCP_SYN_RECV))
 		handshake_ends(sk, s, oldstate, newstate);
 	// a connect after this close is a new session (see new_state)
@@ -343,6 +362,18 @@ static __always_inline struct tcp_sock *connection_of(struct socket *sock)
 static __always_inline struct tcp_sock *connection_in_file(struct file *file)
 {
 	return connection_of(bpf_sock_from_file(file));
+}
+
+/* A socket in a file table, as a closed TCP socket (reset before its
+ * holder closed it: its owner may be unknown, see sessions' pending), or
+ * NULL. */
+static __always_inline struct sock *closed_of(struct socket *sock)
+{
+	struct sock *sk;
+
+	if (!sock || !(sk = (struct sock *)bpf_skc_to_tcp_sock(sock->sk)))
+		return NULL;
+	return sk->__sk_common.skc_state == BPF_TCP_CLOSE ? sk : NULL;
 }
 
 /* A socket seen in `task`'s files during a pass: its state (created if the

@@ -395,6 +395,14 @@ def map_lookup(fd: int, key: ctypes._SimpleCData, value: ctypes.Structure | ctyp
     return lib().bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value)) == 0
 
 
+def map_max_entries(fd: int) -> int:
+    """A map's max_entries (a ring buffer's: its bytes), from its info."""
+    info, size = (c_uint32 * 32)(), c_uint32(32 * 4)  # struct bpf_map_info, and room
+    _check_rc(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+              "map info")
+    return info[4]  # after type, id, key_size, value_size
+
+
 def map_items(fd: int, key_type: type, value_type: type) -> Iterator[tuple[object, object]]:
     """Every (key, value) of a map, walked key by key (entries may come and go)."""
     key, next_key = key_type(), key_type()

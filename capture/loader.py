@@ -6,6 +6,7 @@ recorded with its reason, and the one that worked is named in meta.json."""
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 from importlib import resources
 from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +57,12 @@ def pid_filter(pids: tuple[int, ...]) -> dict[str, bytes]:
     padded = list(pids) + [0] * (MAX_PIDS - len(pids))
     return {"targ_pids": struct.pack(f"{MAX_PIDS}I", *padded),
             "targ_npids": struct.pack("I", len(pids))}
+
+
+def self_filter() -> dict[str, bytes]:
+    """The self_tgid global of the TCP probes (bpf/sock_state.bpf.h): a
+    socket closed in this process's task is never claimed as its."""
+    return {"self_tgid": struct.pack("I", os.getpid())}
 
 
 def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
@@ -125,6 +132,8 @@ class Probe:
     options: frozenset[str] = frozenset()
 
     capabilities: tuple[CapNeed, ...] = BPF_NEEDS
+    # its object claims socket owners from the task of a state change (self_filter)
+    claims_owners = False
 
     @staticmethod
     def kernel_problem() -> NettrailError | None:
@@ -162,7 +171,7 @@ class Probe:
         return []
 
     def rodata(self, hooks: HookSet) -> dict[str, bytes]:
-        return pid_filter(self.pids)
+        return {**pid_filter(self.pids), **(self_filter() if self.claims_owners else {})}
 
     def configure(self, obj: BpfObject, hooks: HookSet) -> None:
         """Before load: the `const volatile` settings for this hook set."""

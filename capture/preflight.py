@@ -107,6 +107,8 @@ TCP_NEEDS = (
                "the owner of a socket at connect and close", "5.11"),
     KernelNeed("tp_btf/inet_sock_set_state", "typedef", "btf_trace_inet_sock_set_state",
                "opens, owners' closes, and each socket's last counters at its close", "5.5"),
+    KernelNeed("tp_btf/tcp_destroy_sock", "typedef", "btf_trace_tcp_destroy_sock",
+               "the owner of a session reset before its owner closed it", "4.15"),
     *(KernelNeed(f"tcp_sock.{m}", "member", f"tcp_sock.{m}", why, since)
       for m, why, since in (("bytes_received", "payload received", "4.1"),
                             ("bytes_acked", "payload the peer acknowledged", "4.1"),

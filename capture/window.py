@@ -22,9 +22,10 @@ from nettrail import VERSION
 from nettrail.capture.budget import SessionBudget
 from nettrail.capture.clock import Clock, boot_ns
 from nettrail.capture.events import RecordContext
-from nettrail.capture.libbpf import RingBuffers
+from nettrail.capture.drainer import Drainer
 from nettrail.capture.loader import Probe
 from nettrail.capture.names import record_filter
+from nettrail.capture.pacing import began_late, next_interval
 from nettrail.capture.logwriter import LogWriter
 from nettrail.capture.preflight import require_capture_ok
 from nettrail.capture.probes import PROBE_CLASSES
@@ -146,6 +147,7 @@ class Capture:
                 "kernel": platform.release(), "started_at": self.started_at,
                 "ended_at": self.ended_at, "interval_s": self.opts.interval_s,
                 "count": self.opts.count, "intervals_done": self.intervals_done,
+                "intervals_late": self.intervals_late,
                 "interrupted": self.interrupted, "trigger": self.opts.trigger,
                 "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes),
                             "containers": list(self.opts.containers),
@@ -180,7 +182,7 @@ class Capture:
             self.writer.write(probe, chunk)
             self.headline.add(probe, chunk)
 
-    def _subscribe(self, rings: RingBuffers) -> None:
+    def _subscribe(self, rings: Drainer) -> None:
         """Events arrive through ring buffers, in batches."""
         for probe in self._running():
             for map_name, decode in probe.streams():
@@ -201,11 +203,12 @@ class Capture:
         self.started_at = iso(dt.datetime.now(dt.timezone.utc))
         self.ended_at = None
         self.intervals_done = 0
+        self.intervals_late = 0
         self.interrupted = False
         self.writer = LogWriter(self.directory)
         # the report reads and writes through it: the path is not looked up again
         self.dir_fd = os.dup(self.writer.dir_fd)
-        rings = RingBuffers()
+        rings = Drainer()
         try:
             self._start_probes()
             self.writer.write_meta(self._meta())
@@ -213,6 +216,7 @@ class Capture:
                 raise ProbeError("no probe could start: " + "; ".join(
                     f"{n}: {p.status.error}" for n, p in self.probes.items()))
             self._subscribe(rings)
+            rings.start()
             self.view.begin(self)
             self._intervals(rings)
         finally:
@@ -220,17 +224,18 @@ class Capture:
         self.view.end(self)
         return self.directory
 
-    def _intervals(self, rings: RingBuffers) -> None:
-        start = boot_ns()
-        for interval in range(1, self.opts.count + 1):
+    def _intervals(self, rings: Drainer) -> None:
+        start, interval_ns, interval = boot_ns(), int(self.opts.interval_s * 1e9), 1
+        while True:
             self.progress.interval = interval
             for budget in self.budgets.values():
                 budget.new_interval()
-            end = start + int(interval * self.opts.interval_s * 1e9)
+            end = start + interval * interval_ns
             while (left := end - boot_ns()) > 0 and not self.stop.is_set():
                 self.progress.seconds_left = left / 1e9
                 rings.wait(min(POLL_MS, math.ceil(left / 1e6)))
                 self.view.tick(self)
+            self.intervals_late += began_late(boot_ns() - end, interval_ns)
             # the real length so far: an interrupted window is shorter than asked
             self.headline.elapsed_s = round((min(boot_ns(), end) - start) / 1e9, 3)
             last = interval == self.opts.count or self.stop.is_set()
@@ -240,8 +245,11 @@ class Capture:
             self.intervals_done = interval - (self.stop.is_set() and left > 0)
             self._checkpoint()
             self.view.interval_end(self)
-            if self.stop.is_set():
+            if last or self.stop.is_set():
                 break
+            after = next_interval(start, boot_ns(), interval_ns, interval, self.opts.count)
+            self.intervals_late += after - interval - 1  # folded into `after`
+            interval = after
 
     def _checkpoint(self) -> None:
         """Make what was captured so far durable (a crash loses one interval)."""
@@ -256,7 +264,7 @@ class Capture:
         self.meta = self._meta()
         self.writer.write_meta(self.meta)
 
-    def _finish(self, rings: RingBuffers) -> None:
+    def _finish(self, rings: Drainer) -> None:
         """Whatever happened, write what is known and release the probes."""
         self.interrupted = self.stop.is_set()
         try:

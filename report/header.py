@@ -66,6 +66,7 @@ class Header:
     probes: list[ProbeInfo]
     capture_version: str
     format: str
+    intervals_late: int = 0
 
 
 def header(meta: dict, title: str | None, note: str | None) -> Header:
@@ -81,13 +82,16 @@ def header(meta: dict, title: str | None, note: str | None) -> Header:
                   meta["started_at"], meta["ended_at"], float(meta["interval_s"]),
                   meta["count"], meta["intervals_done"], meta["interrupted"], meta["trigger"],
                   list(meta["filters"].get("pids") or []), probes, meta["version"],
-                  meta["format"])
+                  meta["format"], int(meta.get("intervals_late") or 0))
 
 
 def warnings(h: Header) -> Iterator[str]:
     if not h.ended_at:
         yield ("the capture did not finish (no end time): data up to its last complete "
                "interval is shown")
+    if h.intervals_late:
+        yield (f"{h.intervals_late:,} of {h.intervals_done:,} intervals' passes ran late or "
+               "were folded into the next (the capture was busy): their rows cover longer")
     for p in h.probes:
         if p.status == "failed":
             yield f"{p.name} probe failed: {p.error}"

@@ -3,6 +3,7 @@ workload with known sizes, processes and delays; exact results asserted."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -307,18 +308,36 @@ def test_full_window_completes_uninterrupted(tmp_path, bpf: None) -> None:
         "bandwidth": "ok", "sessions": "ok", "dns": "ok", "listeners": "ok"}
 
 
+def wait_for_passes(run: CaptureRun, passes: int, timeout_s: float = 120) -> None:
+    """Until the capture has finished `passes` more intervals (meta.json's
+    intervals_done, rewritten at each interval's end)."""
+    def done() -> int:
+        try:
+            return run.meta()["intervals_done"]
+        except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or mid-rename
+            return 0
+    target, deadline = done() + passes, time.monotonic() + timeout_s
+    while done() < target:
+        assert run.proc.poll() is None and time.monotonic() < deadline, "no pass in time"
+        time.sleep(0.05)
+
+
 def test_sessions_alone_make_their_own_passes(tmp_path, bpf: None) -> None:
     """Without the bandwidth probe, sessions learns owners from its own passes."""
     pre_client, pre_server = tcp_pair()
     pre_client.sendall(b"p" * PRE_BEFORE)
     recv_exactly(pre_server, PRE_BEFORE)
     pre_ports = (pre_client.getsockname()[1], pre_server.getsockname()[1])
-    run = CaptureRun(tmp_path / "capture", "1", "3", "--probes", "sessions")
+    # an open-ended window, stopped once a pass ran after the transfer: under
+    # emulation on a loaded machine the peers take seconds just to start
+    run = CaptureRun(tmp_path / "capture", "1", "600", "--probes", "sessions")
     t = start_transfer(4, 5_000, 300)
     pre_client.sendall(b"p" * PRE_DURING)
     recv_exactly(pre_server, PRE_DURING)
     for proc in (t.server, t.client):
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=120)
+    wait_for_passes(run, 2)
+    run.interrupt()
     returncode, _, stderr = run.finish()
     pre_client.close()
     pre_server.close()

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator, Mapping
 
 from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SIDES,
                                      RecordContext, address, ms, text)
-from nettrail.capture.libbpf import BpfObject
+from nettrail.capture.libbpf import BpfObject, map_batch
 from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 from nettrail.errors import ProbeError
 
 CHUNK = 4096  # open sessions decoded at a time
+SOCKET_KEY_SIZE = 8  # the key of the pending map: a socket's address
 SIDE_SERVER = 2
 # A server's handshake sample is read off a TCP timestamp, in ms: it exceeds
 # the path's RTT by up to one tick without any wait
@@ -67,10 +68,11 @@ class SessionsProbe(Probe):
     passes."""
 
     name = "sessions"
-    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",), ("claim_owners", "dump_open")),)
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_destroy"), ("claim_owners", "dump_open")),)
     shared_state_fd: int | None = None
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
+    claims_owners = True
 
     def start(self, started: Mapping[str, Probe]) -> None:
         bandwidth = started.get("bandwidth")
@@ -98,12 +100,17 @@ class SessionsProbe(Probe):
 
     def final_records(self) -> Iterator[dict]:
         """Every session a process holds now, in any network namespace,
-        decoded a chunk at a time (there may be 100,000)."""
+        decoded a chunk at a time (there may be 100,000); then the closed
+        ones still waiting for their holder's last close, owned as the
+        dump found them (taken out: a later close writes none again)."""
         try:
             raw = self.obj.read_iter("dump_open")
+            _, waiting = map_batch(self.obj.map_fd("pending"), SOCKET_KEY_SIZE, SESSION.size,
+                                   CHUNK, delete=True)
         except ProbeError as exc:
             self.status.error = f"open sessions not written: {exc.problem}"
             return
         step = SESSION.size * CHUNK
-        for start in range(0, len(raw), step):
-            yield from session_records(raw[start:start + step], self.ctx)
+        for blob in (raw, waiting):
+            for start in range(0, len(blob), step):
+                yield from session_records(blob[start:start + step], self.ctx)

@@ -92,6 +92,10 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...],
         Field("count", int, "intervals asked for", min=1, max=MAX_COUNT),
         count("intervals_done", "complete intervals. An interrupted capture writes the partial "
               "interval's bandwidth as interval `intervals_done + 1`", max=MAX_COUNT),
+        count("intervals_late", "intervals whose pass began late (more than a tenth of an "
+              "interval after its end: the capture was busy) or was folded into the next "
+              "interval's (its end went by while a pass ran); the window still ends on time. "
+              "Captures made before it lack it", max=MAX_COUNT, required=False),
         flag("interrupted", "`true` if Ctrl-C / SIGTERM ended the window early. The capture "
              "is still complete and valid"),
         text("trigger", "`manual` (nettrail capture), `scheduled` or `triggered` (nettrail "
