@@ -163,6 +163,55 @@ def bench_versus(base_python: str, pairs: int, seconds: int) -> None:
           f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
+LISTENERS_PASS_TIMER = """
+import sys, time
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
+from nettrail.capture.probes.listeners import ListenersProbe
+probe = ListenersProbe(RecordContext(Clock(), "bench"))
+probe.start({})
+for _ in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    probe.obj.read_iter("pass_listeners")
+    print((time.perf_counter() - start) * 1000)
+probe.close()
+"""
+
+
+def bench_listeners(pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture without and with the
+    listeners probe, alternating in one run; then what one listeners pass
+    costs over every file this host's processes hold."""
+    print("| writes | capture without listeners: Gbit/s median (min–max) | with | "
+          "loss of the medians | pairs |")
+    print("|---|---|---|---|---|")
+    without, with_ = [], []
+    for _ in range(pairs):
+        for probes, results in (("bandwidth,sessions,dns", without),
+                                ("bandwidth,sessions,dns,listeners", with_)):
+            with capture("1", str(seconds + 30), "--probes", probes) as cap:
+                results.append(iperf("64", True, seconds))
+                cap.stop()
+    a, b = statistics.median(without), statistics.median(with_)
+    print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
+    took = [float(ms) for ms in subprocess.run(
+        [PYTHON, "-P", "-c", LISTENERS_PASS_TIMER, "21"], capture_output=True, text=True,
+        check=True).stdout.split()]
+    print(f"\nlisteners pass over ~{_open_files():,} open files: {_spread(took)} ms (21 runs)")
+
+
+def _open_files() -> int:
+    """Files every process holds now (what a pass walks)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:  # gone meanwhile
+            pass
+    return total
+
+
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME, SYS_BPF = 32, 0, 321
 
 
@@ -931,6 +980,8 @@ def main() -> None:
             bench_throughput(args.pairs, seconds=3)
         elif which == "versus":
             bench_versus(args.base_python, args.pairs, seconds=3)
+        elif which == "listeners":
+            bench_listeners(args.pairs, seconds=2)
         elif which == "progcost":
             bench_program_cost(args.base_python, args.runs)
         elif which == "wire":

@@ -24,6 +24,7 @@ from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Mat
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
+from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -65,6 +66,7 @@ class ReportData:
     unseen: list[Unseen] = field(default_factory=list)   # what the capture did not see
     snapshot: Snapshot | None = None                     # tcptop's view per interval
     udp: Udp = field(default_factory=Udp)                # --probes +udp
+    listeners: Listeners = field(default_factory=lambda: Listeners([]))
 
     @property
     def fleet(self) -> bool:
@@ -96,6 +98,9 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if data.dns.wire_orphaned:
         yield (f"{data.dns.wire_orphaned:,} DNS queries on the wire name a libc call that is "
                "not in dns.jsonl: they are not counted as lookups")
+    if data.listeners.not_kept:
+        yield (f"more listening sockets than the report keeps ({KEEP_LISTENERS:,}): "
+               f"{data.listeners.not_kept:,} left out of the accept-queue findings")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 
@@ -170,6 +175,8 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                       [HostRow(h, headline, str(c.path))
                        for h, headline, c in zip(headers, headlines, captures)],
                       matcher.result(TABLE_ROWS) if matcher else None, udp=udp)
+    # read before the warnings are taken: its bad lines are among them
+    data.listeners = aggregate_listeners(streams("listeners"))
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]

@@ -38,6 +38,8 @@ def validate_capture(directory: Path) -> dict[str, int]:
     for probe in PROBES:
         if LOGS[probe].opt_in and not (directory / LOG_FILES[probe]).exists():
             continue  # not asked for
+        if LOGS[probe].added_within and probe not in meta["probes"]:
+            continue  # made before the log was added
         check = validator(meta["format"], LOG_FILES[probe])
         records = read_jsonl(directory / LOG_FILES[probe])
         for record in records:
@@ -126,7 +128,8 @@ def summary_run(tmp_path_factory: pytest.TempPathFactory, dns_netns: NetNs) -> S
 def test_real_capture_validates(summary_run: SummaryRun) -> None:
     assert summary_run.returncode == 0, summary_run.stderr
     lines = validate_capture(summary_run.directory)
-    assert all(lines.values()), lines
+    # no accept queue in use here: test_why_slow_kernel validates listeners' lines
+    assert all(n for probe, n in lines.items() if probe != "listeners"), lines
     sessions = [r for r in read_jsonl(summary_run.directory / SESSIONS)
                 if r["lport"] == summary_run.server_port]
     assert [(r["kind"], r["rx_bytes"]) for r in sessions] == [(LOGS["sessions"].kind, PAYLOAD_BYTES)]

@@ -99,6 +99,9 @@ class Log:
     # its summary log: what the capture writes past a per-interval line budget
     summary: Log | None = None
     opt_in: bool = False       # runs only when asked for (`--probes +NAME`)
+    # added within /2: captures made before it have no such file, and their
+    # meta.json does not name its probe
+    added_within: bool = False
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -48,4 +48,5 @@ def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable
 LOG = Log("udp", 4, "udp.jsonl", "udp",
           "One line per (process, UDP flow) that moved datagrams in an interval (`--probes "
           "+udp`).", FIELDS, FIELDS, line_budget=4_000_000, max_bytes=4 << 30,
-          count=count_headline, doc_rows=DOC_ROWS, opt_in=True)
+          count=count_headline, doc_rows=DOC_ROWS, opt_in=True,
+          added_within=True)
