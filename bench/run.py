@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,7 +163,69 @@ def bench_versus(base_python: str, pairs: int, seconds: int) -> None:
           f"{100 * (1 - b / a):.1f} % | {pairs} |")
 
 
+LISTENERS_PASS_TIMER = """
+import sys, time
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import RecordContext
+from nettrail.capture.probes.listeners import ListenersProbe
+probe = ListenersProbe(RecordContext(Clock(), "bench"))
+probe.start({})
+for _ in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    probe.obj.read_iter("pass_listeners")
+    print((time.perf_counter() - start) * 1000)
+probe.close()
+"""
+
+
+def bench_listeners(pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture without and with the
+    listeners probe, alternating in one run; then what one listeners pass
+    costs over every file this host's processes hold."""
+    print("| writes | capture without listeners: Gbit/s median (min–max) | with | "
+          "loss of the medians | pairs |")
+    print("|---|---|---|---|---|")
+    without, with_ = [], []
+    for _ in range(pairs):
+        for probes, results in (("bandwidth,sessions,dns", without),
+                                ("bandwidth,sessions,dns,listeners", with_)):
+            with capture("1", str(seconds + 30), "--probes", probes) as cap:
+                results.append(iperf("64", True, seconds))
+                cap.stop()
+    a, b = statistics.median(without), statistics.median(with_)
+    print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
+          f"{100 * (1 - b / a):.1f} % | {pairs} |")
+    took = [float(ms) for ms in subprocess.run(
+        [PYTHON, "-P", "-c", LISTENERS_PASS_TIMER, "21"], capture_output=True, text=True,
+        check=True).stdout.split()]
+    print(f"\nlisteners pass over ~{_open_files():,} open files: {_spread(took)} ms (21 runs)")
+
+
+def _open_files() -> int:
+    """Files every process holds now (what a pass walks)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:  # gone meanwhile
+            pass
+    return total
+
+
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME, SYS_BPF = 32, 0, 321
+
+
+@contextmanager
+def bpf_stats() -> Iterator[None]:
+    """Kernel BPF run-time stats, on only while this process holds the fd."""
+    attr = (ctypes.c_uint32 * 32)(BPF_STATS_RUN_TIME)
+    fd = ctypes.CDLL(None, use_errno=True).syscall(SYS_BPF, BPF_ENABLE_STATS, attr,
+                                                   ctypes.sizeof(attr))
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _programs() -> list[dict]:
@@ -209,17 +271,11 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
     """ns per run of the TCP probes' programs, another nettrail's (main's)
     against this tree's, alternating; kernel BPF stats are on only while this
     process holds the BPF_ENABLE_STATS fd."""
-    attr = (ctypes.c_uint32 * 32)(BPF_STATS_RUN_TIME)
-    fd = ctypes.CDLL(None, use_errno=True).syscall(SYS_BPF, BPF_ENABLE_STATS, attr,
-                                                   ctypes.sizeof(attr))
-    assert fd >= 0, os.strerror(ctypes.get_errno())
     results: dict[str, list[dict]] = {"base": [], "this tree": []}
-    try:
+    with bpf_stats():
         for _ in range(runs):
             for name, python in (("base", base_python), ("this tree", PYTHON)):
                 results[name].append(_program_costs(python, connections))
-    finally:
-        os.close(fd)
     print("| program | nettrail | runs per capture | ns per run: median (min–max) |")
     print("|---|---|---|---|")
     for program in ("tp_state", "tp_destroy", "pass_conns", "pass_all"):
@@ -233,23 +289,31 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
 
 
 @contextmanager
-def wire_programs(path: str | None = None) -> Iterator[BpfObject]:
-    """Wire-level DNS alone (`--probes +wire` adds it): its cgroup_skb programs
-    on the cgroup v2 root, run for every packet of every socket; `path`:
-    another build of dns_wire.bpf.o (an A/B against main)."""
+def cgroup_programs(probe: str, programs: tuple[str, ...], path: str | None = None
+                    ) -> Iterator[BpfObject]:
+    """A probe's cgroup_skb programs alone on the cgroup v2 root, run for
+    every packet of every socket; `path`: another build of its object (an
+    A/B against main)."""
     from nettrail.capture.libbpf import BpfObject
     from nettrail.capture.loader import object_path
-    from nettrail.capture.probes.dns_wire import PROGRAMS, cgroup2_root
-    obj = BpfObject(path or str(object_path("dns_wire")))
+    from nettrail.capture.probes.dns_wire import cgroup2_root
+    obj = BpfObject(path or str(object_path(probe)))
+    obj.keep_only(programs)
     obj.load()
     cgroup = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for program in PROGRAMS:
+        for program in programs:
             obj.attach_cgroup(program, cgroup)
         yield obj
     finally:
         os.close(cgroup)
         obj.close()
+
+
+def wire_programs(path: str | None = None) -> AbstractContextManager[BpfObject]:
+    """Wire-level DNS alone (`--probes +wire` adds it)."""
+    from nettrail.capture.probes.dns_wire import PROGRAMS
+    return cgroup_programs("dns_wire", PROGRAMS, path)
 
 
 def bench_wire(pairs: int, seconds: int) -> None:
@@ -318,6 +382,58 @@ def bench_wire_dns(rounds: int, queries: int, against: str) -> None:
     print("|---|---|---|---|")
     for label, (per_run, per_query) in results.items():
         print(f"| {label} | {_spread(per_run)} | {_spread(per_query)} | {rounds} |")
+
+
+def iperf_udp(length: str, seconds: int) -> float:
+    """Loopback UDP, no rate limit: datagrams per second received (iperf3 -u)."""
+    port = free_port()
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", port],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", port, "-u", "-b", "0", "-l",
+                          length, "-t", str(seconds), "-J"], capture_output=True, text=True,
+                         check=True).stdout
+    server.wait(timeout=10)
+    end = json.loads(out)["end"]["sum"]
+    return (end["packets"] - end["lost_packets"]) / end["seconds"]
+
+
+def bench_udp(pairs: int, seconds: int) -> None:
+    """The udp probe's programs (`--probes +udp`) alone: 64 B UDP datagrams
+    per second and 64 B TCP_NODELAY throughput over loopback without and with
+    them, alternating; the programs' own ns per run while UDP flowed (each
+    datagram over loopback runs egress for its sender and ingress for its
+    receiver)."""
+    from nettrail.capture.probes.udp import PROGRAMS
+    udp_without, udp_with, tcp_without, tcp_with = [], [], [], []
+    per_run: dict[str, list[float]] = {"UDP": [], "TCP": []}
+
+    def totals(obj: BpfObject) -> tuple[int, int]:
+        infos = obj.program_infos().values()
+        return sum(i.run_cnt for i in infos), sum(i.run_time_ns for i in infos)
+
+    with bpf_stats():
+        for _ in range(pairs):
+            udp_without.append(iperf_udp("64", seconds))
+            tcp_without.append(iperf("64", True, seconds))
+            with cgroup_programs("udp", PROGRAMS) as obj:
+                udp_with.append(iperf_udp("64", seconds))
+                udp_runs, udp_ns = totals(obj)
+                tcp_with.append(iperf("64", True, seconds))
+                runs, ns = totals(obj)
+            per_run["UDP"].append(udp_ns / max(udp_runs, 1))
+            per_run["TCP"].append((ns - udp_ns) / max(runs - udp_runs, 1))
+    print("| traffic | without: median (min–max) | with the udp programs | loss of the "
+          "medians | pairs |")
+    print("|---|---|---|---|---|")
+    for label, unit, a, b in (("64 B UDP datagrams", "kdatagrams/s", udp_without, udp_with),
+                              ("64 B TCP, TCP_NODELAY", "Gbit/s", tcp_without, tcp_with)):
+        scale = 1e-3 if unit == "kdatagrams/s" else 1.0
+        a, b = [v * scale for v in a], [v * scale for v in b]
+        print(f"| {label} ({unit}) | {_spread(a)} | {_spread(b)} | "
+              f"{100 * (1 - statistics.median(b) / statistics.median(a)):.1f} % | {pairs} |")
+    for proto, values in per_run.items():
+        print(f"\nns per program run while {proto} flowed: {_spread(values)}")
 
 
 # -- sessions ---------------------------------------------------------------------
@@ -845,7 +961,7 @@ def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", nargs="*", default=["throughput", "wire", "sessions", "sockets",
+    p.add_argument("which", nargs="*", default=["throughput", "wire", "udp", "sessions", "sockets",
                                                 "lookups", "overhead", "report", "flood",
                                                 "storm",
                                                 "fleet"])
@@ -864,10 +980,14 @@ def main() -> None:
             bench_throughput(args.pairs, seconds=3)
         elif which == "versus":
             bench_versus(args.base_python, args.pairs, seconds=3)
+        elif which == "listeners":
+            bench_listeners(args.pairs, seconds=2)
         elif which == "progcost":
             bench_program_cost(args.base_python, args.runs)
         elif which == "wire":
             bench_wire(args.pairs, seconds=3)
+        elif which == "udp":
+            bench_udp(args.pairs, seconds=2)
         elif which == "wire-dns":
             bench_wire_dns(args.runs, queries=5_000, against=args.against)
         elif which == "sessions":

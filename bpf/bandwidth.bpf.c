@@ -139,6 +139,7 @@ static __always_inline void give_back(struct sock_state *s, const struct conn_va
 	__sync_fetch_and_sub(&s->retrans_segs_seen, val->retrans_segs);
 	__sync_fetch_and_sub(&s->lost_seen, val->lost_segs);
 	__sync_fetch_and_sub(&s->rto_seen, val->rto_count);
+	__sync_fetch_and_sub(&s->segs_out_seen, val->segs_out);
 	for (int i = 0; i < 3; i++)
 		__sync_fetch_and_sub(&s->chrono_seen[i], t->chrono[i]);
 }
@@ -150,7 +151,8 @@ static __always_inline bool moved(const struct sock_state *s, const struct paylo
 {
 	if (p->rx_bytes != s->rx_seen || p->tx_bytes != s->tx_seen ||
 	    p->retrans_bytes != s->retrans_seen || p->retrans_segs != s->retrans_segs_seen ||
-	    p->lost_segs != s->lost_seen || p->rto_count != s->rto_seen)
+	    p->lost_segs != s->lost_seen || p->rto_count != s->rto_seen ||
+	    p->segs_out != s->segs_out_seen)
 		return true;
 	return chrono && (p->chrono[0] != s->chrono_seen[0] || p->chrono[1] != s->chrono_seen[1] ||
 			  p->chrono[2] != s->chrono_seen[2]);
@@ -175,6 +177,7 @@ static __always_inline void take_kernel_stats(struct sock_state *s, const struct
 	val->retrans_segs = take(&s->retrans_segs_seen, p->retrans_segs);
 	val->lost_segs = take(&s->lost_seen, p->lost_segs);
 	val->rto_count = take(&s->rto_seen, p->rto_count);
+	val->segs_out = take(&s->segs_out_seen, p->segs_out);
 	if (!hz)
 		return;
 	for (int i = 0; i < 3; i++)
@@ -209,7 +212,8 @@ static __always_inline bool fill_row(struct sock *sk, struct sock_state *s,
 		val->tx_bytes = p->tx_bytes > s->tx_seen ? p->tx_bytes - s->tx_seen : 0;
 	}
 	if (!val->rx_bytes && !val->tx_bytes && !val->retrans_bytes && !val->retrans_segs &&
-	    !val->lost_segs && !val->rto_count && !val->busy_us && !val->rwnd_limited_us &&
+	    !val->lost_segs && !val->rto_count && !val->segs_out && !val->busy_us &&
+	    !val->rwnd_limited_us &&
 	    !val->sndbuf_limited_us)
 		return false;
 	if (bpf_core_field_exists(tp->total_rto))
@@ -250,6 +254,7 @@ static __always_inline void add_to(void *conns, const struct conn_row *row)
 	__sync_fetch_and_add(&val->retrans_segs, row->val.retrans_segs);
 	__sync_fetch_and_add(&val->lost_segs, row->val.lost_segs);
 	__sync_fetch_and_add(&val->rto_count, row->val.rto_count);
+	__sync_fetch_and_add(&val->segs_out, row->val.segs_out);
 	// a row without chrono stats (taken before the tick rate was known) marks
 	// the sum (a byte: no atomic; two closes racing here may keep either mark)
 	val->flags &= row->val.flags;

@@ -90,4 +90,16 @@ static __always_inline __u32 netns_of(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* A process's pid in its own (innermost) pid namespace: read here because
+ * short-lived processes are gone from /proc before user space asks. */
+static __always_inline __u32 ns_pid(struct task_struct *leader)
+{
+	struct pid *pid = BPF_CORE_READ(leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+
+	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
+	return upid.nr;
+}
+
 #endif /* NETTRAIL_COMMON_BPF_H */

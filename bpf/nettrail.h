@@ -65,7 +65,7 @@ struct conn_val {
 	__u32 retrans_segs;     /* segments retransmitted (total_retrans) */
 	__u32 lost_segs;        /* segments marked lost (tp->lost) */
 	__u32 rto_count;        /* retransmission timeouts (total_rto, 6.7+) */
-	__u32 pad2;
+	__u32 segs_out;         /* segments sent, retransmissions included (segs_out) */
 };
 
 /* conn_val.flags */
@@ -114,6 +114,24 @@ struct session_event {
 	__u32 syn_retrans; /* SYNs (client) or SYN-ACKs (server) sent again */
 	__u32 min_rtt_us;  /* the kernel's windowed minimum RTT (tcpi_min_rtt) */
 	__u32 pad2;
+};
+
+/* listeners: one listening TCP socket as a process's files hold it, read
+ * by the interval pass. */
+struct listener_row {
+	__u64 cgroup_id;        /* the holder's cgroup v2 id */
+	__u64 ino;              /* the socket's inode (ss's `ino`): one per listener */
+	__u8 laddr[16];
+	__u32 pid;              /* the process holding it (tgid) */
+	__u32 nspid;            /* that pid in its own pid namespace */
+	__u32 netns;
+	__u32 ack_backlog;      /* connections waiting in the accept queue (sk_ack_backlog) */
+	__u32 max_ack_backlog;  /* the queue's limit: listen()'s backlog, capped by somaxconn */
+	__u32 drops;            /* SYNs and ACKs the listener dropped so far (sk_drops) */
+	__u32 syn_queue;        /* handshakes not yet completed (icsk_accept_queue.qlen) */
+	__u16 lport;
+	__u16 family;
+	char comm[COMM_LEN];    /* the holder's thread-group leader's name */
 };
 
 /* dns: one record per libc lookup. */
@@ -231,6 +249,44 @@ struct dns_wire_event {
 	__u16 answer_len; /* bytes of `answer` */
 	__u32 pad2;
 	__u8 answer[DNS_MSG_LEN];
+};
+
+/* udp: one flow of one socket, the key of the flow maps. */
+struct udp_flow_key {
+	__u64 sock_cookie;
+	__u8 laddr[16];   /* as the packet has them (an unconnected socket has many) */
+	__u8 raddr[16];
+	__u16 lport;      /* host byte order */
+	__u16 rport;
+	__u16 family;
+	__u16 pad;
+};
+
+/* udp: a flow's counts since user space last took the map. */
+struct udp_flow {
+	__u64 rx_bytes;   /* UDP payload bytes */
+	__u64 tx_bytes;
+	__u64 rx_datagrams;
+	__u64 tx_datagrams;
+	__u64 first_ns;   /* boot clock, first and last packet */
+	__u64 last_ns;
+};
+
+/* udp: who owns a socket: the task that sent on it, or a process holding it. */
+struct udp_owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 nspid;
+	__u32 netns;      /* inode of the socket's (or sender's) network namespace */
+	__u32 pad;
+	char comm[COMM_LEN];
+};
+
+/* udp: the pass over open files, one row per UDP socket a process holds. */
+struct udp_sock_row {
+	__u64 sock_cookie;
+	__u64 drops;      /* the socket's drops so far (sk_drops and its per-node counters) */
+	struct udp_owner owner;
 };
 
 #endif /* NETTRAIL_H */

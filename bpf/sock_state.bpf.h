@@ -20,6 +20,7 @@ struct sock_state {
 	__u64 retrans_segs_seen; /* segment counters as last reported (bandwidth) */
 	__u64 lost_seen;
 	__u64 rto_seen;
+	__u64 segs_out_seen;
 	__u32 pid;           /* owner (tgid), 0 while unknown; kept for the socket's life */
 	__u32 nspid;         /* the owner's pid in its own pid namespace */
 	__u32 connect_us;    /* sessions: see struct session_event */
@@ -48,6 +49,7 @@ struct payload {
 	__u64 retrans_segs;
 	__u64 lost_segs;
 	__u64 rto_count;     /* 0 where the kernel has no total_rto (before 6.7) */
+	__u64 segs_out;
 };
 
 /* TCP's chrono stats as tcp_info reads them (tcp_get_info_chrono_stats):
@@ -73,6 +75,7 @@ static __always_inline void read_segments(const struct tcp_sock *tp, struct payl
 	p->retrans_segs = tp->total_retrans;
 	p->lost_segs = tp->lost;
 	p->rto_count = bpf_core_field_exists(tp->total_rto) ? tp->total_rto : 0;
+	p->segs_out = tp->segs_out;
 }
 
 /* Someone is in TCP's code for this socket right now: its owner (lock_sock,
@@ -206,24 +209,13 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	init.retrans_segs_seen = p.retrans_segs;
 	init.lost_seen = p.lost_segs;
 	init.rto_seen = p.rto_count;
+	init.segs_out_seen = p.segs_out;
 	s = state_of(sk, &init);
 	// a connect on a closed socket's state: one reused after tcp_disconnect(),
 	// which zeroed TCP's counters: a new session, its owner claimed anew
 	if (s && opening && s->closed)
 		*s = init;
 	return s;
-}
-
-/* A process's pid in its own (innermost) pid namespace: read here because
- * short-lived processes are gone from /proc before user space asks. */
-static __always_inline __u32 ns_pid(struct task_struct *leader)
-{
-	struct pid *pid = BPF_CORE_READ(leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	struct upid upid = {};
-
-	bpf_core_read(&upid, sizeof(upid), &pid->numbers[level]);
-	return upid.nr;
 }
 
 /* Set before load: nettrail's own tgid. A pass holds each file it visits

@@ -43,7 +43,7 @@ class ConnVal(ctypes.Structure):
                 ("comm", c_char * COMM_LEN), ("busy_us", c_uint64),
                 ("rwnd_limited_us", c_uint64), ("sndbuf_limited_us", c_uint64),
                 ("delivery_bytes_per_s", c_uint64), ("retrans_segs", c_uint32),
-                ("lost_segs", c_uint32), ("rto_count", c_uint32), ("pad2", c_uint32)]
+                ("lost_segs", c_uint32), ("rto_count", c_uint32), ("segs_out", c_uint32)]
 
 
 class ConnRow(ctypes.Structure):
@@ -111,11 +111,39 @@ class DnsWireEvent(ctypes.Structure):
                 ("answer", c_uint8 * DNS_MSG_LEN)]
 
 
+class UdpFlowKey(ctypes.Structure):
+    _fields_ = [("sock_cookie", c_uint64), ("laddr", c_uint8 * 16), ("raddr", c_uint8 * 16),
+                ("lport", c_uint16), ("rport", c_uint16), ("family", c_uint16),
+                ("pad", c_uint16)]
+
+
+class UdpFlow(ctypes.Structure):
+    _fields_ = [("rx_bytes", c_uint64), ("tx_bytes", c_uint64), ("rx_datagrams", c_uint64),
+                ("tx_datagrams", c_uint64), ("first_ns", c_uint64), ("last_ns", c_uint64)]
+
+
+class UdpOwner(ctypes.Structure):
+    _fields_ = [("cgroup_id", c_uint64), ("pid", c_uint32), ("nspid", c_uint32),
+                ("netns", c_uint32), ("pad", c_uint32), ("comm", c_char * COMM_LEN)]
+
+
+class UdpSockRow(ctypes.Structure):
+    _fields_ = [("sock_cookie", c_uint64), ("drops", c_uint64), ("owner", UdpOwner)]
+class ListenerRow(ctypes.Structure):
+    _fields_ = [("cgroup_id", c_uint64), ("ino", c_uint64), ("laddr", c_uint8 * 16),
+                ("pid", c_uint32), ("nspid", c_uint32), ("netns", c_uint32),
+                ("ack_backlog", c_uint32), ("max_ack_backlog", c_uint32), ("drops", c_uint32),
+                ("syn_queue", c_uint32), ("lport", c_uint16), ("family", c_uint16),
+                ("comm", c_char * COMM_LEN)]
+
+
 MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
            "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup,
            "dns_exec_event": DnsExecEvent, "dns_wire_key": DnsWireKey,
            "dns_wire_query": DnsWireQuery, "dns_wire_event": DnsWireEvent,
-           "dns_query_owner": DnsQueryOwner, "dns_owner_count": DnsOwnerCount}
+           "dns_query_owner": DnsQueryOwner, "dns_owner_count": DnsOwnerCount,
+           "udp_flow_key": UdpFlowKey, "udp_flow": UdpFlow, "udp_owner": UdpOwner,
+           "udp_sock_row": UdpSockRow, "listener_row": ListenerRow}
 
 _SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 
@@ -146,6 +174,11 @@ CONN_ROW = struct.Struct("<" + _layout(ConnRow))
 SESSION = struct.Struct("<" + _layout(SessionEvent))
 DNS = struct.Struct("<" + _layout(DnsEvent))
 DNS_EXEC = struct.Struct("<" + _layout(DnsExecEvent))
+UDP_FLOW_KEY = struct.Struct("<" + _layout(UdpFlowKey))
+UDP_FLOW = struct.Struct("<" + _layout(UdpFlow))
+UDP_OWNER = struct.Struct("<" + _layout(UdpOwner))
+UDP_SOCK_ROW = struct.Struct("<" + _layout(UdpSockRow))
+LISTENER_ROW = struct.Struct("<" + _layout(ListenerRow))
 
 
 # Names and addresses repeat from event to event: convert each once.

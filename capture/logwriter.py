@@ -20,14 +20,16 @@ FIX = "free disk space or capture elsewhere with -o DIR"
 
 
 class LogWriter:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, probes: tuple[str, ...] = ()) -> None:
+        """Every log's file, but an opt-in log's only where its probe is in `probes`."""
         self.directory = directory
         self._dir = OutputDir.private(directory, empty=True, fix=FIX)
         self._first_error: OutputError | None = None
         self._files: dict[str, BinaryIO] = {}  # by file name
         try:
-            for name in LOG_FILES.values():
-                self._files[name] = self._dir.new_file(name)
+            for probe, name in LOG_FILES.items():
+                if not LOGS[probe].opt_in or probe in probes:
+                    self._files[name] = self._dir.new_file(name)
         except BaseException:
             self.close()
             raise

@@ -32,7 +32,7 @@ from nettrail.capture.probes import PROBE_CLASSES
 from nettrail.errors import NettrailError, ProbeError
 from nettrail.headline import Headline
 from nettrail.hostlock import capture_lock
-from nettrail.format import FORMAT, PROBE_OPTIONS, PROBES
+from nettrail.format import DEFAULT_PROBES, FORMAT, PROBE_OPTIONS, PROBES
 from nettrail.format.logs.sessions import INTERVAL_LINES
 
 POLL_MS = 100
@@ -61,7 +61,7 @@ class CaptureOptions:
     open_ended: bool = False  # until Ctrl-C: `count` is only the ceiling
     out_dir: Path | None = None
     pids: tuple[int, ...] = ()
-    probes: tuple[str, ...] = PROBES
+    probes: tuple[str, ...] = DEFAULT_PROBES
     report: bool = True
     title: str | None = None
     note: str | None = None
@@ -205,7 +205,7 @@ class Capture:
         self.intervals_done = 0
         self.intervals_late = 0
         self.interrupted = False
-        self.writer = LogWriter(self.directory)
+        self.writer = LogWriter(self.directory, self.opts.probes)
         # the report reads and writes through it: the path is not looked up again
         self.dir_fd = os.dup(self.writer.dir_fd)
         rings = Drainer()

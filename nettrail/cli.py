@@ -23,7 +23,7 @@ from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
 from nettrail import journal
 from nettrail.errors import ExitStatus, NettrailError, UsageError
-from nettrail.format import MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
+from nettrail.format import DEFAULT_PROBES, MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.format.logs.sessions import INTERVAL_LINES
 from nettrail.units import printable
 
@@ -83,11 +83,11 @@ def _pid_list(text: str) -> list[int]:
 
 
 def _probe_list(text: str) -> tuple[str, ...]:
-    """Probes and probe options by name; `+NAME` alone adds to all probes;
-    an option brings its probe."""
+    """Probes and probe options by name; `+NAME` alone adds to the default
+    probes; an option brings its probe."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names and all(n.startswith("+") for n in names):
-        names = [*PROBES, *(n[1:] for n in names)]
+        names = [*DEFAULT_PROBES, *(n[1:] for n in names)]
     known = (*PROBES, *PROBE_OPTIONS)
     unknown = [n for n in names if n not in known]
     if unknown or not names:
@@ -126,10 +126,11 @@ def add_window_arguments(p: argparse.ArgumentParser, interval_s: float = 5.0,
                    help=f"allow a window longer than {LONG_WINDOW_S / 60:.0f} minutes "
                         f"(INTERVAL x COUNT), or an INTERVAL over {LONG_INTERVAL_S:g} s "
                         "without COUNT")
-    p.add_argument("--probes", type=_probe_list, default=PROBES,
-                   help=f"comma-separated subset of {','.join(PROBES)} (default: all); "
-                        "+wire adds wire-level DNS (DNS packets of resolvers that bypass "
-                        "libc)")
+    p.add_argument("--probes", type=_probe_list, default=DEFAULT_PROBES,
+                   help=f"comma-separated subset of {','.join(PROBES)} (default: "
+                        f"{','.join(DEFAULT_PROBES)}); +wire adds wire-level DNS (DNS "
+                        "packets of resolvers that bypass libc), +udp per-process UDP flows "
+                        "(a per-packet program: docs/probes.md)")
 
 
 def add_debug(p: argparse.ArgumentParser) -> None:

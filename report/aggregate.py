@@ -19,11 +19,12 @@ from nettrail.headline import Headline
 from nettrail.report.bandwidth import (Bandwidth, aggregate_bandwidth, fleet_intervals,
                                        own_intervals)
 from nettrail.report.clock import Clock, make_clock, window
-from nettrail.report.coverage import Unseen, unseen
+from nettrail.report.coverage import Unseen, udp_captured, unseen
 from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Matcher
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
+from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -31,6 +32,7 @@ from nettrail.report.reader import CaptureDir
 from nettrail.report.snapshot import Snapshot
 from nettrail.report.sessions import Sessions, aggregate_sessions, end_of
 from nettrail.report.tally import TABLE_ROWS, ConnectionGroup, ProcessRow, Tally
+from nettrail.report.udp import Udp, udp_lines
 from nettrail.units import printable
 
 
@@ -63,6 +65,8 @@ class ReportData:
     summary: Summary | None = None                       # the page's first line
     unseen: list[Unseen] = field(default_factory=list)   # what the capture did not see
     snapshot: Snapshot | None = None                     # tcptop's view per interval
+    udp: Udp = field(default_factory=Udp)                # --probes +udp
+    listeners: Listeners = field(default_factory=lambda: Listeners([]))
 
     @property
     def fleet(self) -> bool:
@@ -94,6 +98,9 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if data.dns.wire_orphaned:
         yield (f"{data.dns.wire_orphaned:,} DNS queries on the wire name a libc call that is "
                "not in dns.jsonl: they are not counted as lookups")
+    if data.listeners.not_kept:
+        yield (f"more listening sockets than the report keeps ({KEEP_LISTENERS:,}): "
+               f"{data.listeners.not_kept:,} left out of the accept-queue findings")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 
@@ -150,8 +157,10 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     slots = ([fleet_intervals(clock, max(h.interval_s for h in headers))] * len(captures)
              if fleet else [own_intervals(h.interval_s) for h in headers])
     snapshot = Snapshot()
+    udp = Udp()
     bandwidth = aggregate_bandwidth((stream + (slot,) for stream, slot in zip(
-        streams("bandwidth"), slots)), tally, snapshot)
+        streams("bandwidth"), slots)), tally, snapshot, udp_lines(udp, (
+            (host, c.blocks("udp"), slot) for host, c, slot in zip(hosts, captures, slots))))
     snapshot.keep()
     sessions = aggregate_sessions(streams("sessions"), tally, matcher,
                                   streams("sessions", summary=True))
@@ -165,7 +174,9 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                       dns, str(captures[0].path),
                       [HostRow(h, headline, str(c.path))
                        for h, headline, c in zip(headers, headlines, captures)],
-                      matcher.result(TABLE_ROWS) if matcher else None)
+                      matcher.result(TABLE_ROWS) if matcher else None, udp=udp)
+    # read before the warnings are taken: its bad lines are among them
+    data.listeners = aggregate_listeners(streams("listeners"))
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
@@ -173,6 +184,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     data.who = who(tally, sessions.local_addresses)
     data.snapshot = snapshot
     data.unseen = unseen(data)
+    udp.captured = udp_captured(data.probe_status)
     data.findings = findings(data)
     data.summary = summary(data.findings, _overview(data))
     return data

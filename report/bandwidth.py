@@ -112,14 +112,19 @@ def _rate(n_bytes: int, seconds: float) -> float:
 
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]], Slot]]
+# A line of another log charted with TCP's (report/udp.py): host, its series'
+# label, interval number, that interval, rx and tx bytes
+ChartLine = tuple["str | None", str, int, Interval, int, int]
 
 
-def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | None = None
-                        ) -> Bandwidth:
+def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | None = None,
+                        more: Iterable[ChartLine] = ()) -> Bandwidth:
     """Rows are first summed per raw connection and per (interval, process) in
     plain dicts (two dict operations per line); the labels, names and bounded
     tables see each distinct key once per fold. `snapshot` keeps each
-    interval's busiest connections (report/snapshot.py)."""
+    interval's busiest connections (report/snapshot.py). `more`: other
+    protocols' bytes, in the charts only (each owner and protocol a series of
+    its own)."""
     bw = Bandwidth()
     intervals: dict[int, Interval] = {}
     totals: dict[int, list[int]] = {}
@@ -135,6 +140,16 @@ def aggregate_bandwidth(streams: Streams, tally: Tally, snapshot: Snapshot | Non
             if len(sums.conns) >= FOLD_AT or len(sums.per_interval) >= FOLD_AT:
                 sums.fold()
         sums.fold()
+    for host, label, number, interval, rx, tx in more:
+        bw.rows += 1
+        intervals.setdefault(number, interval)
+        total = totals.setdefault(number, [0, 0])
+        owner = owners.get(qualified(host, label))
+        slot = owner.per_interval.setdefault(number, [0, 0])
+        owner.weight += rx + tx
+        for sums in (total, slot):
+            sums[0] += rx
+            sums[1] += tx
     order = sorted(intervals)
     bw.intervals = [intervals[n] for n in order]
     bw.rx_bytes = sum(t[0] for t in totals.values())
@@ -179,7 +194,8 @@ class _Sums:
                 ts = r.ts
                 conns[key] = [rx, tx, r.retrans_bytes or 0, r.srtt_us,
                               ts - intervals[number].seconds, ts, r.busy_us or 0,
-                              r.rwnd_limited_us or 0]
+                              r.rwnd_limited_us or 0,
+                              (r.retrans_segs or 0) if r.sent_segs else 0, r.sent_segs or 0]
                 continue
             conn[0] += rx
             conn[1] += tx
@@ -188,6 +204,9 @@ class _Sums:
             if r.busy_us:  # the kernel's chrono stats, where the capture has them
                 conn[6] += r.busy_us
                 conn[7] += r.rwnd_limited_us or 0
+            if r.sent_segs:  # segments, where the capture has them
+                conn[8] += r.retrans_segs or 0
+                conn[9] += r.sent_segs
             srtt = r.srtt_us
             if srtt is not None and (conn[3] is None or srtt > conn[3]):
                 conn[3] = srtt
@@ -215,13 +234,16 @@ class _Sums:
                 proc.interval_now, proc.interval_bytes = number, 0
             proc.interval_bytes += rx + tx
             proc.peak_bps = max(proc.peak_bps, _rate(proc.interval_bytes, seconds))
-        for key, (rx, tx, retrans, srtt, first, last, busy, rwnd) in self.conns.items():
+        for key, (rx, tx, retrans, srtt, first, last, busy, rwnd, resent_segs,
+                  sent_segs) in self.conns.items():
             group = tally.group(host, _Conn(*key), last)
             group.rx_bytes += rx
             group.tx_bytes += tx
             group.retrans_bytes += retrans
             group.busy_us += busy
             group.rwnd_limited_us += rwnd
+            group.window_retrans_segs += resent_segs
+            group.sent_segs += sent_segs
             group.first_ts = min(group.first_ts, first)
             group.last_ts = max(group.last_ts, last)
             if srtt is not None:

@@ -113,6 +113,67 @@ def _why_slow(data: Any) -> Iterator[Finding]:
             "busy_us": g.busy_us, "groups": len(limited)}, "groups", g.label)
 
 
+# a path worth naming for its losses: this many segments sent, this share resent
+LOSSY_SENT_SEGS = 100
+LOSSY_SHARE = 0.02
+# sessions worth timing: this many closed in a group, half of them this long
+SLOW_SESSIONS = 3
+SLOW_SESSION_MS = 100.0
+# a session this many round trips long waited on its server, not its path
+SERVER_ROUND_TRIPS = 20
+
+
+def _listeners(data: Any) -> Iterator[Finding]:
+    """Listeners that dropped handshakes, with the clients that waited on
+    them: sessions to (client) or on (server) that port."""
+    for x in [x for x in data.listeners.rows if x.listen_drops][:3]:
+        clients = [g for g in data.groups if g.host == x.host and g.port == x.port]
+        waited = [g.max_connect_us for g in clients if g.max_connect_us is not None]
+        yield Finding("accept_queue_overflow", PROBLEM, {
+            "who": x.label, "address": x.address, "netns": x.netns,
+            "listen_drops": x.listen_drops, "max_queue": x.max_queue_conns,
+            "limit": x.limit_conns, "intervals": x.intervals_dropping,
+            "sessions": sum(g.sessions for g in clients if g.side == "client"),
+            "syn_retrans_segs": sum(g.syn_retrans_segs for g in clients),
+            "slowest_us": max(waited, default=None)},
+            "groups", f"{x.port}", x.first_drop_ts)
+
+
+def _lossy_paths(data: Any) -> Iterator[Finding]:
+    """The path that resent the largest share of what it sent (the kernel's
+    segment counts in the window), not a count of sessions."""
+    lossy = [g for g in data.groups if g.sent_segs >= LOSSY_SENT_SEGS
+             and g.window_retrans_segs >= LOSSY_SHARE * g.sent_segs]
+    if lossy:
+        g = max(lossy, key=lambda g: (g.window_retrans_segs / g.sent_segs, g.sent_segs))
+        yield Finding("lossy_path", PROBLEM, {
+            "who": g.label, "side": g.side, "remote": g.remote + _port(g),
+            "resent_segs": g.window_retrans_segs, "sent_segs": g.sent_segs,
+            "max_rtt_us": g.max_srtt_us, "groups": len(lossy)}, "groups", g.label)
+
+
+def _slow_sessions(data: Any) -> Iterator[Finding]:
+    """Clients whose sessions took long: many round trips long, the server
+    is slow; few, the path is."""
+    # a group whose handshakes were resent waited on those (handshake_retries)
+    slow = [g for g in data.groups if g.side == "client" and g.closed >= SLOW_SESSIONS
+            and (g.duration_p50_ms or 0) >= SLOW_SESSION_MS and g.rtt_p50_us
+            and not g.syn_retrans_segs]
+    by_cause: dict[str, list] = {"slow_server": [], "slow_path": []}
+    for g in slow:
+        rtt_ms = g.rtt_p50_us / 1000
+        by_cause["slow_server" if g.duration_p50_ms > SERVER_ROUND_TRIPS * rtt_ms
+                 else "slow_path"].append(g)
+    for cause, groups in by_cause.items():
+        if groups:
+            g = max(groups, key=lambda g: g.duration_p50_ms)
+            yield Finding(cause, PROBLEM, {
+                "who": g.label, "remote": g.remote, "p50_ms": g.duration_p50_ms,
+                "p95_ms": g.duration_p95_ms, "max_ms": g.duration_max_ms,
+                "sessions": g.closed, "rtt_us": g.rtt_p50_us, "groups": len(groups)},
+                "groups", g.label)
+
+
 def _dns(data: Any, status: dict[str, str]) -> Iterator[Finding]:
     dns = data.dns
     if not dns.count:
@@ -207,6 +268,7 @@ def _storms(data: Any) -> Iterator[Finding]:
 def findings(data: Any) -> list[Finding]:
     status = data.probe_status
     return ranked([*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
+                   *_listeners(data), *_lossy_paths(data), *_slow_sessions(data),
                    *_conversations(data), *_storms(data),
                    *_dns(data, status), *_wire(data), *_likely(data, status),
                    *_newcomers(data)])

@@ -81,6 +81,11 @@ def side_of(r: Any) -> tuple[str, bool]:
     return _KNOWN_SIDES.get(r.side) or _guessed_side(r.lport, r.rport)
 
 
+def ports_side(lport: int, rport: int) -> str:
+    """The side a socket's ports suggest (UDP's only way to tell)."""
+    return _guessed_side(lport, rport)[0]
+
+
 @functools.lru_cache(maxsize=LABEL_CACHE)
 def _guessed_side(lport: int, rport: int) -> tuple[str, bool]:
     local_ephemeral = lport in EPHEMERAL_PORTS

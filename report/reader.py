@@ -123,7 +123,10 @@ class CaptureDir:
         try:
             f = open_regular(log.file, self.dir_fd)
         except FileNotFoundError:
-            if not summary and self.meta["probes"].get(probe, {}).get("status") != "skipped":
+            # a capture made before this probe existed does not name it, nor
+            # one where an opt-in probe was not asked for
+            if not summary and self.meta["probes"].get(
+                    probe, {"status": "skipped"})["status"] != "skipped":
                 self.warnings.append(f"{log.file} is missing: no {probe} data")
             return
         except (OSError, Unreadable, PrivilegeError) as exc:

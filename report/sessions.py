@@ -196,8 +196,21 @@ def _count_session(group: GroupStats, r: Any, opened_at: float | None) -> None:
         group.max_connect_us = max(group.max_connect_us or 0, r.connect_us)
     if r.srtt_us is not None:
         group.max_srtt_us = max(group.max_srtt_us or 0, r.srtt_us)
+    _count_times(group, r)
     group.first_ts = min(group.first_ts, opened_at if opened_at is not None else r.ts)
     group.last_ts = max(group.last_ts, r.ts)
+
+
+def _count_times(group: GroupStats, r: Any) -> None:
+    """How long its sessions took, and the path's RTT (the windowed minimum
+    where known: what a round trip costs without queueing)."""
+    if r.state == "closed" and r.duration_ms is not None:
+        group.durations = group.durations or LogSketch()
+        group.durations.add(r.duration_ms)
+    rtt_us = r.min_rtt_us if r.min_rtt_us is not None else r.srtt_us
+    if rtt_us:
+        group.rtts = group.rtts or LogSketch()
+        group.rtts.add(rtt_us)
 
 
 def _bucket_session(buckets: list[SessionBucket], clock: Clock, r: Any, who: str,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nettrail.format.logs.sessions import FAILED_ENDS
-from nettrail.report.bounded import HeavyHitters, keep_few
+from nettrail.report.bounded import HeavyHitters, LogSketch, keep_few
 from nettrail.report.clock import Clock
 from nettrail.report.labels import (LABEL_CACHE, endpoint, group_label, process_label,
                                     qualified, side_of)
@@ -82,6 +82,10 @@ class GroupStats:
     rwnd_limited_us: int = 0
     syn_retrans_segs: int = 0        # over the sessions' handshakes
     max_connect_us: int | None = None
+    durations: LogSketch | None = None  # closed sessions' duration_ms (made on the first)
+    rtts: LogSketch | None = None       # sessions' path RTT, µs (made on the first)
+    window_retrans_segs: int = 0     # in the window (bandwidth), where the capture has them
+    sent_segs: int = 0
 
 
 @dataclass
@@ -115,6 +119,13 @@ class ConnectionGroup:
     rwnd_limited_us: int = 0
     syn_retrans_segs: int = 0
     max_connect_us: int | None = None
+    duration_p50_ms: float | None = None
+    duration_p95_ms: float | None = None
+    duration_max_ms: float | None = None
+    closed: int = 0                  # sessions with a duration (closed in the window)
+    rtt_p50_us: float | None = None
+    window_retrans_segs: int = 0
+    sent_segs: int = 0
 
     @property
     def label(self) -> str:
@@ -185,8 +196,20 @@ class Tally:
                 s.session_rx_bytes, s.session_tx_bytes, s.retrans_segs, s.retrans_sessions,
                 s.max_srtt_us, s.first_ts if s.first_ts != math.inf else None,
                 s.last_ts if s.last_ts != -math.inf else None, bool(s.error),
-                s.busy_us, s.rwnd_limited_us, s.syn_retrans_segs, s.max_connect_us))
+                s.busy_us, s.rwnd_limited_us, s.syn_retrans_segs, s.max_connect_us,
+                *_durations(s.durations), _quantile(s.rtts, 0.5), s.window_retrans_segs,
+                s.sent_segs))
         return rows
+
+
+def _quantile(sketch: LogSketch | None, q: float) -> float | None:
+    return sketch.quantile(q) if sketch else None
+
+
+def _durations(sketch: LogSketch | None) -> tuple:
+    """p50, p95, max and count of a group's session durations."""
+    return (_quantile(sketch, 0.5), _quantile(sketch, 0.95), _quantile(sketch, 1.0),
+            sketch.count if sketch else 0)
 
 
 @functools.lru_cache(maxsize=LABEL_CACHE)

@@ -100,6 +100,14 @@ class NetNs:
         shutil.rmtree(self.etc, ignore_errors=True)
 
 
+def nstat(ns: NetNs, *counters: str) -> dict[str, int]:
+    """A namespace's kernel counters (nstat names), absolute (-a; -s keeps no history)."""
+    out = subprocess.run(ns.exec_args("nstat", "-asz", *counters), capture_output=True,
+                         text=True, check=True).stdout
+    return {name: int(value) for name, value, *_ in
+            (ln.split() for ln in out.splitlines() if ln and not ln.startswith("#"))}
+
+
 def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
     """A veth pair between two namespaces, `prefix`.1 in a and `prefix`.2 in
     b (a /24); the two addresses."""

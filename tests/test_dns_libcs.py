@@ -26,7 +26,7 @@ from nettrail.capture.probes.dns import MULTI, SINGLE, DnsProbe, is_literal, res
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.cli import _probe_list
 from nettrail.headline import Headline
-from nettrail.format import PROBES
+from nettrail.format import DEFAULT_PROBES
 from helpers import TOOLS, CaptureRun
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -211,7 +211,7 @@ def test_cgroup2_root_from_mountinfo(tmp_path: Path) -> None:
 
 
 def test_probes_option_wire() -> None:
-    assert _probe_list("+wire") == (*PROBES, "wire")
+    assert _probe_list("+wire") == (*DEFAULT_PROBES, "wire")
     assert _probe_list("wire") == ("wire", "dns")
     assert _probe_list("dns,wire") == ("dns", "wire")
 

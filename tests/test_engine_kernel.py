@@ -238,7 +238,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
 def test_capture_ran_clean(scenario: Scenario) -> None:
     assert scenario.returncode == 0, scenario.stderr
     meta = scenario.run.meta()
-    assert meta["lost_events"] == {"bandwidth": 0, "sessions": 0, "dns": 0}
+    assert meta["lost_events"] == {"bandwidth": 0, "sessions": 0, "dns": 0, "listeners": 0,
+                                   "udp": 0}
     assert scenario.outputs["blocked"] == [str(BLOCKED_BYTES)]
 
 

@@ -145,13 +145,13 @@ def test_an_accepted_sockets_rtt_is_dropped_where_its_handshake_waited() -> None
 
 
 def test_tcp_stats_of_one_interval_add_up_and_unknowns_are_null() -> None:
-    early = TcpStats(CONN_CHRONO | CONN_RTO, 10, 4, 1, 500, 2, 1, 0)
-    late = TcpStats(CONN_RTO, 0, 0, 0, 700, 3, 0, 1)  # taken before the tick rate was known
+    early = TcpStats(CONN_CHRONO | CONN_RTO, 10, 4, 1, 500, 2, 1, 0, 40)
+    late = TcpStats(CONN_RTO, 0, 0, 0, 700, 3, 0, 1, 60)  # taken before the tick rate was known
     both = early.then(late)
-    assert both == TcpStats(CONN_RTO, 10, 4, 1, 700, 5, 1, 1)
+    assert both == TcpStats(CONN_RTO, 10, 4, 1, 700, 5, 1, 1, 100)
     assert both.fields() == {"busy_us": None, "rwnd_limited_us": None,
                              "sndbuf_limited_us": None, "retrans_segs": 5, "lost_segs": 1,
-                             "rto_timeouts": 1, "delivery_bytes_per_s": 700}
+                             "rto_timeouts": 1, "delivery_bytes_per_s": 700, "sent_segs": 100}
     assert early.fields()["rwnd_limited_us"] == 4
     assert TcpStats(CONN_CHRONO, 0, 0, 0, 0, 0, 0, 0).fields()["rto_timeouts"] is None
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from nettrail.format import LOG_FILES, META, REPORT, SESSIONS
+from nettrail.format import DEFAULT_PROBES, LOG_FILES, META, REPORT, SESSIONS
 from helpers import ROOT, HostPair, as_host, read_jsonl
 from test_security import as_nobody
 
@@ -143,7 +143,7 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: 
     for host in HOSTS:
         local = run_dir / host
         assert sorted(p.name for p in local.iterdir()) == sorted(
-            [META, REPORT, *LOG_FILES.values()])
+            [META, REPORT, *(LOG_FILES[p] for p in DEFAULT_PROBES)])
         assert local.stat().st_mode & 0o077 == 0
         metas[host] = json.loads((local / META).read_text())
         assert summaries[host]["directory"] == str(targets / host / "capture")

@@ -1,6 +1,6 @@
 """Why it was slow, against the real kernel: a listener whose accept queue
-overflows, a lossy path, a receiver that stops reading and SYNs that are
-dropped, each in network namespaces of its own so that the namespace's own
+overflows, a lossy path, a receiver that stops reading, SYNs that are
+dropped and a server slow to answer, each in network namespaces of its own so that the namespace's own
 TCP counters (nstat) are the oracle for what nettrail attributes to its
 connections; times are checked against the cases' own clocks
 (tests/tools/slowcase.py) and ss -ti."""
@@ -10,16 +10,25 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from nettrail.capture.libbpf import BTF_KIND_STRUCT, KernelBtf
-from nettrail.format import BANDWIDTH, SESSIONS
+from nettrail.format import BANDWIDTH, LOGS, SESSIONS
+from nettrail.report.aggregate import aggregate
+from nettrail.report.build import write_report
+from nettrail.report.findings import SERVER_ROUND_TRIPS
+from nettrail.report.reader import open_capture
+from nettrail.report.render import say
+from test_schema import validator
+import helpers
 from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
                      line, nft_loss_rules, require_bpf)
 
@@ -34,6 +43,8 @@ STALL_MS = 300  # the sender waits on the window at least this long (ss -ti)
 WAIT_S = 60  # readiness polls give up after this
 TIMER_SLACK = 0.9  # timers fire up to a tick early; emulated kernels (TCG) drift more
 SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
+SLOW_MS, SLOW_REQUESTS = 300, 4  # the slow server's wait before each answer
+LISTENERS = LOGS["listeners"].file
 COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
             "TcpExtListenDrops", "TcpExtTCPTimeouts")
 NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
@@ -45,11 +56,8 @@ def case(tool: str, *args: str, ns: NetNs) -> subprocess.Popen:
 
 
 def nstat(ns: NetNs) -> dict[str, int]:
-    """The namespace's TCP counters, absolute (nstat -a; -s keeps no history)."""
-    out = subprocess.run(ns.exec_args("nstat", "-asz", *COUNTERS), capture_output=True,
-                         text=True, check=True).stdout
-    return {name: int(value) for name, value, *_ in
-            (ln.split() for ln in out.splitlines() if ln and not ln.startswith("#"))}
+    """The namespace's TCP counters."""
+    return helpers.nstat(ns, *COUNTERS)
 
 
 def wait_until(what: str, ready) -> object:
@@ -86,6 +94,7 @@ class Scenario:
     connect_s: dict[int, float] = field(default_factory=dict)
     server_address: str = ""
     ss_rwnd_ms: int = 0
+    slow_s: list[float] = field(default_factory=list)
     returncode: int = 0
     stderr: str = ""
 
@@ -100,7 +109,8 @@ def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
     over a veth pair; the others on their own loopback)."""
     require_bpf()
     tag = os.getpid()
-    ns = {name: NetNs(f"nt-{name}-{tag}") for name in ("cli", "srv", "loss", "stall", "hole")}
+    ns = {name: NetNs(f"nt-{name}-{tag}")
+          for name in ("cli", "srv", "loss", "stall", "hole", "slow")}
     try:
         for n in ns.values():
             n.create(resolv="nameserver 127.0.0.1\n")
@@ -122,7 +132,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
              namespaces: tuple[dict[str, NetNs], str]) -> Iterator[Scenario]:
     ns, server_address = namespaces
     s = Scenario(CaptureRun(tmp_path_factory.mktemp("slow") / "capture", str(INTERVAL_S),
-                            str(COUNT), "--probes", "bandwidth,sessions"), ns,
+                            str(COUNT), "--probes", "bandwidth,sessions,listeners"), ns,
                  server_address=server_address)
     s.inode = {name: os.stat(f"/run/netns/{n.name}").st_ino for name, n in ns.items()}
     before = {name: nstat(n) for name, n in ns.items()}
@@ -147,7 +157,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
             "TcpExtListenOverflows"] > before["srv"]["TcpExtListenOverflows"])
         go(server, str(CROWD_CLIENTS))
         s.connect_s = {int(port): took for port, took in json.loads(line(crowd)).items()}
-        s.outputs["crowd"], s.outputs["crowd_server"] = finish(crowd), finish(server)
+        s.outputs["crowd"] = finish(crowd)
+        assert line(server) == "read"
+        # every handshake is done: a pass after this reads the listener's last drops
+        done = s.run.meta()["intervals_done"]
+        wait_until("an interval pass", lambda: s.run.meta()["intervals_done"] >= done + 2)
+        go(server)
+        s.outputs["crowd_server"] = finish(server)
 
         sink = case("tcpcase.py", "sink", "--port", str(LOSSY_PORT), ns=ns["loss"])
         started.append(sink)
@@ -171,6 +187,16 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
         s.outputs["stall"], s.outputs["stall_client"] = finish(stall_server), finish(
             stall_client)
         s.outputs["hole"] = finish(hole)
+
+        slow_server = case("slowcase.py", "slow-server", "--delay-ms", str(SLOW_MS),
+                           "--requests", str(SLOW_REQUESTS), ns=ns["slow"])
+        started.append(slow_server)
+        s.ports["slow"] = int(line(slow_server))
+        slow_client = case("slowcase.py", "slow-client", "--port", str(s.ports["slow"]),
+                           "--requests", str(SLOW_REQUESTS), ns=ns["slow"])
+        started.append(slow_client)
+        s.slow_s = json.loads(line(slow_client))
+        s.outputs["slow"], s.outputs["slow_client"] = finish(slow_server), finish(slow_client)
 
         s.run.interrupt()
         s.returncode, _, s.stderr = s.run.finish()
@@ -276,3 +302,87 @@ def test_dropped_syns_retried_then_timed_out(scenario: Scenario) -> None:
     # given up once the time SYN_RETRIES timeouts take had passed, inside the call
     assert TIMER_SLACK * syn_timer_s(SYN_RETRIES + 1) * 1e6 <= r["connect_us"] <= took_s * 1e6
     assert r["srtt_us"] in (0, None) and r["min_rtt_us"] is None
+
+
+def test_crowded_listener_drops_are_the_namespaces_listen_drops(scenario: Scenario) -> None:
+    s = scenario
+    rows = s.rows(LISTENERS, "srv", lport=s.ports["crowd"])
+    assert rows, s.run.records(LISTENERS)
+    # the namespace's only listener: every drop ListenDrops counted there is
+    # its; an ACK dropped for the full queue is counted twice on the socket
+    # (once with ListenDrops, once as the segment's discard), and every such
+    # ACK is an overflow
+    drops, delta = sum(r["listen_drops"] for r in rows), s.delta["srv"]
+    assert 0 < delta["TcpExtListenDrops"] <= drops <= (delta["TcpExtListenDrops"]
+                                                       + delta["TcpExtListenOverflows"])
+    assert {r["accept_limit_conns"] for r in rows} == {BACKLOG}
+    # full is one over the limit (sk_acceptq_is_full); a reading may catch it
+    assert all(r["accept_queue_conns"] <= BACKLOG + 1 for r in rows)
+    assert {r["laddr"] for r in rows} == {"0.0.0.0"} and len({r["ino"] for r in rows}) == 1
+    # as documented and published: every field, in order, each line valid
+    check = validator(s.run.meta()["format"], LISTENERS)
+    for r in s.run.records(LISTENERS):
+        assert tuple(r) == LOGS["listeners"].field_names
+        check.validate(r)
+
+
+def own_capture(s: Scenario) -> Path:
+    """The capture with only the scenario's namespaces' lines: the host is
+    shared, and other tests' listeners and paths would compete for the page."""
+    ours = set(s.inode.values())
+    target = s.run.directory.parent / "own"
+    if not target.exists():
+        target.mkdir(mode=0o700)
+        shutil.copy(s.run.directory / "meta.json", target)
+        for log in LOGS.values():
+            if not (s.run.directory / log.file).exists():  # an opt-in probe, not asked for
+                continue
+            kept = [json.dumps(r) for r in s.run.records(log.file) if r.get("netns") in ours]
+            (target / log.file).write_text("".join(line + "\n" for line in kept))
+    return target
+
+
+def findings_of(s: Scenario) -> dict[str, object]:
+    return {f.cause: f for f in aggregate([open_capture(own_capture(s))]).findings}
+
+
+def test_each_cause_stands_out_with_its_numbers(scenario: Scenario) -> None:
+    s = scenario
+    found = findings_of(s)
+    overflow = found["accept_queue_overflow"].values
+    assert overflow["listen_drops"] == sum(
+        r["listen_drops"] for r in s.rows(LISTENERS, "srv", lport=s.ports["crowd"]))
+    assert overflow["limit"] == BACKLOG and overflow["netns"] == s.inode["srv"]
+    assert overflow["sessions"] == CROWD_CLIENTS
+    assert overflow["syn_retrans_segs"] == (s.delta["cli"]["TcpExtTCPSynRetrans"]
+                                            + s.delta["srv"]["TcpExtTCPSynRetrans"])
+    port = s.ports["crowd"]
+    waits = [r["connect_us"] for r in s.rows(SESSIONS, "cli", rport=port)
+             + s.rows(SESSIONS, "srv", lport=port)]
+    assert overflow["slowest_us"] == max(waits)
+    lossy = found["lossy_path"].values
+    client = s.rows(BANDWIDTH, "loss", rport=LOSSY_PORT)
+    assert lossy["remote"] == f"127.0.0.1:{LOSSY_PORT}"
+    assert lossy["resent_segs"] == sum(r["retrans_segs"] for r in client) > 0
+    assert lossy["sent_segs"] == sum(r["sent_segs"] for r in client)
+    # every payload segment once at least (MSS under the 1500-byte MTU), and the resends
+    assert lossy["sent_segs"] >= LOSSY_BYTES // 1448 + lossy["resent_segs"]
+    slow = found["slow_server"].values
+    assert slow["remote"] == f"127.0.0.1:{s.ports['slow']}"
+    assert slow["sessions"] == SLOW_REQUESTS
+    # each session held the server's wait, inside the client's own time for it
+    assert TIMER_SLACK * SLOW_MS <= slow["p50_ms"] <= sorted(s.slow_s)[1] * 1000 + 1
+    assert slow["max_ms"] <= max(s.slow_s) * 1000 + 1
+    assert slow["rtt_us"] * SERVER_ROUND_TRIPS < slow["p50_ms"] * 1000
+
+
+def test_the_page_names_each_cause_under_what_stands_out(scenario: Scenario) -> None:
+    s = scenario
+    found = findings_of(s)
+    page = write_report(own_capture(s)).read_text()
+    standout = page[page.index('id="standout"'):page.index('id="timeline"')]
+    for cause in ("accept_queue_overflow", "lossy_path", "slow_server"):
+        assert say(found[cause]) in standout, cause
+    assert f"{found['accept_queue_overflow'].values['listen_drops']:,} handshake drops" \
+        in standout
+    assert "the server is slow" in standout and "a lossy path" in standout

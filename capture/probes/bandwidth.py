@@ -30,6 +30,7 @@ class TcpStats(NamedTuple):
     retrans_segs: int
     lost_segs: int
     rto_count: int
+    sent_segs: int = 0
 
     def then(self, later: TcpStats) -> TcpStats:
         """Two parts of one interval: counts summed, the later rate kept."""
@@ -38,7 +39,8 @@ class TcpStats(NamedTuple):
                         self.sndbuf_limited_us + later.sndbuf_limited_us,
                         later.delivery_bytes_per_s or self.delivery_bytes_per_s,
                         self.retrans_segs + later.retrans_segs,
-                        self.lost_segs + later.lost_segs, self.rto_count + later.rto_count)
+                        self.lost_segs + later.lost_segs, self.rto_count + later.rto_count,
+                        self.sent_segs + later.sent_segs)
 
     def fields(self) -> dict:
         """As the record's fields: what the kernel does not tell is null."""
@@ -48,7 +50,8 @@ class TcpStats(NamedTuple):
                 "sndbuf_limited_us": self.sndbuf_limited_us if chrono else None,
                 "retrans_segs": self.retrans_segs, "lost_segs": self.lost_segs,
                 "rto_timeouts": self.rto_count if rto else None,
-                "delivery_bytes_per_s": self.delivery_bytes_per_s or None}
+                "delivery_bytes_per_s": self.delivery_bytes_per_s or None,
+                "sent_segs": self.sent_segs}
 
 
 NO_STATS = TcpStats(0, 0, 0, 0, 0, 0, 0, 0)
@@ -84,11 +87,11 @@ def _conn(key: tuple, val: tuple) -> Conn:
     """A Conn from struct conn_key's and struct conn_val's fields."""
     laddr, raddr, pid, netns, lport, rport, family, _pad = key
     (rx, tx, retrans, cgroup_id, srtt_us, nspid, side, flags, _pad, comm, busy_us, rwnd_us,
-     sndbuf_us, rate, retrans_segs, lost_segs, rto_count, _pad2) = val
+     sndbuf_us, rate, retrans_segs, lost_segs, rto_count, segs_out) = val
     return Conn(pid, text(comm), netns, family, address(family, laddr), lport,
                 address(family, raddr), rport, side, rx, tx, retrans, srtt_us, cgroup_id, nspid,
                 TcpStats(flags, busy_us, rwnd_us, sndbuf_us, rate, retrans_segs, lost_segs,
-                         rto_count))
+                         rto_count, segs_out))
 
 
 KEY_FIELDS = 8  # struct conn_key's, first in struct conn_row

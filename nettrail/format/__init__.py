@@ -31,6 +31,8 @@ def _logs() -> dict[str, Log]:
 
 LOGS = _logs()
 PROBES = tuple(LOGS)
+# what a capture runs unless told: the probes cheap enough to be always on
+DEFAULT_PROBES = tuple(probe for probe, log in LOGS.items() if not log.opt_in)
 LOG_FILES = {probe: log.file for probe, log in LOGS.items()}
 # Opt-in parts of a probe, named in --probes like a probe: option: its probe
 PROBE_OPTIONS = {"wire": "dns"}
@@ -45,6 +47,6 @@ REPORT = "report.html"
 MAX_INTERVAL_S = bandwidth.MAX_INTERVAL_S
 MAX_COUNT = meta.MAX_COUNT
 
-__all__ = ["BANDWIDTH", "DNS", "FORMAT", "FORMAT_V1", "LOGS", "LOG_FILES", "MAX_COUNT",
+__all__ = ["BANDWIDTH", "DEFAULT_PROBES", "DNS", "FORMAT", "FORMAT_V1", "LOGS", "LOG_FILES", "MAX_COUNT",
            "MAX_INTERVAL_S", "META", "PROBES", "PROBE_OPTIONS", "READABLE_FORMATS", "REPORT",
            "SESSIONS", "SIDES"]

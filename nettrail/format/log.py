@@ -98,6 +98,10 @@ class Log:
     doc_rows: tuple[tuple[str, str], ...] = ()  # what shared fields mean in this log
     # its summary log: what the capture writes past a per-interval line budget
     summary: Log | None = None
+    opt_in: bool = False       # runs only when asked for (`--probes +NAME`)
+    # added within /2: captures made before it have no such file, and their
+    # meta.json does not name its probe
+    added_within: bool = False
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -68,8 +68,11 @@ def _names(probes: tuple[str, ...]) -> dict:
     return {"type": "object", "required": list(probes)}
 
 
-def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Field, ...]:
-    """meta.json's fields, for a format with these probes."""
+def fields(probes: tuple[str, ...], probe_options: tuple[str, ...],
+           required: tuple[str, ...] | None = None) -> tuple[Field, ...]:
+    """meta.json's fields, for a format with these probes (`required`: those
+    every capture of it names, default all)."""
+    required = probes if required is None else required
     status_schema = object_schema((text("status", "", vocabulary=PROBE_STATUSES),
                                    text("hook", "", nullable=True),
                                    text("error", "", nullable=True)))
@@ -112,12 +115,12 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
               "chosen at load time, best first), `error` (why it failed, or a problem it had "
               "while running), and what the probe adds of its own (below)",
               decoded_as=dict[str, ProbeStatus],
-              schema={**_names(probes), "additionalProperties": status_schema}),
+              schema={**_names(required), "additionalProperties": status_schema}),
         Field("lost_events", dict, "per probe: events the kernel side could not hand over "
               "(ring buffer full), could not track (map or socket storage full), or did not "
               "see (the probe's programs' `recursion_misses`). `0` means nothing was dropped",
               decoded_as=dict[str, Annotated[int, Meta(ge=0)]],
-              schema={**_names(probes),
+              schema={**_names(required),
                       "additionalProperties": {"type": "integer", "minimum": 0}}),
         Field("lost_events_by_cause", dict, "the same per probe and cause: `ringbuf_full`, "
               "`map_full`, `recursion_misses` (dns: its wire part added in). Captures made "
@@ -146,10 +149,10 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...]) -> tuple[Fie
     )
 
 
-def schema_fields(fmt_v1: bool, probes: tuple[str, ...],
-                  probe_options: tuple[str, ...]) -> tuple[Field, ...]:
+def schema_fields(fmt_v1: bool, probes: tuple[str, ...], probe_options: tuple[str, ...],
+                  required: tuple[str, ...] | None = None) -> tuple[Field, ...]:
     """/1 had no `summary` and no line budgets."""
-    return tuple(f for f in fields(probes, probe_options)
+    return tuple(f for f in fields(probes, probe_options, required)
                  if not (fmt_v1 and f.name in ("summary", "line_budgets")))
 
 

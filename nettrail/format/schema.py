@@ -40,7 +40,9 @@ def log_schema(fmt: str, probe: str, summary: bool = False) -> dict:
 
 
 def meta_schema(fmt: str) -> dict:
-    fields = meta.schema_fields(fmt == FORMAT_V1, PROBES, tuple(PROBE_OPTIONS))
+    older = tuple(p for p in PROBES if not LOGS[p].added_within)
+    fields = meta.schema_fields(fmt == FORMAT_V1, older if fmt == FORMAT_V1 else PROBES,
+                                tuple(PROBE_OPTIONS), older)
     schema = _object(fields)
     schema["properties"]["format"] = {"const": fmt}
     return {"$schema": DIALECT, "title": f"{fmt} {META}",
@@ -55,6 +57,8 @@ def schema_files() -> dict[str, dict]:
         folder = fmt.replace("/", "-")
         files[f"{folder}/{Path(META).stem}.schema.json"] = meta_schema(fmt)
         for probe, log in LOGS.items():
+            if fmt == FORMAT_V1 and log.added_within:
+                continue
             files[f"{folder}/{Path(log.file).stem}.schema.json"] = log_schema(fmt, probe)
             if log.summary and fmt == FORMAT:  # /1 had no summary logs
                 files[f"{folder}/{Path(log.summary.file).stem}.schema.json"] = log_schema(

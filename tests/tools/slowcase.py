@@ -6,7 +6,8 @@ around the system calls, as an oracle independent of nettrail.
   crowd-server --backlog B      listen(B) on all addresses; print the port,
                                 wait for a line, then accept C (the first
                                 line's number), read each to EOF and close;
-                                print "done"
+                                print "read", wait for a line, close the
+                                listener; print "done"
   crowd --host H --port P --clients C
                                 C threads connect at once; once all are
                                 connected print one JSON object: local port ->
@@ -19,6 +20,13 @@ around the system calls, as an oracle independent of nettrail.
                                 shut down, read to EOF; "done"
   syn-timeout --host H --port P connect with one SYN retry (TCP_SYNCNT 1) to a
                                 port whose SYNs are dropped: "timed out SECONDS"
+  slow-server --delay-ms D --requests N
+                                listen on loopback, print the port; N times:
+                                accept, read a request, sleep D ms, answer and
+                                close; print "done"
+  slow-client --port P --requests N
+                                N requests one after another, a connection
+                                each; print one JSON list: seconds each took
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ def crowd_server(args: argparse.Namespace) -> None:
         for conn in conns:
             with conn:
                 read_to_eof(conn)
+        # the listener stays until told: its last drops are read while it exists
+        say("read")
+        wait_for_go()
     say("done")
 
 
@@ -107,6 +118,34 @@ def syn_timeout(args: argparse.Namespace) -> None:
             say(f"timed out {time.monotonic() - start:.6f}")
 
 
+REQUEST, ANSWER = b"GET\n", b"OK\n"
+
+
+def slow_server(args: argparse.Namespace) -> None:
+    with socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        say(str(lsock.getsockname()[1]))
+        for _ in range(args.requests):
+            conn, _ = lsock.accept()
+            with conn:
+                conn.recv(len(REQUEST))
+                time.sleep(args.delay_ms / 1000)
+                conn.sendall(ANSWER)
+    say("done")
+
+
+def slow_client(args: argparse.Namespace) -> None:
+    took = []
+    for _ in range(args.requests):
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", args.port)) as conn:
+            conn.sendall(REQUEST)
+            read_to_eof(conn)
+        took.append(time.monotonic() - start)
+    say(json.dumps(took))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="case", required=True)
@@ -124,9 +163,16 @@ def main() -> None:
     s = sub.add_parser("syn-timeout")
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
+    s = sub.add_parser("slow-server")
+    s.add_argument("--delay-ms", type=int, required=True)
+    s.add_argument("--requests", type=int, required=True)
+    s = sub.add_parser("slow-client")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--requests", type=int, required=True)
     args = p.parse_args()
     {"crowd-server": crowd_server, "crowd": crowd, "stall-server": stall_server,
-     "stall-client": stall_client, "syn-timeout": syn_timeout}[args.case](args)
+     "stall-client": stall_client, "syn-timeout": syn_timeout, "slow-server": slow_server,
+     "slow-client": slow_client}[args.case](args)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ FIELDS = (
           "the kernel does not count them (before 6.7)", nullable=True, required=False),
     count("delivery_bytes_per_s", "TCP's last delivery-rate sample when read (tcp_info's "
           "`delivery_rate`), bytes/s; `null` if none", nullable=True, required=False),
+    count("sent_segs", "segments sent in the interval, retransmissions included (tcp_info's "
+          "`segs_out`): `retrans_segs / sent_segs` is the share resent; `null` in captures made "
+          "before it was added", nullable=True, required=False),
 )
 
 V1_FIELDS = (*pick(FIELDS, "ts interval"), *pick(FIELDS, "pid", nullable=False),
