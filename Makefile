@@ -16,10 +16,10 @@ PYTHON ?= python3
 VENV := .venv
 # What a capture needs (building the wheel: clang, bpftool; running it: libbpf),
 # and what only the tests use (a browser, namespaces and firewalls, other
-# libcs and resolvers, a terminal multiplexer, man)
+# libcs and resolvers, a terminal multiplexer, man, a UDP sender)
 CAPTURE_PACKAGES := clang llvm libbpf-dev bpftool
 TEST_PACKAGES := iproute2 util-linux chromium nftables musl-tools golang-go bind9-dnsutils \
-	tmux man-db
+	tmux man-db iperf3
 # Debian packages not yet installed, installed
 install_missing = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
