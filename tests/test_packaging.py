@@ -139,10 +139,12 @@ def test_unit_is_hardened_and_valid(tmp_path: Path) -> None:
 
 
 # Packages only the tests use (a browser, firewalls, other libcs and
-# resolvers, namespaces, a terminal multiplexer, man): written out here, apart
-# from the Makefile's own lists, so that moving one into the capture's is seen
+# resolvers, namespaces, a terminal multiplexer, man, a UDP sender): written out
+# here, apart from the Makefile's own lists, so that moving one into the
+# capture's is seen
 TEST_ONLY_PACKAGES = {"chromium", "golang-go", "musl-tools", "nftables", "bind9-dnsutils",
-                      "iproute2", "tmux", "man-db", "playwright", "pytest", "ansible-core"}
+                      "iproute2", "tmux", "man-db", "iperf3", "playwright", "pytest",
+                      "ansible-core"}
 
 
 def test_make_capture_installs_no_test_only_package() -> None:
