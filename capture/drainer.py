@@ -74,10 +74,7 @@ class Drainer:
     queue is bounded (MAX_QUEUED_BYTES): past that, the rings keep their
     events, and what they cannot keep is counted where it is dropped."""
 
-    def __init__(self, poll_ms: int = DRAIN_MS, max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
-        self.poll_ms = poll_ms
-        self.max_queued_bytes = max_queued_bytes
-        self.held_back = 0  # polls skipped because the queue was full
+    def __init__(self) -> None:
         self._rings: list[Ring] = []
         self._queue: collections.deque[tuple[Callable[[bytes], None], bytes]] = (
             collections.deque())
@@ -94,16 +91,13 @@ class Drainer:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_ms / 1000):
+        while not self._stop.wait(DRAIN_MS / 1000):
             self._pull(bounded=True)
 
     def _pull(self, bounded: bool) -> None:
         with self._lock:
-            if bounded and self._queued_bytes >= self.max_queued_bytes:
-                self.held_back += 1
-                return
             for ring in self._rings:
-                while (not bounded or self._queued_bytes < self.max_queued_bytes) and (
+                while (not bounded or self._queued_bytes < MAX_QUEUED_BYTES) and (
                         blob := ring.read()):
                     self._queue.append((ring.on_batch, blob))
                     self._queued_bytes += len(blob)

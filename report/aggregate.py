@@ -100,7 +100,8 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
                "not in dns.jsonl: they are not counted as lookups")
     if data.listeners.not_kept:
         yield (f"more listening sockets than the report keeps ({KEEP_LISTENERS:,}): "
-               f"{data.listeners.not_kept:,} left out of the accept-queue findings")
+               f"{data.listeners.not_kept:,} lines of the others left out of the accept-queue "
+               "findings")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 

@@ -25,6 +25,7 @@ words it. How each kind of change is judged (docs/report.md, "What changed"):
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -82,9 +83,7 @@ class Changes:
 
 
 def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return (ordered[n // 2] + ordered[(n - 1) // 2]) / 2 if n else 0.0
+    return statistics.median(values) if values else 0.0
 
 
 def robust_z(base: list[float], current: float, floor: float) -> tuple[float, float]:

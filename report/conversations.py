@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from nettrail.format import is_loopback
 from nettrail.report.bounded import HeavyHitters
 
 MATCH_SKEW_S = 1.0          # the hosts' clocks may differ this much (NTP does better)
@@ -129,10 +130,6 @@ def plain_address(text: str) -> str:
     return text[len(_V4_MAPPED):] if text.startswith(_V4_MAPPED) else text
 
 
-def _loopback(address: str) -> bool:
-    return address.startswith("127.") or address == "::1"
-
-
 def by_time(logs: Iterable[Iterator[tuple[str | None, Any]]]
             ) -> Iterator[tuple[str | None, Any]]:
     """(host, record) of every host's log at once, merged by `ts`: each log is
@@ -187,7 +184,7 @@ class Matcher:
         (not on loopback)."""
         self.sessions += 1
         laddr, raddr = plain_address(r.laddr), plain_address(r.raddr)
-        if _loopback(laddr) or _loopback(raddr):
+        if is_loopback(laddr) or is_loopback(raddr):
             return
         end = self.make_end(host, r)
         there = (raddr, r.rport, laddr, r.lport)

@@ -37,13 +37,13 @@ class Listener:
 @dataclass
 class Listeners:
     rows: list[Listener]
-    not_kept: int = 0    # listeners beyond KEEP_LISTENERS (their lines not summed)
+    not_kept: int = 0    # lines of listeners beyond KEEP_LISTENERS (not summed)
 
 
 def aggregate_listeners(streams: Streams) -> Listeners:
     """One row per (host, netns, socket), most drops first."""
     by_socket: dict[tuple, Listener] = {}
-    not_kept: set[tuple] = set()
+    not_kept = 0  # a count, not the keys: the keys are the unbounded part
     for host, headline, blocks in streams:
         for block in blocks:
             headline.add("listeners", block)
@@ -52,14 +52,14 @@ def aggregate_listeners(streams: Streams) -> Listeners:
                 row = by_socket.get(key)
                 if row is None:
                     if len(by_socket) >= KEEP_LISTENERS:
-                        not_kept.add(key)
+                        not_kept += 1
                         continue
                     row = by_socket[key] = Listener(
                         host, process_label(r.pid, r.comm), r.netns,
                         printable(endpoint(r.laddr, r.lport)), r.lport)
                 _count(row, r)
     rows = sorted(by_socket.values(), key=lambda x: (-x.listen_drops, -x.max_queue_conns))
-    return Listeners(rows, len(not_kept))
+    return Listeners(rows, not_kept)
 
 
 def _count(row: Listener, r: Any) -> None:

@@ -6,12 +6,12 @@ log is summed: as exact as they are."""
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nettrail.format import is_loopback
 from nettrail.format.logs.sessions import FAILED_ENDS
 from nettrail.report.conversations import plain_address
 from nettrail.report.labels import qualified
@@ -104,15 +104,6 @@ def address_of(remote: str) -> str:
     return remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
 
 
-def is_loopback(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
-
-
 Local = Callable[[str | None, str], bool]
 
 
@@ -127,7 +118,7 @@ def who(tally: Tally, own: set[tuple[str | None, str]]) -> Who:
     for p in programs:
         p.destinations = moved.get((p.host, p.command), Counter()).most_common(
             NAMED_DESTINATIONS)
-    return Who(programs, count, destinations, _volume(tally, local))
+    return Who(programs, count, destinations, _volume(destinations))
 
 
 def _programs(tally: Tally) -> tuple[list[Program], int]:
@@ -178,12 +169,13 @@ def _destinations(tally: Tally, moved: dict[tuple, Counter], local: Local
     return sorted(found.values(), key=lambda d: (-d.sessions, -(d.rx_bytes + d.tx_bytes)))
 
 
-def _volume(tally: Tally, local: Local) -> Volume:
+def _volume(destinations: list[Destination]) -> Volume:
+    """Bytes to the network, and within the host (seen at both ends: sent, once)."""
     v = Volume()
-    for (host, _process, _group, _side, remote, _port), s in tally.groups.top():  # type: ignore[misc]
-        if local(host, remote):
-            v.local_bytes += s.tx_bytes
+    for d in destinations:
+        if d.local:
+            v.local_bytes += d.tx_bytes
         else:
-            v.network_rx_bytes += s.rx_bytes
-            v.network_tx_bytes += s.tx_bytes
+            v.network_rx_bytes += d.rx_bytes
+            v.network_tx_bytes += d.tx_bytes
     return v

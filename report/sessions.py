@@ -165,7 +165,8 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     proc.sessions += 1
     proc.failed_sessions += failed
     # a server was running before it accepted (it listened first): never "new"
-    proc.before_window |= opened_at is None or side_of(r)[0] == "server"
+    if not proc.before_window:
+        proc.before_window = opened_at is None or side_of(r)[0] == "server"
     _count_session(tally.group(host, r, opened_at), r, opened_at)
     _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
     if failed or r.retrans_segs or (r.srtt_us or 0) >= HIGH_RTT_US:  # Session.problems

@@ -43,13 +43,15 @@ class Snapshot:
     def offer(self, host: str | None, block: list[Any], number_of: Callable[[Any], int]
               ) -> None:
         """One block of bandwidth lines: the busiest of each interval kept."""
-        heaps = self.heaps
+        heaps, last, heap = self.heaps, None, []
         for r in block:
             moved = r.rx_bytes + r.tx_bytes
             if not moved:
                 continue
             self.row_count += 1
-            heap = heaps.setdefault((host, number_of(r)), [])
+            number = number_of(r)
+            if number != last:  # a block holds runs of one interval: one lookup a run
+                heap, last = heaps.setdefault((host, number), []), number
             if len(heap) < PER_INTERVAL:
                 heapq.heappush(heap, (moved, next(self.order), _row(host, r)))
             elif moved > heap[0][0]:

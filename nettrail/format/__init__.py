@@ -13,7 +13,7 @@ import importlib
 import pkgutil
 
 from nettrail.format import logs, meta
-from nettrail.format.log import SIDES, Log
+from nettrail.format.log import SIDES, Log, is_loopback
 from nettrail.format.logs import bandwidth
 
 FORMAT = "nettrail-capture/2"
@@ -49,4 +49,4 @@ MAX_COUNT = meta.MAX_COUNT
 
 __all__ = ["BANDWIDTH", "DEFAULT_PROBES", "DNS", "FORMAT", "FORMAT_V1", "LOGS", "LOG_FILES", "MAX_COUNT",
            "MAX_INTERVAL_S", "META", "PROBES", "PROBE_OPTIONS", "READABLE_FORMATS", "REPORT",
-           "SESSIONS", "SIDES"]
+           "SESSIONS", "SIDES", "is_loopback"]

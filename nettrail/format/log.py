@@ -51,6 +51,12 @@ IDENTITY = (
 
 SIDES = ("client", "server")
 
+
+def is_loopback(address: str) -> bool:
+    """An address as the logs write it (`laddr`, `raddr`) that never leaves
+    its host: 127/8, ::1, and 127/8 as a dual-stack socket sees it."""
+    return address.startswith(("127.", "::ffff:127.")) or address == "::1"
+
 # One TCP connection: its network namespace, endpoints, and which side this
 # host's socket is.
 CONNECTION = (

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from nettrail.format.fields import MAX_COUNTER, MAX_TS, Field, count, number, text
-from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, pick, timestamp
+from nettrail.format.log import CONNECTION, IDENTITY, Log, is_loopback, kind, pick, timestamp
 
 STATES = ("closed", "open")
 ENDS = ("normal", "reset", "refused", "timeout")
@@ -69,7 +69,7 @@ DOC_ROWS = (("`pid`, `comm` …", "the process that owns the socket: the one tha
 def seen_from_both_ends(side: str | None, raddr: str) -> bool:
     """A server's session with a loopback client: the client's own session is
     in the same log, so a failure of theirs is counted once, at the client."""
-    return side == "server" and (raddr.startswith(("127.", "::ffff:127.")) or raddr == "::1")
+    return side == "server" and is_loopback(raddr)
 
 
 def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
