@@ -132,19 +132,19 @@ static __always_inline void emit_pending(struct session_event *p, const struct s
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* Its record waits for an owner (see pending). */
-static __always_inline void defer_closed(struct sock *sk, struct sock_state *s, int oldstate)
+/* Its record waits for an owner (see pending); false when there is no room
+ * (the map is filled by sockets nobody holds any more): written now instead */
+static __always_inline bool defer_closed(struct sock *sk, struct sock_state *s, int oldstate)
 {
 	__u64 key = (__u64)sk;
 	struct session_event e = {};
 
 	fill_event(&e, sk, s, SESSION_CLOSED);
 	e.end = session_end(oldstate, sk->sk_err);
-	if (bpf_map_update_elem(&pending, &key, &e, BPF_ANY)) {
-		stat_inc(STAT_MAP_FULL);
-		return;
-	}
+	if (bpf_map_update_elem(&pending, &key, &e, BPF_ANY))
+		return false;
 	s->pending = 1;
+	return true;
 }
 
 static __always_inline void emit_closed(struct sock *sk, const struct sock_state *s,
@@ -172,10 +172,11 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE)
 		return 0;
-	if (s && !s->pid && still_held(sk))
-		defer_closed(sk, s, oldstate);
-	else  // no state: opened before the window and never seen held by a process
-		emit_closed(sk, s ? s : &unknown, oldstate);
+	if (s && !s->pid && still_held(sk) && defer_closed(sk, s, oldstate))
+		return 0;
+	// no state (opened before the window, never seen held), or no room to
+	// wait: the record now, its owner unknown
+	emit_closed(sk, s ? s : &unknown, oldstate);
 	return 0;
 }
 

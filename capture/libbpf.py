@@ -211,6 +211,11 @@ def _check_rc(rc: int, what: str) -> None:
         raise ProbeError(f"{what}: {strerror(rc)}")
 
 
+# One iterator pass holds at most this much: a user who holds a socket in
+# many file descriptors makes a row per descriptor
+MAX_PASS_BYTES = 64 << 20
+
+
 class BpfObject:
     """One opened BPF object file, its programs, maps and links."""
 
@@ -220,6 +225,7 @@ class BpfObject:
                                f"open {os.path.basename(path)}")
         self._links: list[int] = []
         self._link_fds: list[int] = []  # links made without libbpf
+        self.rows_cut = 0  # iterator rows past MAX_PASS_BYTES (read_iter)
 
     def struct_layout(self, name: str) -> dict[str, tuple[int, int]] | None:
         """A struct as this object's BTF has it: (offset, size) in bytes per
@@ -330,9 +336,11 @@ class BpfObject:
             raise ProbeError(f"uprobe_multi in {binary}: {os.strerror(ctypes.get_errno())}")
         self._link_fds.append(fd)
 
-    def read_iter(self, program: str, over_map: str | None = None) -> bytes:
-        """Run a BPF iterator program once and return what it wrote; `over_map`
-        names the map a map-element iterator walks."""
+    def read_iter(self, program: str, over_map: str | None = None, row_bytes: int = 1) -> bytes:
+        """Run a BPF iterator program once and return what it wrote, up to
+        MAX_PASS_BYTES of whole `row_bytes` rows; the rows past that are read
+        and counted (`rows_cut`), not kept. `over_map` names the map a
+        map-element iterator walks."""
         opts = None
         if over_map:
             link_info = (c_uint32 * 4)(self.map_fd(over_map))  # union bpf_iter_link_info
@@ -345,7 +353,10 @@ class BpfObject:
             fd = lib().bpf_iter_create(lib().bpf_link__fd(link))
             _check_rc(fd, f"run {program}")
             with os.fdopen(fd, "rb") as f:
-                return f.read()
+                rows = f.read(MAX_PASS_BYTES - MAX_PASS_BYTES % row_bytes)
+                cut = sum(map(len, iter(lambda: f.read(1 << 20), b"")))
+            self.rows_cut += cut // row_bytes
+            return rows
         finally:
             lib().bpf_link__destroy(link)
 

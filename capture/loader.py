@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import (MAX_PIDS, STAT_MAP_FULL, STAT_MAX, STAT_RINGBUF_FULL,
                                      RecordContext)
 from nettrail.capture.libbpf import BpfObject, map_lookup
@@ -156,6 +157,7 @@ class Probe:
         self.status = ProbeStatus()
         self.obj: BpfObject | None = None
         self.hooks: HookSet | None = None
+        self._interval_start_ns = boot_ns()
 
     def streams(self) -> list[tuple[str, Callable[[bytes], list[dict]]]]:
         """Ring buffers to poll while running: map name and the decoder of its
@@ -165,6 +167,14 @@ class Probe:
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         """Records at the end of an interval (`last`: the window's end)."""
         return []
+
+    def interval_end(self) -> tuple[float, float]:
+        """(ts, length_s) of the interval that ends now; the next starts now
+        (the first one at start())."""
+        now_ns = boot_ns()
+        length_s = round((now_ns - self._interval_start_ns) / 1e9, 6)
+        self._interval_start_ns = now_ns
+        return self.ctx.clock.unix(now_ns), length_s
 
     def final_records(self) -> Iterable[dict]:
         """Records only known when the window ends (still open, still pending)."""
@@ -196,16 +206,19 @@ class Probe:
             return
         self.hooks = hooks
         self.status = ProbeStatus("ok", hook=hooks.name, detail=self.status.detail)
+        self._interval_start_ns = boot_ns()
 
     @property
     def running(self) -> bool:
         return self.obj is not None
 
     def lost_events(self) -> dict[str, int]:
-        """By cause: dropped (read_stats), or not seen (recursion_misses)."""
+        """By cause: dropped (read_stats), not seen (recursion_misses), or
+        past a pass's bound (pass_rows_cut)."""
         if not self.obj:
             return {}
-        return {**read_stats(self.obj), "recursion_misses": recursion_misses(self.obj)}
+        return {**read_stats(self.obj), "recursion_misses": recursion_misses(self.obj),
+                "pass_rows_cut": self.obj.rows_cut}
 
     def close(self) -> None:
         if self.obj:

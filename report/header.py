@@ -14,6 +14,7 @@ LOSS_CAUSES = {"ringbuf_full": "ring buffer full", "map_full": "tracking table f
                "query_table_full": "DNS query table full",
                "query_share_used": "a user's share of the DNS query table used up",
                "recursion_misses": "programs skipped while one ran",
+               "pass_rows_cut": "a pass over open files cut at its bound",
                "unknown": "kernel buffers full"}
 
 

@@ -138,7 +138,7 @@ def test_capture_writes_its_metrics_file(tmp_path: Path, bpf: None) -> None:
     assert got[("nettrail_last_success_timestamp_seconds", ())] == parse_time(meta["ended_at"])
     for probe in ("bandwidth", "sessions", "dns"):  # each cause counted, nothing lost here
         assert meta["lost_events_by_cause"][probe] == dict.fromkeys(
-            ("ringbuf_full", "map_full", "recursion_misses"), 0)
+            ("ringbuf_full", "map_full", "recursion_misses", "pass_rows_cut"), 0)
         assert got[("nettrail_snapshot_lost_events",
                     (("cause", "map_full"), ("probe", probe)))] == 0
     assert stat.S_IMODE(metrics.stat().st_mode) == 0o644

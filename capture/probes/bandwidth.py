@@ -7,7 +7,6 @@ import ctypes
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import (CONN_CHRONO, CONN_KEY, CONN_ROW, CONN_RTO, CONN_VAL,
                                      FAMILIES, SIDES, RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
@@ -145,7 +144,6 @@ class BandwidthProbe(Probe):
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._slot = 0
-        self._interval_start_ns = boot_ns()
         self._carried: list[Conn] = []
         self._passes = 0
 
@@ -154,7 +152,6 @@ class BandwidthProbe(Probe):
         as the baseline (bytes before the window are not the window's)."""
         super().start(started)
         if self.running:
-            self._interval_start_ns = boot_ns()
             self._carried = self._pass()
 
     def sock_state_fd(self) -> int | None:
@@ -172,7 +169,7 @@ class BandwidthProbe(Probe):
         program = ("pass_last" if last else
                    "pass_all" if self._passes % FULL_PASS_EVERY == 0 else "pass_conns")
         self._passes += 1
-        return conns_from_rows(self.obj.read_iter(program))
+        return conns_from_rows(self.obj.read_iter(program, row_bytes=CONN_ROW.size))
 
     def take_interval(self, last: bool = False) -> list[Conn]:
         """Switch the close path to the other map, empty the one it left, and
@@ -189,12 +186,10 @@ class BandwidthProbe(Probe):
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         conns = merge(self.take_final()) if last else self.take_interval()
-        now_ns = boot_ns()
-        ts, length_s = self.ctx.clock.unix(now_ns), (now_ns - self._interval_start_ns) / 1e9
-        self._interval_start_ns = now_ns
-        return [bandwidth_record(self.ctx, c, ts, interval, round(length_s, 6)) for c in conns]
+        ts, length_s = self.interval_end()
+        return [bandwidth_record(self.ctx, c, ts, interval, length_s) for c in conns]
 
     def peek(self) -> list[Conn]:
         """The current interval so far, without taking it (live view)."""
         return merge(self._carried + self._read_map(self._slot, delete=False)
-                     + conns_from_rows(self.obj.read_iter("peek_conns")))
+                     + conns_from_rows(self.obj.read_iter("peek_conns", row_bytes=CONN_ROW.size)))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import FAMILIES, LISTENER_ROW, RecordContext, address, text
 from nettrail.capture.loader import HookSet, Probe
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
@@ -94,22 +93,19 @@ class ListenersProbe(Probe):
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._changes = Changes({})
-        self._interval_start_ns = boot_ns()
 
     def _pass(self) -> dict[tuple[int, int], Listener]:
-        return listeners_from_rows(self.obj.read_iter("pass_listeners"))
+        return listeners_from_rows(self.obj.read_iter("pass_listeners",
+                                                         row_bytes=LISTENER_ROW.size))
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """Attach, then a first pass: drops before the window are its baseline."""
         super().start(started)
         if self.running:
-            self._interval_start_ns = boot_ns()
             self._changes = Changes(self._pass())
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         changed = self._changes.take(self._pass())
-        now_ns = boot_ns()
-        ts, length_s = self.ctx.clock.unix(now_ns), (now_ns - self._interval_start_ns) / 1e9
-        self._interval_start_ns = now_ns
-        return [listener_record(self.ctx, listener, drops, ts, interval, round(length_s, 6))
+        ts, length_s = self.interval_end()
+        return [listener_record(self.ctx, listener, drops, ts, interval, length_s)
                 for listener, drops in changed]

@@ -104,7 +104,7 @@ class SessionsProbe(Probe):
         ones still waiting for their holder's last close, owned as the
         dump found them (taken out: a later close writes none again)."""
         try:
-            raw = self.obj.read_iter("dump_open")
+            raw = self.obj.read_iter("dump_open", row_bytes=SESSION.size)
             _, waiting = map_batch(self.obj.map_fd("pending"), SOCKET_KEY_SIZE, SESSION.size,
                                    CHUNK, delete=True)
         except ProbeError as exc:

@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import (FAMILIES, UDP_FLOW, UDP_FLOW_KEY, UDP_OWNER,
                                      UDP_SOCK_ROW, RecordContext, UdpOwner, address, text)
 from nettrail.capture.libbpf import BpfObject, map_batch, map_lookup, map_update
@@ -108,7 +107,6 @@ class UdpProbe(Probe):
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._slot = 0
-        self._interval_start_ns = boot_ns()
         self._drops_seen: dict[int, int] = {}  # cookie -> drops as last reported
 
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
@@ -127,12 +125,11 @@ class UdpProbe(Probe):
         """Attach, then a first pass: drops before the window are not the window's."""
         super().start(started)
         if self.running:
-            self._interval_start_ns = boot_ns()
             self._drops_seen = {cookie: drops for cookie, (drops, _o) in self._pass().items()}
 
     def _pass(self) -> dict[int, tuple[int, Owner]]:
         assert self.obj is not None
-        return sockets_from_rows(self.obj.read_iter(PASS))
+        return sockets_from_rows(self.obj.read_iter(PASS, row_bytes=UDP_SOCK_ROW.size))
 
     def _sender(self, cookie: int) -> Owner | None:
         """The owner the programs took from a socket's first send (it may be closed)."""
@@ -169,17 +166,17 @@ class UdpProbe(Probe):
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         flows, sockets = self.take_interval()
-        now_ns = boot_ns()
-        ts, length_s = self.ctx.clock.unix(now_ns), (now_ns - self._interval_start_ns) / 1e9
-        self._interval_start_ns = now_ns
+        ts, length_s = self.interval_end()
         drops = drop_lines(flows, self._drops(flows, sockets))
+        senders: dict[int, Owner] = {}  # of sockets closed since: one lookup per socket
         records = []
         for f in flows:
             # a held socket's row has its sender, if it had one (bpf/udp.bpf.c)
-            owner = sockets[f.cookie][1] if f.cookie in sockets else \
-                self._sender(f.cookie) or NO_OWNER
+            if f.cookie in sockets:
+                owner = sockets[f.cookie][1]
+            elif (owner := senders.get(f.cookie)) is None:
+                owner = senders[f.cookie] = self._sender(f.cookie) or NO_OWNER
             if self.pids and owner.pid not in self.pids:
                 continue  # received by a socket of a process not asked for
-            records.append(udp_record(self.ctx, f, owner, drops[f], ts, interval,
-                                      round(length_s, 6)))
+            records.append(udp_record(self.ctx, f, owner, drops[f], ts, interval, length_s))
         return records

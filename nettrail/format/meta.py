@@ -24,7 +24,7 @@ PROBE_STATUSES = ("ok", "failed", "skipped")
 TRIGGERS = ("manual", "scheduled", "triggered")
 # capture/loader.py and the dns probe count them
 LOST_CAUSES = ("ringbuf_full", "map_full", "query_table_full", "query_share_used",
-               "recursion_misses")
+               "recursion_misses", "pass_rows_cut")
 
 
 class ProbeStatus(msgspec.Struct):
@@ -123,7 +123,8 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...],
               schema={**_names(required),
                       "additionalProperties": {"type": "integer", "minimum": 0}}),
         Field("lost_events_by_cause", dict, "the same per probe and cause: `ringbuf_full`, "
-              "`map_full`, `recursion_misses` (dns: its wire part added in). Captures made "
+              "`map_full`, `recursion_misses`, `pass_rows_cut` (rows of a pass over open files past its "
+              "64 MiB bound; dns: its wire part added in). Captures made "
               "before it lack it (the metrics then say cause `unknown`)", required=False,
               decoded_as=dict[str, dict[str, Annotated[int, Meta(ge=0)]]],
               schema={"type": "object", "additionalProperties": {
