@@ -34,6 +34,8 @@ SERVICE_PORT = 5432
 CLIENT_BYTES = 12_345
 SERVER_BYTES = 54_321
 START_TIMEOUT_S = 600
+# what a capture may take beyond its window (the play polls that long: keep it short)
+SETUP_S = 180
 MAX_START_SPREAD_S = 1.5
 # ...plus this many Python start times of the machine: each host's capture is
 # several Python starts (ansible's worker, the module, async_wrapper,
@@ -127,7 +129,7 @@ def test_playbook_captures_every_host_at_once(tmp_path: Path, bpf: None, hosts: 
     proc = subprocess.Popen(
         [str(BIN / "ansible-playbook"), "-i", str(inventory), str(CONTRIB / "fleet-capture.yml"),
          "-e", f"nettrail_interval=1 nettrail_count=5 nettrail_poll_s=0.5 nettrail_run={RUN} "
-         f"nettrail_setup_s={START_TIMEOUT_S}",
+         f"nettrail_setup_s={SETUP_S}",
          "-e", f"nettrail_fetch_dir={fetched}"],
         env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
@@ -179,7 +181,7 @@ def test_default_directories_cannot_be_taken_first(tmp_path: Path, bpf: None) ->
             [str(BIN / "ansible-playbook"), "-i", str(inventory),
              str(CONTRIB / "fleet-capture.yml"), "-e",
              f"nettrail_interval=0.5 nettrail_count=2 nettrail_poll_s=0.5 nettrail_run={RUN} "
-             f"nettrail_setup_s={START_TIMEOUT_S}",
+             f"nettrail_setup_s={SETUP_S}",
              "-e", f"nettrail_fetch_dir={tmp_path / 'fetched'} nettrail_tmp_dir={shared}"],
             env=ansible_env(tmp_path / "ansible"), cwd=tmp_path, capture_output=True,
             text=True, timeout=PLAYBOOK_TIMEOUT_S)
