@@ -32,6 +32,11 @@ def human_ms(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
+def many(n: int, noun: str) -> str:
+    """`n` of a regular noun: "1 lookup", "2 lookups"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _escaped(c: str) -> str:
     code = ord(c)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \

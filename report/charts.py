@@ -20,7 +20,7 @@ from nettrail.report.dns import SLOW_LOOKUP_MS, Dns, HostStats
 from nettrail.report.sessions import Sessions
 from nettrail.report.bounded import LogSketch
 from nettrail.report.profile import Profile
-from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms
+from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms, many
 
 WIDTH = 960                 # viewBox width of every chart
 LEFT, RIGHT = 92, 16        # plot margins: the same in every time chart
@@ -342,7 +342,7 @@ def dns_over_time(dns: Dns, clock: Clock) -> Chart:
                                     + (f", the longest {human_ms(b.failed_max_ms)}"
                                        if b.failed_max_ms is not None else "")))
         if b.lookups:
-            chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{b.lookups} lookups, {b.failed} failed or "
+            chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{many(b.lookups, 'lookup')}, {b.failed} failed or "
                                             f"unanswered, {b.slow} slow, slowest "
                                             f"{human_ms(b.max_ms) if b.max_ms is not None else '–'}"))
     slow_y = _log_y(SLOW_LOOKUP_MS, low, high, band, chart.bottom)
@@ -377,7 +377,7 @@ def latency_by_name(hosts: list[HostStats], count: int = 15) -> Chart | None:
         p50, p95 = h.p50_ms or h.max_ms, h.p95_ms or h.max_ms
         chart.bars.append(Bar(x(p50), y + 5, max(x(p95) - x(p50), 2), row - 10, "s0",
                               f"{h.name}: p50 {human_ms(p50)}, p95 {human_ms(p95)}, max "
-                              f"{human_ms(h.max_ms)}, {h.count} lookups"))
+                              f"{human_ms(h.max_ms)}, {many(h.count, 'lookup')}"))
         chart.marks.append(Mark(x(h.max_ms), y + row / 2, "cross", "bad" if h.failures else
                                 "s1", f"max {human_ms(h.max_ms)}"))
     chart.legend = [Legend("p50 to p95", "s0", shape="bar"), Legend("max", "s1", shape="cross")]
@@ -410,7 +410,7 @@ def durations(sketch: LogSketch) -> Chart | None:
             low_edge = low * 10 ** (n / per_decade)
             chart.bars.append(Bar(round(LEFT + n * width, 2), y, max(width - 1, 0.5),
                                   bottom - y, "s0",
-                                  f"{count} sessions of {human_ms(low_edge)}–"
+                                  f"{many(count, 'session')} of {human_ms(low_edge)}–"
                                   f"{human_ms(low_edge * 10 ** (1 / per_decade))}"))
     return chart
 

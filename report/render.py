@@ -22,7 +22,7 @@ from nettrail.report.findings import Finding
 from nettrail.report.snapshot import PER_INTERVAL
 from nettrail.report.tally import TABLE_ROWS
 from nettrail.report.charts import Chart
-from nettrail.units import human_bytes, human_ms, human_rate
+from nettrail.units import human_bytes, human_ms, human_rate, many
 
 TEMPLATES = resources.files("nettrail.templates")  # package data
 
@@ -54,7 +54,8 @@ def _environment(tz: dt.tzinfo | None = None) -> jinja2.Environment:
         human_bytes=human_bytes, human_ms=human_ms, when=_when, utc=_utc, bits=human_rate,
         clock=lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%H:%M:%S.%f")[:-3],
         clock_s=lambda ts: dt.datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S"),
-        num=lambda n: f"{n:,}", seconds=lambda s: f"{s:g} s", fmt=format, share=_share,
+        num=lambda n: f"{n:,}", many=many,
+        seconds=lambda s: f"{s:g} s", fmt=format, share=_share,
         percent=lambda share: f"{100 * share:.1f}%")
     return env
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.events import (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent,
+                                JobSubmissionEvent)
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -224,7 +225,9 @@ class ScheduleService:
         why = ("the previous capture is still running" if event.code == EVENT_JOB_MAX_INSTANCES
                else f"missed its time by more than {MISFIRE_GRACE_S} s")
         self.log(f"skipped scheduled capture: {why}", journal.WARNING)
-        when = event.scheduled_run_time
+        # a skip is a submission event (its run times), a miss an execution event
+        when = (event.scheduled_run_times[-1] if isinstance(event, JobSubmissionEvent)
+                else event.scheduled_run_time)
         self._update_index(failed_headline(snapshot_name(self.root, when), "skipped",
                                            "scheduled", why))
 

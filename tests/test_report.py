@@ -174,8 +174,8 @@ def test_v1_dns_per_name_failures_pending() -> None:
     missing = next(h for h in dns.hosts if h.name == "missing.example")
     assert missing.errors == {"EAI_NONAME": 1}
     texts = [say(f) for f in data.findings]
-    assert "1 lookups failed: missing.example EAI_NONAME ×1" in texts
-    assert any(t.startswith("1 lookups unanswered at window end, oldest hang.example")
+    assert "1 lookup failed: missing.example EAI_NONAME ×1" in texts
+    assert any(t.startswith("1 lookup unanswered at window end, oldest hang.example")
                for t in texts)
 
 
@@ -230,10 +230,10 @@ def test_v2_what_stands_out_links_to_rows() -> None:
                  "on the network); with 192.0.2.10:443 979.5 KiB"] == ("t-processes", "curl")
     assert found["3 connections refused (most: probe → 192.0.2.20:80 ×3)"] == (
         "t-odd", "refused")
-    assert found["1 connections timed out (most: probe → 192.0.2.21:80 ×1)"] == (
+    assert found["1 connection timed out (most: probe → 192.0.2.21:80 ×1)"] == (
         "t-odd", "timeout")
     # the server is named as the server, its client first
-    assert found["1 connections reset (most: 2001:db8::77 → the server nginx port 443 ×1)"
+    assert found["1 connection reset (most: 2001:db8::77 → the server nginx port 443 ×1)"
                  ] == ("t-odd", "reset")
     assert found["2 sessions retransmitted segments"] == ("t-odd", "retransmissions")
     assert found["2 programs first seen mid-window (no traffic or session of theirs before): "

@@ -43,7 +43,8 @@ class Service:
         self.lines: list[str] = []
         self.wait_for("running:")
 
-    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
+    def wait_for(self, text: str, count: int = 1, timeout: float = 300) -> None:
+        # generous: a capture takes ~20 s to load its probes under qemu TCG
         deadline = time.monotonic() + timeout
         while sum(text in line for line in self.lines) < count:
             assert time.monotonic() < deadline, f"no {text!r} in: {self.lines}"
@@ -165,6 +166,8 @@ def test_runs_never_overlap(service_factory) -> None:
     svc.wait_for("written ", count=2)
     svc.wait_for("skipped scheduled capture: the previous capture is still running")
     svc.stop()
+    assert not [line for line in svc.lines if "Error notifying listener" in line]
+    assert "a scheduled run was skipped: the previous capture is still running" in svc.index()
     spans = []
     for snapshot in svc.snapshots():
         meta = json.loads((snapshot / "meta.json").read_text())
