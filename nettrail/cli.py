@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from nettrail.capture.events import MAX_PIDS
 from nettrail import VERSION
@@ -26,6 +26,9 @@ from nettrail.errors import ExitStatus, NettrailError, UsageError
 from nettrail.format import DEFAULT_PROBES, MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.format.logs.sessions import INTERVAL_LINES
 from nettrail.units import printable
+
+if TYPE_CHECKING:  # imported where used: `capture` starts without the report's modules
+    from nettrail.report.build import Baseline
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
 # A longer window needs --long: a stray number (an unquoted second PID) must
@@ -378,7 +381,7 @@ def render_report(directory: Path | list[Path], title: str | None = None,
                   note: str | None = None, output: Path | None = None,
                   cancelled: Callable[[], bool] | None = None,
                   dir_fd: int | None = None,
-                  baselines: list[tuple[Path, str]] | None = None) -> Path:
+                  baselines: list[Baseline] | None = None) -> Path:
     from nettrail.report.build import write_report
     return write_report(directory, output=output, title=title, note=note, cancelled=cancelled,
                         dir_fd=dir_fd, baselines=baselines)
@@ -503,20 +506,36 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(render_report(args.capture_dirs, args.title, args.note, args.output,
-                        baselines=_baselines(args.capture_dirs, args.baseline)))
+    baselines = _baselines(args.capture_dirs, args.baseline)
+    try:
+        print(render_report(args.capture_dirs, args.title, args.note, args.output,
+                            baselines=baselines))
+    finally:
+        for base in baselines:
+            if base.dir_fd is not None:
+                os.close(base.dir_fd)
     return ExitStatus.OK
 
 
-def _baselines(directories: list[Path], given: list[str]) -> list[tuple[Path, str]]:
-    """--baseline: each BASE with why it is the baseline (`auto`: per capture)."""
+def _baselines(directories: list[Path], given: list[str]) -> list[Baseline]:
+    """--baseline: each BASE with why it is the baseline (`auto`: per capture,
+    its directory open)."""
+    from nettrail.report.build import Baseline
     if given == ["auto"]:
         from nettrail.schedule.baseline import pick
-        return [pick(directory) for directory in directories]
+        picked: list[Baseline] = []
+        try:
+            for directory in directories:
+                picked.append(pick(directory))
+        except BaseException:
+            for base in picked:
+                os.close(base.dir_fd)
+            raise
+        return picked
     if "auto" in given:
         raise UsageError("--baseline auto stands alone",
                          "give either `auto` or the baseline capture directories")
-    return [(Path(base), "given on the command line (--baseline)") for base in given]
+    return [Baseline(Path(base), "given on the command line (--baseline)") for base in given]
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

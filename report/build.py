@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from nettrail.errors import UsageError
 from nettrail.files import OutputDir, write_private
@@ -18,8 +19,11 @@ from nettrail.report.profile import Profile, profile
 from nettrail.report.reader import CaptureDir, open_capture, open_captures
 from nettrail.report.render import render
 
-# a baseline: its capture directory, and why it was chosen (shown on the page)
-Baseline = tuple[Path, str]
+class Baseline(NamedTuple):
+    """A capture's baseline, and why it was chosen (shown on the page)."""
+    path: Path
+    why: str
+    dir_fd: int | None = None  # its directory already open (auto): read through it
 
 
 def make_charts(data: ReportData, baseline: Profile | None = None
@@ -78,8 +82,8 @@ def _compared(captures: list[CaptureDir], baselines: list[Baseline],
     fleet = len(captures) > 1
     wanted = {c.meta["host"]: c for c in captures}
     out, behind = [], None
-    for path, why in baselines:
-        base = open_capture(path, cancelled)
+    for path, why, dir_fd in baselines:
+        base = open_capture(path, cancelled, dir_fd)
         try:
             host = base.meta["host"]
             capture = captures[0] if not fleet else wanted.pop(host, None)

@@ -6,6 +6,7 @@ known differences."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import json
 import random
 import re
@@ -216,7 +217,8 @@ def test_auto_picks_same_host_time_and_weekday_without_failures(tmp_path: Path) 
                      "dns": {"status": "ok", "hook": "t", "error": None}})
     weekly = snapshot(root, tue + dt.timedelta(minutes=20))              # last Tuesday 10:20
     snapshot(root, tue - dt.timedelta(days=7))                           # older Tuesday
-    path, why = pick(me)
+    path, why, fd = pick(me)
+    os.close(fd)
     assert path == weekly
     assert why == ("the most recent earlier snapshot of web-3 without failures at the same "
                    "time of day (±30 min) and day of the week (Tuesday): 20261124T102000Z")
@@ -225,11 +227,29 @@ def test_auto_picks_same_host_time_and_weekday_without_failures(tmp_path: Path) 
         for f in old.iterdir():
             f.unlink()
         old.rmdir()
-    path, why = pick(me)
+    path, why, fd = pick(me)
+    os.close(fd)
     assert path.name == "20261130T101000Z" and "none on a Tuesday yet" in why
     run = nettrail("report", str(me), "--baseline", "auto")
     assert run.returncode == 0, run.stderr
     assert "20261130T101000Z" in (me / "report.html").read_text()
+
+
+def test_auto_takes_no_link_and_no_directory_others_can_write(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    tue = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc)
+    me = snapshot(root, tue + dt.timedelta(days=7))
+    fair = snapshot(root, tue)                                           # last Tuesday 10:00
+    writable = snapshot(root, tue + dt.timedelta(minutes=10))             # newer, but o+w
+    writable.chmod(0o777)
+    elsewhere = snapshot(tmp_path / "elsewhere", tue + dt.timedelta(minutes=20))
+    (root / "20261124T102000Z").symlink_to(elsewhere)                     # newest, a link
+    path, why, fd = pick(me)
+    try:
+        assert path == fair and why.endswith(fair.name)
+        assert os.path.samestat(os.fstat(fd), os.stat(fair))  # handed over open
+    finally:
+        os.close(fd)
 
 
 def test_auto_without_a_fitting_snapshot_says_so(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nettrail.report.build import write_report
+from nettrail.report.build import Baseline, write_report
 from test_changes import T0, write_capture
 from test_report_browser import browser, open_report  # noqa: F401 (the fixture)
 
@@ -14,7 +14,7 @@ from test_report_browser import browser, open_report  # noqa: F401 (the fixture)
 def test_what_changed_section_in_the_browser(browser, tmp_path: Path) -> None:  # noqa: F811
     base = write_capture(tmp_path / "base", T0, seed=1)
     now = write_capture(tmp_path / "now", T0 + 86400, seed=2, incident=True)
-    report = write_report(now, baselines=[(base, "chosen by the test")])
+    report = write_report(now, baselines=[Baseline(base, "chosen by the test")])
     seen = open_report(browser, report)
     page = seen["page"]
     external = [u for u in seen["requests"] if u != report.as_uri() and not u.startswith("data:")]
