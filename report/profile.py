@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from nettrail.format.logs.sessions import FAILED_ENDS
 from nettrail.report.bounded import HeavyHitters, LogSketch, keep_few
 from nettrail.report.clock import window
 from nettrail.report.labels import endpoint, group_label, side_of
 from nettrail.report.reader import CaptureDir
+from nettrail.report.summaries import AsSession, duration_ms, even_shares
 from nettrail.units import printable
 
 KEEP = 1_000          # keys per table (2 x this at most, HeavyHitters)
@@ -94,8 +96,8 @@ def _service_of(r: object) -> tuple[str, str]:
     for the server's."""
     side, _ = side_of(r)
     if side == "client":
-        return "destinations", printable(endpoint(r.raddr, r.rport))  # type: ignore[attr-defined]
-    return "served", f"port {r.lport}"  # type: ignore[attr-defined]
+        return "destinations", printable(endpoint(r.raddr, r.rport))
+    return "served", f"port {r.lport}"
 
 
 def profile(capture: CaptureDir) -> Profile:
@@ -114,6 +116,7 @@ def profile(capture: CaptureDir) -> Profile:
     addresses = _dns(p, capture)
     _bandwidth(p, capture, intervals)
     _sessions(p, capture, addresses)
+    _summaries(p, capture, addresses)
     p.warnings = list(capture.warnings)
     return p
 
@@ -187,3 +190,42 @@ def _sessions(p: Profile, capture: CaptureDir,
             if r.srtt_us:
                 stats.srtt_ms.add(r.srtt_us / 1000)
         _group(p, r)
+
+
+def _summaries(p: Profile, capture: CaptureDir,
+               addresses: dict[str, dict[str, None]]) -> None:
+    """The sessions counted past the capture's line budget (report/summaries.py),
+    as many as each summary says: those opened in the window spread evenly over
+    the bins of its span, its duration sketch in the durations."""
+    for block in capture.blocks("sessions", summary=True):
+        for r in block:
+            session = AsSession(r)
+            table, key = _service_of(session)
+            service = getattr(p, table).get(key)
+            for name in addresses.get(session.raddr, ()) if table == "destinations" else ():
+                keep_few(service.names, name, 3)
+            for stats in (p.programs.get(program_of(r)), service):
+                _count_summary(p, stats, r)
+            _group(p, r)
+
+
+def _count_summary(p: Profile, stats: Activity, r: Any) -> None:
+    n = r.sessions
+    opened = n - min(r.before_window, n)
+    stats.weight += n
+    stats.sessions += n
+    first, last = p.bin_of(r.first_ts), p.bin_of(r.last_ts)
+    last = max(last, first)
+    for at, share in zip(range(first, last + 1), even_shares(opened, last - first + 1)):
+        stats.sessions_per_bin[at] += share
+    if r.end in FAILED_ENDS:
+        stats.failures[r.end] += n
+    if r.state != "closed":
+        return
+    stats.closed += n
+    stats.retrans_sessions += min(r.retrans_sessions, n)
+    stats.retrans_segs += r.retrans_segs
+    if r.end not in FAILED_ENDS:
+        for bucket, times in enumerate(r.durations_log2_us):
+            if times:
+                stats.durations_ms.add(duration_ms(bucket), times)

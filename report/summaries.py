@@ -99,7 +99,7 @@ def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
             (n - before, n if closed else 0, retrans if closed else 0), failed)
 
 
-def _shares(total: int, parts: int) -> Iterable[int]:
+def even_shares(total: int, parts: int) -> Iterable[int]:
     """`total` in `parts` integer shares that add up to it exactly."""
     return (total * (i + 1) // parts - total * i // parts for i in range(parts))
 
@@ -111,7 +111,7 @@ def _spread(buckets: list[SessionBucket], tally: Tally, r: Any, who: str,
     first = tally.clock.bucket(r.first_ts)
     last = max(tally.clock.bucket(r.last_ts), first)
     parts = last - first + 1
-    shares = zip(range(first, last + 1), *(_shares(total, parts) for total in counts))
+    shares = zip(range(first, last + 1), *(even_shares(total, parts) for total in counts))
     for index, opened, ended, retrans in shares:
         b = buckets[index]
         b.opened += opened

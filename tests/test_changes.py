@@ -10,13 +10,16 @@ import os
 import json
 import random
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from nettrail.capture.budget import SessionBudget
 from nettrail.errors import UsageError
+from nettrail.format import LOGS
 from nettrail.report.changes import Change, compare, robust_z
-from nettrail.report.profile import profile
+from nettrail.report.profile import Profile, profile
 from nettrail.report.reader import open_capture
 from nettrail.schedule.baseline import pick
 from helpers import nettrail
@@ -114,15 +117,16 @@ def write_capture(path: Path, start: float, seed: int, incident: bool = False,
 T0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.timezone.utc).timestamp()  # a Tuesday
 
 
+def profile_of(path: Path) -> Profile:
+    capture = open_capture(path)
+    try:
+        return profile(capture)
+    finally:
+        capture.close()
+
+
 def changes_of(base: Path, now: Path) -> list[Change]:
-    profiles = []
-    for path in (base, now):
-        capture = open_capture(path)
-        try:
-            profiles.append(profile(capture))
-        finally:
-            capture.close()
-    return compare(profiles[0], profiles[1], "test").items
+    return compare(profile_of(base), profile_of(now), "test").items
 
 
 def find(items: list[Change], kind: str, subject: str, metric: str | None = None) -> Change:
@@ -130,6 +134,46 @@ def find(items: list[Change], kind: str, subject: str, metric: str | None = None
             and (metric is None or c.metric == metric)]
     assert hits, f"no {kind} {subject} {metric} in {[(c.kind, c.subject) for c in items]}"
     return hits[0]
+
+
+def summarised_copy(capture: Path, to: Path, interval_lines: int) -> Path:
+    """The capture as a line budget of `interval_lines` would have written it:
+    the sessions past it per interval counted in tcplife_summary.jsonl."""
+    shutil.copytree(capture, to)
+    meta = json.loads((to / "meta.json").read_text())
+    start = dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00")).timestamp()
+    lines = [json.loads(line) for line in (to / "tcplife.jsonl").read_text().splitlines()]
+    budget, kept, summaries = SessionBudget(interval_lines, meta["host"]), [], []
+    for interval in range(1, INTERVALS + 1):
+        end = start + interval * INTERVAL_S
+        kept += budget.admit([r for r in lines if end - INTERVAL_S <= r["ts"] < end
+                              or (interval == INTERVALS and r["ts"] >= end)])
+        summaries += budget.take(end, interval)
+        budget.new_interval()
+    assert len(kept) + sum(r["sessions"] for r in summaries) == len(lines)
+    (to / "tcplife.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (to / LOGS["sessions"].summary.file).write_text(
+        "".join(json.dumps(r) + "\n" for r in summaries))
+    meta["line_budgets"] = {"sessions": budget.as_json()}
+    (to / "meta.json").write_text(json.dumps(meta))
+    return to
+
+
+def test_sessions_past_the_line_budget_count_in_the_comparison(tmp_path: Path) -> None:
+    base = write_capture(tmp_path / "base", T0, 1)
+    now = write_capture(tmp_path / "now", T0 + 7 * 86_400, 2, incident=True)
+    cut = summarised_copy(now, tmp_path / "cut", interval_lines=3)
+    full, summarised = profile_of(now), profile_of(cut)
+    for table in ("programs", "destinations", "served"):
+        for key, stats in getattr(full, table).items.items():
+            other = getattr(summarised, table).items[key]
+            assert (other.sessions, other.closed, other.failures, other.retrans_sessions,
+                    other.retrans_segs) == (stats.sessions, stats.closed, stats.failures,
+                                            stats.retrans_sessions, stats.retrans_segs), key
+            assert sum(other.sessions_per_bin) == sum(stats.sessions_per_bin), key
+    # the same changes against the baseline, whichever way the sessions were written
+    found = {(c.kind, c.subject, c.metric) for c in changes_of(base, now)}
+    assert {(c.kind, c.subject, c.metric) for c in changes_of(base, cut)} == found
 
 
 def test_robust_z_uses_the_baselines_spread_and_floors() -> None:
