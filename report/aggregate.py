@@ -26,6 +26,7 @@ from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
 from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
+from nettrail.report.own import mark
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
 from nettrail.report.reader import CaptureDir
@@ -67,6 +68,7 @@ class ReportData:
     snapshot: Snapshot | None = None                     # tcptop's view per interval
     udp: Udp = field(default_factory=Udp)                # --probes +udp
     listeners: Listeners = field(default_factory=lambda: Listeners([]))
+    addresses: list[str] = field(default_factory=list)  # the host's own (a single capture)
 
     @property
     def fleet(self) -> bool:
@@ -182,7 +184,10 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]
     data.notes = list(_notes(data, tally))
-    data.who = who(tally, sessions.local_addresses)
+    data.who = who(tally)
+    for rows in (data.groups, sessions.odd, snapshot.kept):
+        mark(rows, tally.own)
+    data.addresses = [] if fleet else tally.own.of(None)
     data.snapshot = snapshot
     data.unseen = unseen(data)
     udp.captured = udp_captured(data.probe_status)

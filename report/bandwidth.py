@@ -3,6 +3,7 @@ and per process and connection group (the tables)."""
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -191,6 +192,7 @@ class _Sums:
             key = _CONNECTION(r)
             conn = conns.get(key)
             if conn is None:
+                self.tally.own.add(self.host, r.laddr)
                 ts = r.ts
                 conns[key] = [rx, tx, r.retrans_bytes or 0, r.srtt_us,
                               ts - intervals[number].seconds, ts, r.busy_us or 0,
@@ -227,7 +229,9 @@ class _Sums:
             slot = owner.per_interval.setdefault(number, [0, 0])
             slot[0] += rx
             slot[1] += tx
-            proc = tally.process_of(host, r, self.intervals[number].end - seconds)
+            proc = tally.process_of(host, r, math.inf)  # no record time: its interval's
+            proc.interval_first_ts = min(proc.interval_first_ts,
+                                         self.intervals[number].end - seconds)
             proc.rx_bytes += rx
             proc.tx_bytes += tx
             if proc.interval_now != number:
@@ -244,8 +248,8 @@ class _Sums:
             group.rwnd_limited_us += rwnd
             group.window_retrans_segs += resent_segs
             group.sent_segs += sent_segs
-            group.first_ts = min(group.first_ts, first)
-            group.last_ts = max(group.last_ts, last)
+            group.interval_first_ts = min(group.interval_first_ts, first)
+            group.interval_last_ts = max(group.interval_last_ts, last)
             if srtt is not None:
                 group.max_srtt_us = max(group.max_srtt_us or 0, srtt)
         self.conns.clear()

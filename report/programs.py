@@ -11,9 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nettrail.format import is_loopback
 from nettrail.format.logs.sessions import FAILED_ENDS
-from nettrail.report.conversations import plain_address
 from nettrail.report.labels import qualified
 from nettrail.report.tally import TABLE_ROWS, ProcessRow, Tally
 
@@ -35,6 +33,7 @@ class Program:
     failed_sessions: int = 0
     lookups: int = 0
     first_ts: float | None = None
+    first_per_interval: bool = False  # first_ts is an interval's start (ProcessRow)
     new: bool = True             # every process of it was first seen mid-window
     destinations: list[tuple[str, int]] = field(default_factory=list)  # (where, bytes)
 
@@ -97,21 +96,12 @@ def command_of(label: str) -> str:
     return command if command and pid.endswith(")") else label
 
 
-def address_of(remote: str) -> str:
-    """The address of a group's remote: `10.0.0.5:443`, `[::1]:80`, or a bare address."""
-    if remote.startswith("["):
-        return remote[1:remote.find("]")]
-    return remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
-
-
 Local = Callable[[str | None, str], bool]
 
 
-def who(tally: Tally, own: set[tuple[str | None, str]]) -> Who:
-    """`own`: (host, address) of the sockets' local ends (Sessions.local_addresses)."""
+def who(tally: Tally) -> Who:
     def local(host: str | None, remote: str) -> bool:
-        address = plain_address(address_of(remote))
-        return (host, address) in own or is_loopback(address)
+        return tally.own.kind(host, remote) is not None
     programs, count = _programs(tally)
     moved: dict[tuple, Counter] = {}
     destinations = _destinations(tally, moved, local)
@@ -138,7 +128,11 @@ def _programs(tally: Tally) -> tuple[list[Program], int]:
         p.failed_sessions += row.failed_sessions
         p.lookups += row.lookups
         if row.first_ts is not None:
-            p.first_ts = min(p.first_ts if p.first_ts is not None else math.inf, row.first_ts)
+            first = p.first_ts if p.first_ts is not None else math.inf
+            if row.first_ts <= first:  # a tie: a record's own time says more
+                p.first_per_interval = row.first_per_interval and (
+                    row.first_ts < first or p.first_per_interval)
+                p.first_ts = row.first_ts
         p.new &= row.new
         if len(members[key]) < PIDS_SHOWN:
             members[key].append(row)

@@ -23,7 +23,6 @@ from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
 from nettrail.units import printable
 
 HIGH_RTT_US = 100_000
-LOCAL_ADDRESSES = 4_096      # the host's own addresses kept (sockets' local ends)
 BURST_PER_SECOND = 20
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]]]]
@@ -49,6 +48,7 @@ class Session:
     retrans_segs: int | None
     srtt_us: int | None
     opened_at: float | None
+    remote_is: str | None = None     # own.LOOPBACK, own.OWN (this host) or None: own.mark
 
     @property
     def label(self) -> str:
@@ -107,8 +107,6 @@ class Sessions:
     odd: list[Session] = field(default_factory=list)   # newest first, at most TABLE_ROWS
     odd_count: int = 0
     bursts: list[Burst] = field(default_factory=list)
-    # (host, address) of every socket's local end: a remote among them is this host
-    local_addresses: set[tuple[str | None, str]] = field(default_factory=set)
     summarised: int = 0    # of `count`: from the capture's summaries (report/summaries.py)
 
 
@@ -157,8 +155,7 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     s.high_rtt += (r.srtt_us or 0) >= HIGH_RTT_US
     s.tx_bytes += r.tx_bytes
     s.rx_bytes += r.rx_bytes
-    if len(s.local_addresses) < LOCAL_ADDRESSES:
-        s.local_addresses.add((host, plain_address(r.laddr)))
+    tally.own.add(host, r.laddr)
     if closed and r.duration_ms is not None:
         s.durations.add(r.duration_ms)
     proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)
@@ -187,6 +184,7 @@ def end_of(host: str, r: Any) -> End:
 def _count_session(group: GroupStats, r: Any, opened_at: float | None) -> None:
     group.sessions += 1
     group.open += r.state == "open"
+    group.before_window += opened_at is None
     group.ends[r.end or r.state] += 1
     group.session_rx_bytes += r.rx_bytes
     group.session_tx_bytes += r.tx_bytes

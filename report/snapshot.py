@@ -27,6 +27,7 @@ class SnapshotRow:
     remote: str
     rx_bytes: int
     tx_bytes: int
+    remote_is: str | None = None     # own.LOOPBACK, own.OWN (this host) or None: own.mark
 
     @property
     def label(self) -> str:

@@ -84,6 +84,7 @@ def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
     group.weight += n - 1
     group.sessions += n
     group.open += n * (not closed)
+    group.before_window += before
     group.ends[r.end or r.state] += n
     group.session_rx_bytes += r.rx_bytes
     group.session_tx_bytes += r.tx_bytes

@@ -16,6 +16,7 @@ from nettrail.report.clock import Clock
 from nettrail.report.labels import (LABEL_CACHE, endpoint, group_label, process_label,
                                     qualified, side_of)
 from nettrail.report.names import NamesOf
+from nettrail.report.own import OwnAddresses
 from nettrail.units import printable
 
 TABLE_ROWS = 500   # rows a table carries (every one sortable and filterable)
@@ -33,7 +34,8 @@ class ProcessStats:
     sessions: int = 0
     failed_sessions: int = 0
     lookups: int = 0
-    first_ts: float = math.inf
+    first_ts: float = math.inf       # its first record's own time (session, lookup)
+    interval_first_ts: float = math.inf  # the start of its first interval with bytes
     before_window: bool = False      # had a session opened before the window
     interval_now: int = 0            # the interval being summed for peak_bps
     interval_bytes: int = 0
@@ -52,6 +54,7 @@ class ProcessRow:
     lookups: int
     first_ts: float | None
     new: bool
+    first_per_interval: bool = False  # first_ts is an interval's start (bytes per interval)
 
     @property
     def label(self) -> str:
@@ -76,8 +79,11 @@ class GroupStats:
     retrans_sessions: int = 0        # sessions that retransmitted at all
     max_srtt_us: int | None = None
     hostnames: dict[str, None] = field(default_factory=dict)
-    first_ts: float = math.inf
+    first_ts: float = math.inf       # sessions' own times: opened (or logged), ended
     last_ts: float = -math.inf
+    interval_first_ts: float = math.inf   # bandwidth: its intervals' edges
+    interval_last_ts: float = -math.inf
+    before_window: int = 0           # sessions opened before the window
     busy_us: int = 0                 # in the window (bandwidth, where the kernel said)
     rwnd_limited_us: int = 0
     syn_retrans_segs: int = 0        # over the sessions' handshakes
@@ -126,6 +132,9 @@ class ConnectionGroup:
     rtt_p50_us: float | None = None
     window_retrans_segs: int = 0
     sent_segs: int = 0
+    before_window: int = 0           # of its sessions, opened before the window
+    times_per_interval: bool = False  # no session times: first/last are interval edges
+    remote_is: str | None = None     # own.LOOPBACK, own.OWN (this host) or None: own.mark
 
     @property
     def label(self) -> str:
@@ -147,6 +156,7 @@ class Tally:
         self.processes: HeavyHitters[ProcessStats] = HeavyHitters(KEEP_GROUPS, ProcessStats)
         self.groups: HeavyHitters[GroupStats] = HeavyHitters(KEEP_GROUPS, GroupStats)
         self.guessed_sides = 0
+        self.own = OwnAddresses()  # the sockets' local addresses (sessions, bandwidth)
 
     def process(self, host: str | None, label: str, group: str | None, first_ts: float
                 ) -> ProcessStats:
@@ -176,12 +186,14 @@ class Tally:
                 -(s.rx_bytes + s.tx_bytes), -s.sessions, -s.lookups)):
             newcomer_after = self.starts.get(host, self.clock.start) + max(
                 self.clock.bucket_s, 1.0)
-            first = s.first_ts if s.first_ts != math.inf else None
+            earliest = min(s.first_ts, s.interval_first_ts)
+            first = earliest if earliest != math.inf else None
             rows.append(ProcessRow(host, str(label), s.group, s.rx_bytes, s.tx_bytes,
                                    s.peak_bps, s.sessions,
                                    s.failed_sessions, s.lookups, first,
                                    first is not None and first > newcomer_after
-                                   and not s.before_window))
+                                   and not s.before_window,
+                                   s.interval_first_ts < s.first_ts))
         return rows
 
     def group_rows(self) -> list[ConnectionGroup]:
@@ -190,15 +202,19 @@ class Tally:
                 TABLE_ROWS, key=lambda s: (-(s.rx_bytes + s.tx_bytes + s.session_rx_bytes
                                              + s.session_tx_bytes), -s.sessions)):
             failed = sum(s.ends[e] for e in FAILED_ENDS)
+            # sessions carry their own times; bandwidth only its intervals' edges
+            per_interval = s.first_ts == math.inf
+            first, last = ((s.interval_first_ts, s.interval_last_ts) if per_interval
+                           else (s.first_ts, s.last_ts))
             rows.append(ConnectionGroup(
                 host, process, group, side, s.guessed, remote, port, list(s.hostnames), s.sessions,
                 s.open, dict(s.ends), failed, s.rx_bytes, s.tx_bytes, s.retrans_bytes,
                 s.session_rx_bytes, s.session_tx_bytes, s.retrans_segs, s.retrans_sessions,
-                s.max_srtt_us, s.first_ts if s.first_ts != math.inf else None,
-                s.last_ts if s.last_ts != -math.inf else None, bool(s.error),
+                s.max_srtt_us, first if first != math.inf else None,
+                last if last != -math.inf else None, bool(s.error),
                 s.busy_us, s.rwnd_limited_us, s.syn_retrans_segs, s.max_connect_us,
                 *_durations(s.durations), _quantile(s.rtts, 0.5), s.window_retrans_segs,
-                s.sent_segs))
+                s.sent_segs, s.before_window, per_interval and first != math.inf))
         return rows
 
 
