@@ -24,6 +24,7 @@ from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Mat
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
+from nettrail.report.histogram import mark as mark_durations
 from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
 from nettrail.report.own import mark
@@ -187,6 +188,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     data.who = who(tally)
     for rows in (data.groups, sessions.odd, snapshot.kept):
         mark(rows, tally.own)
+    mark_durations(data.groups, sessions.durations)
     data.addresses = [] if fleet else tally.own.of(None)
     data.snapshot = snapshot
     data.unseen = unseen(data)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from nettrail.report.bandwidth import Bandwidth, Interval
 from nettrail.report.clock import Clock
 from nettrail.report.dns import SLOW_LOOKUP_MS, Dns, HostStats
+from nettrail.report.histogram import duration_bins, log_decades
 from nettrail.report.sessions import Sessions
 from nettrail.report.bounded import LogSketch
 from nettrail.report.profile import Profile
@@ -72,6 +73,7 @@ class Bar:
     h: float
     cls: str
     title: str = ""
+    bin: int | None = None       # a duration bar: the groups of its sessions (histogram.py)
 
 
 @dataclass
@@ -298,13 +300,6 @@ def sessions_over_time(ss: Sessions, clock: Clock) -> Chart:
 
 # -- DNS ---------------------------------------------------------------------------
 
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Decades from below `low` to above `high`: two at least (a scale of one
-    tick has no span: lookups all faster than the 0.01 ms floor had one)."""
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    return [10.0 ** p for p in range(first, max(last, first + 1) + 1)]
-
-
 def _log_y(value: float, low: float, high: float, top: float, bottom: float) -> float:
     span = math.log10(high) - math.log10(low)
     return round(bottom - (bottom - top) * (math.log10(max(value, low)) - math.log10(low))
@@ -314,8 +309,8 @@ def _log_y(value: float, low: float, high: float, top: float, bottom: float) -> 
 def dns_over_time(dns: Dns, clock: Clock) -> Chart:
     """The slowest lookup of each bucket (log scale); failures marked above."""
     worst = [v for b in dns.buckets for v in (b.max_ms, b.failed_max_ms) if v is not None]
-    decades = _log_ticks(max(min(worst, default=1.0), 0.01), max(max(worst, default=10.0),
-                                                                 SLOW_LOOKUP_MS * 2))
+    decades = log_decades(max(min(worst, default=1.0), 0.01),
+                          max(max(worst, default=10.0), SLOW_LOOKUP_MS * 2))
     low, high = decades[0], decades[-1]
     chart = _timed(clock, "chart-dns", "slowest lookup per "
                    f"{clock.bucket_s:g} s (log scale)", 200, "latency", [])
@@ -360,8 +355,8 @@ def latency_by_name(hosts: list[HostStats], count: int = 15) -> Chart | None:
     shown = [h for h in hosts if h.max_ms is not None][:count]
     if not shown:
         return None
-    decades = _log_ticks(max(min(h.p50_ms or h.max_ms for h in shown), 0.01),
-                         max(h.max_ms for h in shown))
+    decades = log_decades(max(min(h.p50_ms or h.max_ms for h in shown), 0.01),
+                          max(h.max_ms for h in shown))
     low, high = decades[0], decades[-1]
     row = 22
     height = TOP + row * len(shown) + BOTTOM
@@ -385,19 +380,19 @@ def latency_by_name(hosts: list[HostStats], count: int = 15) -> Chart | None:
 
 
 def durations(sketch: LogSketch) -> Chart | None:
-    """How long closed sessions lasted: a histogram on a log scale."""
-    if not sketch.count:
+    """How long closed sessions lasted: a histogram on a log scale; each bar
+    links to the connection groups of its sessions (report/histogram.py)."""
+    binning = duration_bins(sketch)
+    if binning is None:
         return None
-    decades = _log_ticks(max(sketch.min, 0.01), max(sketch.max, sketch.min * 10, 0.1))
-    low, high = decades[0], decades[-1]
-    per_decade = 5
-    bins = [0] * (per_decade * (len(decades) - 1))
+    decades = binning.decades
+    bins = [0] * binning.count
     for value, n in sketch.items():
-        position = (math.log10(max(value, low)) - math.log10(low)) * per_decade
-        bins[min(int(position), len(bins) - 1)] += n
+        bins[binning.of(value)] += n
     height = 170
     top, ticks = value_ticks(max(bins), count_unit)
-    chart = Chart("chart-durations", "session durations (closed sessions, log scale)",
+    chart = Chart("chart-durations", "session durations (closed sessions, log scale; a bar "
+                  "links to the connection groups of its sessions)",
                   height, [], "sessions",
                   [Tick(LEFT + PLOT_W * n / (len(decades) - 1), human_ms(v))
                    for n, v in enumerate(decades)], "duration")
@@ -407,11 +402,11 @@ def durations(sketch: LogSketch) -> Chart | None:
     for n, count in enumerate(bins):
         if count:
             y = _y(count, top, TOP, bottom)
-            low_edge = low * 10 ** (n / per_decade)
+            low_edge, high_edge = binning.edges(n)
             chart.bars.append(Bar(round(LEFT + n * width, 2), y, max(width - 1, 0.5),
                                   bottom - y, "s0",
                                   f"{many(count, 'session')} of {human_ms(low_edge)}–"
-                                  f"{human_ms(low_edge * 10 ** (1 / per_decade))}"))
+                                  f"{human_ms(high_edge)}", n))
     return chart
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nettrail.format.logs.sessions import FAILED_ENDS
+from nettrail.report.bounded import LogSketch
 from nettrail.report.labels import group_label, owner_label, process_label, qualified
 from nettrail.report.tally import Tally
 
@@ -70,17 +71,19 @@ def _count(s: Sessions, tally: Tally, host: str | None, r: Any) -> None:
     s.retrans += retrans
     s.tx_bytes += r.tx_bytes
     s.rx_bytes += r.rx_bytes
+    session = AsSession(r)
+    group = tally.group(host, session, r.first_ts if before < n else None)
     if closed:
         for bucket, times in enumerate(r.durations_log2_us):
             if times:
                 s.durations.add(duration_ms(bucket), times)
+                group.durations = group.durations or LogSketch()
+                group.durations.add(duration_ms(bucket), times)
     proc = tally.process(host, process_label(r.pid, r.comm), group_label(r), r.first_ts)
     proc.weight += n - 1  # process() weighed it as one record
     proc.sessions += n
     proc.failed_sessions += n * failed
     proc.before_window |= before > 0
-    session = AsSession(r)
-    group = tally.group(host, session, r.first_ts if before < n else None)
     group.weight += n - 1
     group.sessions += n
     group.open += n * (not closed)

@@ -135,6 +135,8 @@ class ConnectionGroup:
     before_window: int = 0           # of its sessions, opened before the window
     times_per_interval: bool = False  # no session times: first/last are interval edges
     remote_is: str | None = None     # own.LOOPBACK, own.OWN (this host) or None: own.mark
+    durations: LogSketch | None = None  # its closed sessions' durations (GroupStats')
+    duration_bins: list[int] = field(default_factory=list)  # the histogram's: histogram.mark
 
     @property
     def label(self) -> str:
@@ -214,7 +216,8 @@ class Tally:
                 last if last != -math.inf else None, bool(s.error),
                 s.busy_us, s.rwnd_limited_us, s.syn_retrans_segs, s.max_connect_us,
                 *_durations(s.durations), _quantile(s.rtts, 0.5), s.window_retrans_segs,
-                s.sent_segs, s.before_window, per_interval and first != math.inf))
+                s.sent_segs, s.before_window, per_interval and first != math.inf,
+                durations=s.durations))
         return rows
 
 

@@ -11,9 +11,13 @@
     return numeric ? parseFloat(value) || 0 : value.toLowerCase();
   }
 
+  function inBin(row, bin) {
+    return (" " + (row.getAttribute("data-bins") || "") + " ").indexOf(" " + bin + " ") >= 0;
+  }
+
   function setUp(table) {
     var body = table.tBodies[0];
-    var state = { query: "", all: false };
+    var state = { query: "", all: false, bin: null, label: "" };
     var input = document.querySelector('input[data-table="' + table.id + '"]');
     var counter = document.querySelector('[data-count="' + table.id + '"]');
     var more = document.createElement("button");
@@ -24,22 +28,38 @@
     function apply() {
       var shown = 0, matching = 0;
       Array.prototype.forEach.call(body.rows, function (row) {
-        var match = !state.query || row.textContent.toLowerCase().indexOf(state.query) >= 0;
+        var match = state.bin !== null ? inBin(row, state.bin)
+          : !state.query || row.textContent.toLowerCase().indexOf(state.query) >= 0;
         matching += match;
         row.hidden = !match || (!state.all && shown >= PAGE);
         shown += match && !row.hidden;
       });
-      if (counter) { counter.textContent = matching + " of " + body.rows.length + " rows match"; }
+      if (counter) {
+        counter.textContent = matching + " of " + body.rows.length + " rows match" +
+          (state.bin !== null ? " (groups of the " + state.label + ")" : "");
+      }
       more.hidden = matching <= PAGE;
       more.textContent = state.all ? "show the first " + PAGE : "show all " + matching;
     }
     more.addEventListener("click", function () { state.all = !state.all; apply(); });
     if (input) {
-      input.addEventListener("input", function () { state.query = input.value.trim().toLowerCase(); apply(); });
+      input.addEventListener("input", function () {
+        state.bin = null;
+        state.query = input.value.trim().toLowerCase();
+        apply();
+      });
     }
     table.filterBy = function (text) {
       if (input) { input.value = text; }
+      state.bin = null;
       state.query = text.trim().toLowerCase();
+      apply();
+    };
+    // a histogram bar: the rows whose data-bins name it (editing the box ends it)
+    table.filterByBin = function (bin, label) {
+      if (input) { input.value = label; }
+      state.bin = bin;
+      state.label = label;
       apply();
     };
     table.querySelectorAll("th button").forEach(function (button) {
@@ -64,6 +84,15 @@
   }
 
   document.querySelectorAll("table.sortable").forEach(setUp);
+
+  document.querySelectorAll("a[data-bin]").forEach(function (link) {
+    link.addEventListener("click", function () {
+      var table = document.getElementById(link.getAttribute("href").slice(1));
+      if (table && table.filterByBin) {
+        table.filterByBin(link.getAttribute("data-bin"), link.getAttribute("data-label"));
+      }
+    });
+  });
 
   document.querySelectorAll("a[data-filter]").forEach(function (link) {
     link.addEventListener("click", function () {

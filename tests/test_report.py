@@ -423,7 +423,7 @@ def test_probe_notes_say_what_a_running_probe_missed() -> None:
 
 def test_latency_scale_has_a_span_whatever_the_latencies() -> None:
     # lookups all under the 0.01 ms floor made a one-tick scale: division by zero
-    from nettrail.report.charts import _log_ticks
+    from nettrail.report.histogram import log_decades as _log_ticks
     for low, high in ((0.01, 0.005), (1.0, 1.0), (0.01, 0.01), (3.0, 40.0)):
         ticks = _log_ticks(low, high)
         assert len(ticks) >= 2 and ticks[0] <= low and ticks[-1] >= high

@@ -260,3 +260,18 @@ def test_a_storm_is_the_summary(browser, tmp_path: Path) -> None:
     assert page.input_value('input[data-table="t-processes"]') == "loader"
     assert page.locator("#t-processes tbody tr:visible").count() == 1
     page.close()
+
+
+def test_a_duration_bar_shows_the_groups_of_its_sessions(browser, tmp_path: Path) -> None:
+    from test_report_rows import slow_peak
+    report = write_report(slow_peak(tmp_path))
+    page = open_report(browser, report)["page"]
+    page.locator("#chart-durations a", has_text="12 sessions of 251.2 ms–398.1 ms").click()
+    rows = page.locator("#t-groups tbody tr:visible")
+    assert rows.count() == 1 and "slowpoke (810)" in rows.inner_text()
+    assert page.locator('[data-count="t-groups"]').inner_text() == (
+        "1 of 9 rows match (groups of the 12 sessions of 251.2 ms–398.1 ms)")
+    # the box's own text takes over again
+    page.fill('input[data-table="t-groups"]', "")
+    assert rows.count() == 9
+    page.close()

@@ -166,3 +166,64 @@ def test_a_hostile_local_address_is_escaped(tmp_path: Path) -> None:
     html = page(aggregate([open_capture(capture)]))
     assert HOSTILE_COMM not in html and "\x1b" not in html
     assert "2001:db8::5, \\x1b[2J&lt;script&gt;alert(1)&lt;/script&gt;\n" in html
+
+
+def slow_peak(tmp_path: Path) -> Path:
+    """capture_v2 and a peak: 12 sessions of 300 ms from `slowpoke` to one
+    server, and 30 of 2 ms from `quick` to another."""
+    capture = copy_capture(tmp_path, V2)
+    ok, = [r for r in lines(capture, "tcplife.jsonl") if r["pid"] == 100]
+
+    def closed(pid: int, comm: str, n: int, raddr: str, ms: float) -> dict:
+        opened = START + 1 + n * 0.01
+        return ok | {"pid": pid, "comm": comm, "lport": 30000 + pid + n, "raddr": raddr,
+                     "rport": 8080, "opened_at": opened, "ts": opened + ms / 1000,
+                     "duration_ms": ms}
+    append(capture, "tcplife.jsonl", [
+        *(closed(810, "slowpoke", n, "192.0.2.70", 300.0) for n in range(12)),
+        *(closed(811, "quick", n, "192.0.2.71", 2.0) for n in range(30))])
+    return capture
+
+
+def test_a_duration_bar_links_to_the_groups_of_its_sessions(tmp_path: Path) -> None:
+    data = aggregate([open_capture(slow_peak(tmp_path))])
+    chart = make_charts(data)["durations"]
+    bars = {b.bin: b for b in chart.bars}
+    peak, = [b for b in bars.values() if "of 251.2 ms–398.1 ms" in b.title]
+    assert peak.title == "12 sessions of 251.2 ms–398.1 ms"
+    marked = {g.process: g.duration_bins for g in data.groups}
+    assert [p for p, bins in marked.items() if peak.bin in bins] == ["slowpoke (810)"]
+    assert marked["slowpoke (810)"] == [peak.bin]
+    quick, = [b for b in bars.values() if b.bin in marked["quick (811)"]]
+    assert quick.title == "30 sessions of 1.6 ms–2.5 ms"
+    # every bar's sessions are in the groups it names, and only there
+    for b in chart.bars:
+        count = sum(n for g in data.groups if g.durations is not None
+                    for value, n in g.durations.items()
+                    if b.bin in g.duration_bins and chart_bin(data, value) == b.bin)
+        assert b.title.startswith(f"{count:,} session"), b.title
+    html = page(data)
+    assert (f'<a href="#t-groups" data-bin="{peak.bin}" '
+            'data-label="12 sessions of 251.2 ms–398.1 ms">') in html
+    tagged = [r for r in rows(html, "t-groups") if re.search(
+        rf'^<tr data-bins="([0-9 ]* )?{peak.bin}( [0-9 ]*)?">', r.strip())]
+    assert len(tagged) == 1 and "slowpoke (810)" in tagged[0]
+
+
+def chart_bin(data: object, value: float) -> int:
+    from nettrail.report.histogram import duration_bins
+    return duration_bins(data.sessions.durations).of(value)  # type: ignore[attr-defined]
+
+
+def test_summarised_sessions_are_in_their_groups_bars(tmp_path: Path) -> None:
+    """Past the line budget the durations come from summaries: in the chart
+    and in the groups' bins alike."""
+    write_capture(tmp_path / "budget", 300)
+    data = aggregate([open_capture(tmp_path / "budget")])
+    assert data.sessions.summarised
+    for b in make_charts(data)["durations"].bars:
+        count = sum(n for g in data.groups if g.durations is not None
+                    for value, n in g.durations.items() if chart_bin(data, value) == b.bin)
+        assert b.title.startswith(f"{count:,} session"), b.title
+        assert all(b.bin in g.duration_bins for g in data.groups if g.durations is not None
+                   and any(chart_bin(data, v) == b.bin for v, _n in g.durations.items()))
