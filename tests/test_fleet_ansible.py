@@ -47,6 +47,12 @@ SPREAD_PER_PYTHON_START = 15
 PLAYBOOK_TIMEOUT_S = 900
 BIN = Path(sys.executable).parent  # the virtualenv with nettrail and ansible-core
 
+# What these test is the play (ansible's orchestration, the same on every
+# kernel); the captures it runs are the kernel tests' (test_fleet_kernel.py
+# renders a fleet of two real captures in the VMs). Under qemu TCG a play
+# took 13 min to 25+ min of a VM's hour, its time hanging on Python start-ups.
+pytestmark = pytest.mark.host_only
+
 
 def write_inventory(directory: Path, targets: Path, pids: dict[str, int],
                     outputs: bool = True) -> Path:
