@@ -100,9 +100,20 @@ def _service_of(r: object) -> tuple[str, str]:
     return "served", f"port {r.lport}"
 
 
+def _span(meta: dict) -> tuple[float, float]:
+    """The intervals' span: the window less the probes' loading before them
+    (seconds on a loaded or emulated machine, with nothing to see), where the
+    headline says how long the intervals ran."""
+    start, end = window(meta)
+    elapsed = (meta.get("summary") or {}).get("elapsed_s")
+    if isinstance(elapsed, (int, float)) and 0 < elapsed < end - start:
+        return end - elapsed, end
+    return start, end
+
+
 def profile(capture: CaptureDir) -> Profile:
     meta = capture.meta
-    start, end = window(meta)
+    start, end = _span(meta)
     done = int(meta.get("intervals_done") or 0)
     intervals = max(done + bool(meta.get("interrupted")), 1)
     seconds = max(end - start, 1e-3)
