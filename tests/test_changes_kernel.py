@@ -35,8 +35,10 @@ STEADY_WINDOWS = 3
 DNS_DELAY_MS = {"baseline": 10.0, "incident": 200.0}
 BASELINE_RATES = {("nt-fetch", "lookup:ok"): 2.5, ("nt-fetch", "9101:ok"): 1.0,
                   ("nt-poll", "9101:ok"): 1.0, ("nt-bulk", "9105:ok"): 1.0}
-INCIDENT_RATES = {**BASELINE_RATES, ("nt-poll", "9101:ok"): 5.0,
-                  ("nt-fetch", "9102:ok"): 1.0, ("nt-fetch", "9104:refused"): 1.0}
+# nt-bulk left out: its losses (the incident) may hold a session past its second
+INCIDENT_RATES = {**{k: v for k, v in BASELINE_RATES.items() if k[0] != "nt-bulk"},
+                  ("nt-poll", "9101:ok"): 5.0, ("nt-fetch", "9102:ok"): 1.0,
+                  ("nt-fetch", "9104:refused"): 1.0}
 # one in ten segments to nt-bulk's port dropped on input: the sender resends
 DROPS = """
 table inet nettrail_changes {
