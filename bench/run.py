@@ -278,8 +278,7 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
                 results[name].append(_program_costs(python, connections))
     print("| program | nettrail | runs per capture | ns per run: median (min–max) |")
     print("|---|---|---|---|")
-    for program in ("tp_state", "tp_state_nested", "tp_destroy", "tp_destroy_nested",
-                    "pass_conns", "pass_all"):
+    for program in ("tp_state", "tp_destroy", "pass_conns", "pass_all"):
         for name, costs in results.items():
             per = [c[program][1] / c[program][0] for c in costs if program in c]
             if not per:
@@ -287,12 +286,6 @@ def bench_program_cost(base_python: str, runs: int, connections: int = 400) -> N
             count = statistics.median(c[program][0] for c in costs if program in c)
             print(f"| {program} | {name} | {count:,.0f} | {statistics.median(per):.0f} "
                   f"({min(per):.0f}–{max(per):.0f}) |")
-    # a tp_state run with its copy's run beside it
-    for name, costs in results.items():
-        per = [sum(ns for p, (_, ns) in c.items() if p.startswith("tp_state"))
-               / c["tp_state"][0] for c in costs]
-        print(f"| tp_state + its copy | {name} | | {statistics.median(per):.0f} "
-              f"({min(per):.0f}–{max(per):.0f}) |")
 
 
 @contextmanager

@@ -11,7 +11,6 @@
  * stamps before their counters or state are touched. */
 #include "common.bpf.h"
 #include "sock_state.bpf.h"
-#include "nested.bpf.h"
 
 EVENT_TYPE(conn_row);
 
@@ -270,7 +269,8 @@ static __always_inline void add_to_slot(const struct conn_row *row)
 }
 
 /* A session's state changes: follow it; at its close take its last bytes. */
-static __always_inline void on_state_change(struct sock *sk, int oldstate, int newstate)
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct sock_state *s;
 	struct conn_row row = {};
@@ -280,20 +280,18 @@ static __always_inline void on_state_change(struct sock *sk, int oldstate, int n
 	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
 	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
 	if (!sk || !is_session_change(sk, oldstate, newstate))
-		return;
+		return 0;
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE || !s || !pid_wanted(s->pid))
-		return;
+		return 0;
 	// a close before the interval pass measured the tick rate measures it
 	if (!tick_hz)
 		measure_tick();
 	read_payload((const struct tcp_sock *)sk, &p, READ_LOCKED);
 	if (fill_row(sk, s, &p, &row, true, &t))
 		add_to_slot(&row);
+	return 0;
 }
-
-/* tp_state, and its copy for the runs the kernel skips (nested.bpf.h) */
-STATE_CHANGE_PROGRAMS(on_state_change)
 
 /* One socket of one process's files in a pass, read `how`; one stamped
  * before `quiet_before_us` (0: none) is passed over. */

@@ -15,8 +15,7 @@ enum stat_index {
 	STAT_MAP_FULL = 1,     /* a hash map refused an insert: data was not tracked */
 	STAT_QUERY_TABLE_FULL = 2, /* dns_wire: the pending-query table was full */
 	STAT_QUERY_QUOTA = 3,  /* dns_wire: the sender's owner had its share of the table */
-	STAT_NESTED_CAUGHT = 4, /* a skipped nested run caught by its copy (nested.bpf.h) */
-	STAT_MAX = 5,
+	STAT_MAX = 4,
 };
 
 /* Which end of a connection this socket is. */

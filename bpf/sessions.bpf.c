@@ -8,7 +8,6 @@
  * open at window end, in any network namespace, from the last such pass. */
 #include "common.bpf.h"
 #include "sock_state.bpf.h"
-#include "nested.bpf.h"
 
 EVENT_TYPE(session_event);
 
@@ -161,30 +160,30 @@ static __always_inline void emit_closed(struct sock *sk, const struct sock_state
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void on_state_change(struct sock *sk, int oldstate, int newstate)
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct sock_state unknown = {}, *s;
 
 	// the tcp_sock view: TCP's counters are plain loads beyond struct sock
 	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
 	if (!sk || !is_session_change(sk, oldstate, newstate))
-		return;
+		return 0;
 	s = track(sk, oldstate, newstate);
 	if (newstate != BPF_TCP_CLOSE)
-		return;
+		return 0;
 	if (s && !s->pid && still_held(sk) && defer_closed(sk, s, oldstate))
-		return;
+		return 0;
 	// no state (opened before the window, never seen held), or no room to
 	// wait: the record now, its owner unknown
 	emit_closed(sk, s ? s : &unknown, oldstate);
+	return 0;
 }
-
-/* tp_state, and its copy for the runs the kernel skips (nested.bpf.h) */
-STATE_CHANGE_PROGRAMS(on_state_change)
 
 /* A pending session's socket is destroyed: its last close, by its holder
  * unless that ran in nettrail or a kernel thread. */
-static __always_inline void on_destroy(struct sock *sk)
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tp_destroy, struct sock *sk)
 {
 	struct session_event *p;
 	struct sock_state *s;
@@ -192,33 +191,14 @@ static __always_inline void on_destroy(struct sock *sk)
 
 	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
 	if (!sk || !(s = state_of(sk, NULL)) || !s->pending)
-		return;
+		return 0;
 	key = (__u64)sk;
 	p = bpf_map_lookup_elem(&pending, &key);
 	if (!p)
-		return;  // read by user space at the window's end
+		return 0;  // read by user space at the window's end
 	claim(s, owner_context());
 	emit_pending(p, s);
 	bpf_map_delete_elem(&pending, &key);
-}
-
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(tp_destroy, struct sock *sk)
-{
-	__u32 *mark = running_mark(NESTED_DESTROY);
-
-	mark_running(mark, 1);
-	on_destroy(sk);
-	mark_running(mark, 0);
-	return 0;
-}
-
-/* tp_destroy's runs the kernel skipped (nested.bpf.h). */
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(tp_destroy_nested, struct sock *sk)
-{
-	if (skipped_by_kernel(NESTED_DESTROY))
-		on_destroy(sk);
 	return 0;
 }
 

@@ -22,8 +22,7 @@ DNS_MSG_LEN = 512
 DNS_QUERY_LEN = 320
 
 # enum stat_index in bpf/nettrail.h
-(STAT_RINGBUF_FULL, STAT_MAP_FULL, STAT_QUERY_TABLE_FULL, STAT_QUERY_QUOTA, STAT_NESTED_CAUGHT,
- STAT_MAX) = range(6)
+STAT_RINGBUF_FULL, STAT_MAP_FULL, STAT_QUERY_TABLE_FULL, STAT_QUERY_QUOTA, STAT_MAX = range(5)
 WIRE_IDS = 4
 SESSION_CLOSED = 1  # enum session_state; anything else is open
 SIDES = {1: "client", 2: "server"}  # enum conn_side; 0: unknown

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nettrail.capture.clock import boot_ns
-from nettrail.capture.events import (MAX_PIDS, STAT_MAP_FULL, STAT_MAX, STAT_NESTED_CAUGHT,
-                                     STAT_RINGBUF_FULL, RecordContext)
+from nettrail.capture.events import (MAX_PIDS, STAT_MAP_FULL, STAT_MAX, STAT_RINGBUF_FULL,
+                                     RecordContext)
 from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.capture.preflight import BPF_NEEDS, CapNeed, missing_caps
 from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
@@ -114,16 +114,10 @@ def add_lost(*counts: dict[str, int]) -> dict[str, int]:
     return total
 
 
-NESTED_COPY = "_nested"  # bpf/nested.bpf.h: NAME_nested runs what NAME's skips miss
-
-
 def recursion_misses(obj: BpfObject) -> int:
     """Runs the kernel skipped because one of the object's programs was
-    already running on that CPU (each one an event not seen), less those
-    its copy caught; a copy's own skips are runs its first program made."""
-    skipped = sum(info.recursion_misses for name, info in obj.program_infos().items()
-                  if not name.endswith(NESTED_COPY))
-    return skipped - stat_counts(obj)[STAT_NESTED_CAUGHT]
+    already running on that CPU (each one an event not seen)."""
+    return sum(info.recursion_misses for info in obj.program_infos().values())
 
 
 class Probe:

@@ -134,7 +134,7 @@ def bandwidth_record(ctx: RecordContext, c: Conn, ts: float, interval: int,
 
 class BandwidthProbe(Probe):
     name = "bandwidth"
-    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_state_nested"),
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",),
                          ("pass_conns", "pass_all", "pass_last", "peek_conns")),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)

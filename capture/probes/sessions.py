@@ -68,8 +68,7 @@ class SessionsProbe(Probe):
     passes."""
 
     name = "sessions"
-    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_state_nested", "tp_destroy",
-                                        "tp_destroy_nested"), ("claim_owners", "dump_open")),)
+    hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_destroy"), ("claim_owners", "dump_open")),)
     shared_state_fd: int | None = None
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
