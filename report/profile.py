@@ -177,13 +177,20 @@ def _bandwidth(p: Profile, capture: CaptureDir, intervals: int) -> None:
         _group(p, r)
 
 
+def _named_service(p: Profile, r: object, addresses: dict[str, dict[str, None]]) -> Activity:
+    """The destination or served port `r` counts in, with the names looked up
+    for a destination's address (up to 3)."""
+    table, key = _service_of(r)
+    service = getattr(p, table).get(key)
+    for name in addresses.get(r.raddr, ()) if table == "destinations" else ():  # type: ignore[attr-defined]
+        keep_few(service.names, name, 3)
+    return service
+
+
 def _sessions(p: Profile, capture: CaptureDir,
               addresses: dict[str, dict[str, None]]) -> None:
     for r in capture.records("sessions"):
-        table, key = _service_of(r)
-        service = getattr(p, table).get(key)
-        for name in addresses.get(r.raddr, ()) if table == "destinations" else ():
-            keep_few(service.names, name, 3)
+        service = _named_service(p, r, addresses)
         for stats in (p.programs.get(program_of(r)), service):
             stats.weight += 1
             stats.sessions += 1
@@ -210,11 +217,7 @@ def _summaries(p: Profile, capture: CaptureDir,
     the bins of its span, its duration sketch in the durations."""
     for block in capture.blocks("sessions", summary=True):
         for r in block:
-            session = AsSession(r)
-            table, key = _service_of(session)
-            service = getattr(p, table).get(key)
-            for name in addresses.get(session.raddr, ()) if table == "destinations" else ():
-                keep_few(service.names, name, 3)
+            service = _named_service(p, AsSession(r), addresses)
             for stats in (p.programs.get(program_of(r)), service):
                 _count_summary(p, stats, r)
             _group(p, r)
