@@ -11,7 +11,10 @@ VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 BUILD := build/bpf
 OUT ?= build/bpf-objects
 PROBES := $(patsubst bpf/%.bpf.c,%,$(wildcard bpf/*.bpf.c))
-OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o)
+# the probes that pass over open files, built twice: the second object for
+# kernels whose verifier leaves those sockets untrusted (bpf/common.bpf.h)
+PASSING := bandwidth sessions listeners udp
+OBJECTS := $(PROBES:%=$(OUT)/%.bpf.o) $(PASSING:%=$(OUT)/%.untrusted.bpf.o)
 PYTHON ?= python3
 VENV := .venv
 # What a capture needs (building the wheel: clang, bpftool; running it: libbpf),
@@ -35,10 +38,17 @@ $(BUILD)/vmlinux.h:
 	@mkdir -p $(BUILD)
 	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
 
+BPF_CFLAGS = -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf
+
+$(OUT)/%.untrusted.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
+	@mkdir -p $(OUT)
+	$(CLANG) $(BPF_CFLAGS) -DFILE_SOCKETS_UNTRUSTED -c $< -o $@.tmp
+	$(STRIP) -g $@.tmp
+	mv $@.tmp $@
+
 $(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(BUILD)/vmlinux.h
 	@mkdir -p $(OUT)
-	$(CLANG) -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
-		-I$(BUILD) -Ibpf -c $< -o $@.tmp
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(STRIP) -g $@.tmp
 	mv $@.tmp $@
 

@@ -293,6 +293,22 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+/* A socket is destroyed: its state by address goes, unless the sessions
+ * probe's record still waits on it (its own tp_destroy forgets it then). */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tp_destroy, struct sock *sk)
+{
+	struct sock_state *s;
+
+	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
+	if (!sk)
+		return 0;
+	s = state_of(sk, NULL);
+	if (!s || !s->pending)
+		forget_state(sk);
+	return 0;
+}
+
 /* One socket of one process's files in a pass, read `how`; one stamped
  * before `quiet_before_us` (0: none) is passed over. */
 static __always_inline int pass_file(struct bpf_iter__task_file *ctx, bool commit,

@@ -51,6 +51,33 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return false;
 }
 
+/* Built in (the second object of the probes that pass over files,
+ * NAME.untrusted.bpf.o, the second hook set): for a kernel whose verifier
+ * marks the socket a pass reaches through a file (the `sk` of
+ * bpf_sock_from_file()) untrusted, which no helper takes. Its fields still
+ * read as any (a faulting load reads 0); the TCP probes keep their
+ * per-socket state by socket address (sock_state.bpf.h). An object of its
+ * own: the read-only cast it needs is a kfunc (6.2+), which libbpf 1.1 cannot
+ * leave unresolved without root. */
+#ifdef FILE_SOCKETS_UNTRUSTED
+#define file_sockets_untrusted true
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define rdonly_cast(obj, type) ((type *)bpf_rdonly_cast(obj, bpf_core_type_id_kernel(type)))
+#else
+#define file_sockets_untrusted false
+#define rdonly_cast(obj, type) ((type *)0)
+#endif
+
+/* The sock of a socket reached through a file, if it is `protocol`'s. */
+static __always_inline struct sock *file_sock(struct socket *sock, __u8 protocol)
+{
+	struct sock *sk;
+
+	if (!sock || !(sk = sock->sk))
+		return NULL;
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == protocol ? sk : NULL;
+}
+
 /* Socket pointers here are BTF-typed (tp_btf arguments, iterator fields,
  * helper results): fields are plain CO-RE loads, no probe-read helper calls;
  * the pass runs these once per socket of every process. */

@@ -28,9 +28,7 @@ int pass_listeners(struct bpf_iter__task_file *ctx)
 	if (!task || !file || !pid_wanted(task->tgid))
 		return 0;
 	sock = bpf_sock_from_file(file);
-	if (!sock)
-		return 0;
-	tp = bpf_skc_to_tcp_sock(sock->sk);
+	tp = file_tcp_sock(sock);
 	sk = (struct sock *)tp;
 	if (!tp || !is_inet_tcp(sk) || sk->__sk_common.skc_state != BPF_TCP_LISTEN)
 		return 0;

@@ -284,8 +284,9 @@ struct udp_owner {
 
 /* udp: the pass over open files, one row per UDP socket a process holds. */
 struct udp_sock_row {
-	__u64 sock_cookie;
+	__u64 sock_cookie; /* 0: none made yet (file_sockets_untrusted, bpf/common.bpf.h) */
 	__u64 drops;      /* the socket's drops so far (sk_drops and its per-node counters) */
+	__u64 ino;        /* the socket's inode number: its drops' baseline, cookie or not */
 	struct udp_owner owner;
 };
 

@@ -180,8 +180,8 @@ int BPF_PROG(tp_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* A pending session's socket is destroyed: its last close, by its holder
- * unless that ran in nettrail or a kernel thread. */
+/* A socket is destroyed: a pending session's last close, by its holder
+ * unless that ran in nettrail or a kernel thread; its state by address goes. */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(tp_destroy, struct sock *sk)
 {
@@ -190,15 +190,17 @@ int BPF_PROG(tp_destroy, struct sock *sk)
 	__u64 key;
 
 	sk = (struct sock *)bpf_skc_to_tcp_sock(sk);
-	if (!sk || !(s = state_of(sk, NULL)) || !s->pending)
+	if (!sk)
 		return 0;
+	s = state_of(sk, NULL);
 	key = (__u64)sk;
-	p = bpf_map_lookup_elem(&pending, &key);
-	if (!p)
-		return 0;  // read by user space at the window's end
-	claim(s, owner_context());
-	emit_pending(p, s);
-	bpf_map_delete_elem(&pending, &key);
+	// none: read by user space at the window's end
+	if (s && s->pending && (p = bpf_map_lookup_elem(&pending, &key))) {
+		claim(s, owner_context());
+		emit_pending(p, s);
+		bpf_map_delete_elem(&pending, &key);
+	}
+	forget_state(sk);
 	return 0;
 }
 

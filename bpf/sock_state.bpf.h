@@ -41,6 +41,19 @@ struct {
 	__type(value, struct sock_state);
 } sock_state SEC(".maps");
 
+/* The same state by socket address, where a pass cannot reach socket storage
+ * (file_sockets_untrusted): created as above, deleted at the socket's
+ * destruction (forget_state), before its memory can hold another socket. */
+#define MAX_STATES 262144
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_STATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sock_state);
+} sock_state_at SEC(".maps");
+
 struct payload {
 	__u64 rx_bytes;
 	__u64 tx_bytes;
@@ -181,9 +194,18 @@ static __always_inline __u64 syn_in_acked(__u8 side, __u64 tx_acked)
  * creators agree: the storage keeps whichever init came first. */
 static __always_inline struct sock_state *state_of(struct sock *sk, struct sock_state *init)
 {
-	struct sock_state *s = bpf_sk_storage_get(&sock_state, sk, init,
-						  init ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	__u64 key = (__u64)sk;
+	struct sock_state *s;
 
+	if (!file_sockets_untrusted) {
+		s = bpf_sk_storage_get(&sock_state, sk, init, init ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	} else {
+		s = bpf_map_lookup_elem(&sock_state_at, &key);
+		if (!s && init) {
+			bpf_map_update_elem(&sock_state_at, &key, init, BPF_NOEXIST);
+			s = bpf_map_lookup_elem(&sock_state_at, &key);
+		}
+	}
 	if (!s && init)
 		stat_inc(STAT_MAP_FULL);
 	return s;
@@ -212,10 +234,20 @@ static __always_inline struct sock_state *new_state(struct sock *sk, __u8 side, 
 	init.segs_out_seen = p.segs_out;
 	s = state_of(sk, &init);
 	// a connect on a closed socket's state: one reused after tcp_disconnect(),
-	// which zeroed TCP's counters: a new session, its owner claimed anew
-	if (s && opening && s->closed)
+	// which zeroed TCP's counters: a new session, its owner claimed anew (by
+	// address, a state found at an opening is never this session's)
+	if (s && opening && (s->closed || file_sockets_untrusted))
 		*s = init;
 	return s;
+}
+
+/* A socket is destroyed: its state by address goes (its storage goes with it). */
+static __always_inline void forget_state(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (file_sockets_untrusted)
+		bpf_map_delete_elem(&sock_state_at, &key);
 }
 
 /* Set before load: nettrail's own tgid. A pass holds each file it visits
@@ -328,16 +360,23 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 	return s;
 }
 
+/* A socket from a file as a TCP socket (see file_sockets_untrusted), or NULL. */
+static __always_inline struct tcp_sock *file_tcp_sock(struct socket *sock)
+{
+	struct sock *sk = file_sock(sock, IPPROTO_TCP);
+
+	if (!sk || sk->sk_type != SOCK_STREAM)
+		return NULL;
+	return file_sockets_untrusted ? rdonly_cast(sk, struct tcp_sock) : bpf_skc_to_tcp_sock(sk);
+}
+
 /* A socket, as a TCP socket with a connection (not listening, not closed),
  * or NULL. */
 static __always_inline struct tcp_sock *connection_of(struct socket *sock)
 {
-	struct tcp_sock *tp;
+	struct tcp_sock *tp = file_tcp_sock(sock);
 	int state;
 
-	if (!sock)
-		return NULL;
-	tp = bpf_skc_to_tcp_sock(sock->sk);
 	if (!tp || !is_inet_tcp((struct sock *)tp))
 		return NULL;
 	state = ((struct sock *)tp)->__sk_common.skc_state;
@@ -357,9 +396,9 @@ static __always_inline struct tcp_sock *connection_in_file(struct file *file)
  * NULL. */
 static __always_inline struct sock *closed_of(struct socket *sock)
 {
-	struct sock *sk;
+	struct sock *sk = (struct sock *)file_tcp_sock(sock);
 
-	if (!sock || !(sk = (struct sock *)bpf_skc_to_tcp_sock(sock->sk)))
+	if (!sk)
 		return NULL;
 	return sk->__sk_common.skc_state == BPF_TCP_CLOSE ? sk : NULL;
 }

@@ -186,16 +186,17 @@ int udp_pass(struct bpf_iter__task_file *ctx)
 	if (!task || !file)
 		return 0;
 	sock = bpf_sock_from_file(file);
-	if (!sock)
-		return 0;
-	sk = sock->sk;
+	sk = file_sock(sock, IPPROTO_UDP);
 	if (!sk)
 		return 0;
 	family = sk->__sk_common.skc_family;
-	if ((family != AF_INET && family != AF_INET6) ||
-	    BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_UDP)
+	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	row.sock_cookie = bpf_get_socket_cookie(sk);
+	// no helper takes an untrusted socket: its cookie as made so far (none,
+	// 0, if no datagram of it was seen: no flow to join, a drop baseline)
+	row.sock_cookie = file_sockets_untrusted ? sk->__sk_common.skc_cookie.counter
+						 : bpf_get_socket_cookie(sk);
+	row.ino = file->f_inode->i_ino;
 	row.drops = drops_of(sk);
 	known = bpf_map_lookup_elem(&udp_owners, &row.sock_cookie);
 	if (known)

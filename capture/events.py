@@ -128,7 +128,8 @@ class UdpOwner(ctypes.Structure):
 
 
 class UdpSockRow(ctypes.Structure):
-    _fields_ = [("sock_cookie", c_uint64), ("drops", c_uint64), ("owner", UdpOwner)]
+    _fields_ = [("sock_cookie", c_uint64), ("drops", c_uint64), ("ino", c_uint64),
+                ("owner", UdpOwner)]
 class ListenerRow(ctypes.Structure):
     _fields_ = [("cgroup_id", c_uint64), ("ino", c_uint64), ("laddr", c_uint8 * 16),
                 ("pid", c_uint32), ("nspid", c_uint32), ("netns", c_uint32),

@@ -32,6 +32,7 @@ LOG_LINES = 2000
 
 # Everything libbpf said, for --debug.
 log: deque[str] = deque(maxlen=LOG_LINES)
+printed = 0  # lines ever put in the log
 
 _PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
@@ -167,12 +168,39 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
 
 
+# A verifier's log comes in one message: room for its end (where it says why)
+PRINT_BYTES = 1 << 20
+
+
 @_PRINT_FN
 def _on_libbpf_print(level: int, fmt: bytes, args: int) -> int:
-    buf = ctypes.create_string_buffer(1024)
+    global printed
+    buf = ctypes.create_string_buffer(PRINT_BYTES)
     _libc.vsnprintf(buf, len(buf), fmt, args)
-    log.append(buf.value.decode(errors="replace").rstrip("\n"))
+    lines = buf.value.decode(errors="replace").rstrip("\n").split("\n")[-LOG_LINES:]
+    log.extend(lines)
+    printed += len(lines)
     return 0
+
+
+def printed_since(count: int) -> list[str]:
+    """The log's lines printed since `printed` was `count` (as many as it keeps)."""
+    return list(log)[max(len(log) - (printed - count), 0):]
+
+
+# The statistics a verifier's log ends with (after why it refused)
+_VERIFIER_STATS = ("processed ", "verification time", "stack depth", "-- END PROG LOAD LOG")
+
+
+def verifier_refusal(lines: list[str]) -> str | None:
+    """Why the verifier refused a program, from the log of its load: the
+    last line of its log before the statistics it ends with."""
+    end = max((i for i, line in enumerate(lines) if line.startswith("-- END PROG LOAD LOG")),
+              default=None)
+    for line in reversed(lines[:end] if end is not None else ()):
+        if not line.startswith(_VERIFIER_STATS):
+            return line
+    return None
 
 
 def lib() -> ctypes.CDLL:
@@ -292,7 +320,12 @@ class BpfObject:
         raise ProbeError(f"{os.path.basename(self.path)} has no .rodata")
 
     def load(self) -> None:
-        _check_rc(lib().bpf_object__load(self._obj), f"load {os.path.basename(self.path)}")
+        before = printed
+        rc = lib().bpf_object__load(self._obj)
+        if rc < 0:
+            why = verifier_refusal(printed_since(before))
+            raise ProbeError(f"load {os.path.basename(self.path)}: {strerror(rc)}"
+                             + (f" (verifier: {why})" if why else ""))
 
     def attach(self, program: str) -> None:
         """Attach by the program's SEC() name (tracepoints, fentry, kprobes)."""

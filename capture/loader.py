@@ -12,6 +12,7 @@ from importlib import resources
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from nettrail.capture.clock import boot_ns
 from nettrail.capture.events import (MAX_PIDS, STAT_MAP_FULL, STAT_MAX, STAT_RINGBUF_FULL,
@@ -20,9 +21,19 @@ from nettrail.capture.libbpf import BpfObject, map_lookup
 from nettrail.capture.preflight import BPF_NEEDS, CapNeed, missing_caps
 from nettrail.errors import NettrailError, ProbeError, UnsupportedSystem
 
-# The one hook set of the TCP probes, on every kernel they support (5.11+;
-# preflight.tcp_counter_problem says what a kernel lacks).
+# The hook set of the TCP probes, on every kernel they support (5.11+;
+# preflight.tcp_counter_problem says what a kernel lacks); where the verifier
+# leaves a pass's sockets untrusted, the second (bpf/common.bpf.h).
 TCP_COUNTERS = "tp_btf/inet_sock_set_state + iter/task_file (TCP socket counters)"
+BY_ADDRESS = ", state by socket address"
+# The per-socket state maps the TCP probes share (bpf/sock_state.bpf.h)
+STATE_MAPS = ("sock_state", "sock_state_at")
+
+
+class SharedState(NamedTuple):
+    """A TCP probe's per-socket state, for the other to reuse."""
+    fds: dict[str, int]  # STATE_MAPS by name
+    by_address: bool     # kept by socket address (HookSet.file_sockets_untrusted)
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,15 @@ class HookSet:
     name: str                   # recorded as the probe's hook
     attach: tuple[str, ...]     # programs attached for the whole window
     on_demand: tuple[str, ...] = ()  # loaded too, run later (iterators)
+    # its object is NAME.untrusted.bpf.o: the passes read sockets untrusted
+    file_sockets_untrusted: bool = False
+
+    def untrusted(self, *attach: str) -> HookSet:
+        """This set for a kernel whose verifier leaves a pass's sockets
+        untrusted, attaching `attach` too."""
+        return HookSet(self.name + (BY_ADDRESS if self.name == TCP_COUNTERS else
+                                    ", sockets read untrusted"),
+                       self.attach + attach, self.on_demand, True)
 
 
 @dataclass
@@ -43,9 +63,11 @@ class ProbeStatus:
         return {"status": self.status, "hook": self.hook, "error": self.error, **self.detail}
 
 
-def object_path(probe: str) -> Path:
-    """The probe's compiled object, package data of the installed wheel."""
-    path = Path(str(resources.files("nettrail.capture") / "bpf_objects" / f"{probe}.bpf.o"))
+def object_path(probe: str, untrusted: bool = False) -> Path:
+    """The probe's compiled object (`untrusted`: its build for kernels whose
+    verifier leaves a pass's sockets untrusted), package data of the wheel."""
+    name = f"{probe}.untrusted.bpf.o" if untrusted else f"{probe}.bpf.o"
+    path = Path(str(resources.files("nettrail.capture") / "bpf_objects" / name))
     if not path.is_file():
         raise UnsupportedSystem(f"BPF object {path} is missing",
                                 "build it with `make bpf` or reinstall nettrail")
@@ -69,18 +91,18 @@ def self_filter() -> dict[str, bytes]:
 def load_first_working(probe: str, hook_sets: tuple[HookSet, ...],
                        configure: Callable[[BpfObject, HookSet], None],
                        attach: Callable[[BpfObject, HookSet], None]
-                       ) -> tuple[BpfObject, HookSet]:
-    """Open, configure, load and attach the first hook set that works."""
-    path = str(object_path(probe))
+                       ) -> tuple[BpfObject, HookSet, list[str]]:
+    """Open, configure, load and attach the first hook set that works; the
+    ones before it that failed, each with why."""
     failures = []
     for hooks in hook_sets:
-        obj = BpfObject(path)
+        obj = BpfObject(str(object_path(probe, hooks.file_sockets_untrusted)))
         try:
             obj.keep_only(hooks.attach + hooks.on_demand)
             configure(obj, hooks)
             obj.load()
             attach(obj, hooks)
-            return obj, hooks
+            return obj, hooks, failures
         except ProbeError as exc:
             failures.append(f"{hooks.name}: {exc.problem}")
             obj.close()
@@ -199,12 +221,14 @@ class Probe:
             self.status = ProbeStatus("failed", error=problem, detail=self.status.detail)
             return
         try:
-            self.obj, hooks = load_first_working(self.name, self.hook_sets, self.configure,
-                                                 self.attach)
+            self.obj, hooks, failed = load_first_working(self.name, self.hook_sets,
+                                                         self.configure, self.attach)
         except ProbeError as exc:
             self.status = ProbeStatus("failed", error=exc.problem, detail=self.status.detail)
             return
         self.hooks = hooks
+        if failed:
+            self.status.detail["hooks_failed"] = failed
         self.status = ProbeStatus("ok", hook=hooks.name, detail=self.status.detail)
         self._interval_start_ns = boot_ns()
 

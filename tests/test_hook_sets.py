@@ -1,5 +1,8 @@
 """Every hook set of every probe, all its programs together, passes this
-kernel's verifier (a capture stops at the first set that works)."""
+kernel's verifier (a capture stops at the first set that works), unless it
+is one this kernel is known to refuse: a set handing a pass's sockets to
+helpers where the verifier marks them untrusted (its log says so), or the
+set for such kernels where the kernel lacks bpf_rdonly_cast (6.2+, by BTF)."""
 
 from __future__ import annotations
 
@@ -11,24 +14,58 @@ from nettrail.capture import libbpf
 from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.capture.clock import Clock
 from nettrail.capture.events import LISTENER_ROW, RecordContext
-from nettrail.capture.libbpf import BpfObject
+from nettrail.capture.libbpf import BpfObject, KernelBtf
 from nettrail.capture.loader import HookSet, Probe, object_path
 from nettrail.capture.probes.listeners import ListenersProbe
 from nettrail.capture.probes.sessions import SessionsProbe
+from nettrail.capture.probes.udp import UdpProbe
+from nettrail.errors import ProbeError
 
-CASES = [(cls, h) for cls in (BandwidthProbe, SessionsProbe) for h in cls.hook_sets]
+BTF_KIND_FUNC = 12
+PROBES = (BandwidthProbe, SessionsProbe, ListenersProbe, UdpProbe)
+CASES = [(cls, h) for cls in PROBES for h in cls.hook_sets]
 
 
-@pytest.mark.parametrize("probe_class, hooks", CASES, ids=[f"{c.name}: {h.name}" for c, h in CASES])
-def test_hook_set_loads(bpf: None, probe_class: type[Probe], hooks: HookSet) -> None:
+def load(probe_class: type[Probe], hooks: HookSet) -> None:
     probe = probe_class(RecordContext(Clock(), "test"))
-    obj = BpfObject(str(object_path(probe.name)))
+    obj = BpfObject(str(object_path(probe.name, hooks.file_sockets_untrusted)))
     try:
         obj.keep_only(hooks.attach + hooks.on_demand)
         probe.configure(obj, hooks)
         obj.load()
     finally:
         obj.close()
+
+
+def kernel_has_rdonly_cast() -> bool:
+    btf = KernelBtf()
+    try:
+        return btf.has_type("bpf_rdonly_cast", BTF_KIND_FUNC)
+    finally:
+        btf.close()
+
+
+@pytest.mark.parametrize("probe_class, hooks", CASES, ids=[f"{c.name}: {h.name}" for c, h in CASES])
+def test_hook_set_loads(bpf: None, probe_class: type[Probe], hooks: HookSet) -> None:
+    try:
+        load(probe_class, hooks)
+    except ProbeError as exc:
+        if hooks.file_sockets_untrusted:
+            assert not kernel_has_rdonly_cast(), exc.problem
+        else:
+            assert "(verifier: R1 type=untrusted_ptr_ expected=" in exc.problem, exc.problem
+
+
+@pytest.mark.parametrize("probe_class", PROBES, ids=[c.name for c in PROBES])
+def test_a_hook_set_of_each_probe_loads(bpf: None, probe_class: type[Probe]) -> None:
+    refused = []
+    for hooks in probe_class.hook_sets:
+        try:
+            load(probe_class, hooks)
+            return
+        except ProbeError as exc:
+            refused.append(exc.problem)
+    pytest.fail("; ".join(refused))
 
 
 def test_a_pass_past_its_bound_is_cut_and_counted(bpf: None, monkeypatch: pytest.MonkeyPatch
@@ -53,3 +90,13 @@ def test_a_pass_past_its_bound_is_cut_and_counted(bpf: None, monkeypatch: pytest
         probe.close()
         for s in held:
             s.close()
+
+
+def test_the_verifier_refusal_is_its_logs_last_line_before_the_statistics() -> None:
+    lines = ["libbpf: prog 'p': BPF program load failed: Permission denied",
+             "-- BEGIN PROG LOAD LOG --", "0: R1=ctx() R10=fp0",
+             "R1 type=untrusted_ptr_ expected=sock_common", "verification time 158 usec",
+             "stack depth 0", "processed 8 insns (limit 1000000) max_states_per_insn 0",
+             "-- END PROG LOAD LOG --", "libbpf: prog 'p': failed to load: -13"]
+    assert libbpf.verifier_refusal(lines) == "R1 type=untrusted_ptr_ expected=sock_common"
+    assert libbpf.verifier_refusal(lines[:1]) is None

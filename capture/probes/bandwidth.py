@@ -10,7 +10,7 @@ from typing import NamedTuple
 from nettrail.capture.events import (CONN_CHRONO, CONN_KEY, CONN_ROW, CONN_RTO, CONN_VAL,
                                      FAMILIES, SIDES, RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
-from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
+from nettrail.capture.loader import STATE_MAPS, TCP_COUNTERS, HookSet, Probe, SharedState
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
@@ -136,6 +136,8 @@ class BandwidthProbe(Probe):
     name = "bandwidth"
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",),
                          ("pass_conns", "pass_all", "pass_last", "peek_conns")),)
+    # by address, a socket's state goes at its destruction
+    hook_sets += (hook_sets[0].untrusted("tp_destroy"),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
@@ -154,9 +156,13 @@ class BandwidthProbe(Probe):
         if self.running:
             self._carried = self._pass()
 
-    def sock_state_fd(self) -> int | None:
+    def shared_state(self) -> SharedState | None:
         """The per-socket state the sessions probe shares (owners, sides)."""
-        return self.obj.map_fd("sock_state") if self.running else None
+        if not self.running:
+            return None
+        assert self.hooks is not None
+        return SharedState({name: self.obj.map_fd(name) for name in STATE_MAPS},
+                           self.hooks.file_sockets_untrusted)
 
     def _read_map(self, slot: int, delete: bool) -> list[Conn]:
         keys, values = map_batch(self.obj.map_fd(self._maps[slot]), CONN_KEY.size,

@@ -87,6 +87,7 @@ def listener_record(ctx: RecordContext, listener: Listener, drops: int, ts: floa
 class ListenersProbe(Probe):
     name = "listeners"
     hook_sets = (HookSet("iter/task_file (listening sockets)", (), ("pass_listeners",)),)
+    hook_sets += (hook_sets[0].untrusted(),)
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
 

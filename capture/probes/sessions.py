@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SIDES,
                                      RecordContext, address, ms, text)
 from nettrail.capture.libbpf import BpfObject, map_batch
-from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe
+from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe, SharedState
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 from nettrail.errors import ProbeError
 
@@ -69,23 +69,27 @@ class SessionsProbe(Probe):
 
     name = "sessions"
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_destroy"), ("claim_owners", "dump_open")),)
-    shared_state_fd: int | None = None
+    hook_sets += (hook_sets[0].untrusted(),)
+    shared: SharedState | None = None
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
     claims_owners = True
 
     def start(self, started: Mapping[str, Probe]) -> None:
         bandwidth = started.get("bandwidth")
-        self.shared_state_fd = (bandwidth.sock_state_fd()  # type: ignore[attr-defined]
-                                if bandwidth is not None and bandwidth.running else None)
+        self.shared = (bandwidth.shared_state()  # type: ignore[attr-defined]
+                       if bandwidth is not None and bandwidth.running else None)
+        if self.shared:  # its state kept as bandwidth keeps it
+            self.hook_sets = tuple(h for h in type(self).hook_sets
+                                   if h.file_sockets_untrusted == self.shared.by_address)
         super().start(started)
-        if self.running and self.shared_state_fd is None:
+        if self.running and self.shared is None:
             self._claim_owners()
 
     def configure(self, obj: BpfObject, hooks: HookSet) -> None:
         super().configure(obj, hooks)
-        if self.shared_state_fd is not None:
-            obj.reuse_map("sock_state", self.shared_state_fd)
+        for name, fd in self.shared.fds.items() if self.shared else ():
+            obj.reuse_map(name, fd)
 
     def _claim_owners(self) -> None:
         self.obj.read_iter("claim_owners")
@@ -94,7 +98,7 @@ class SessionsProbe(Probe):
         return [("events", lambda blob: session_records(blob, self.ctx))]
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
-        if self.shared_state_fd is None:
+        if self.shared is None:
             self._claim_owners()
         return []
 

@@ -67,12 +67,25 @@ def flows_from_map(keys: bytes, values: bytes) -> list[Flow]:
     return out
 
 
-def sockets_from_rows(rows: bytes) -> dict[int, tuple[int, Owner]]:
-    """cookie -> (drops so far, owner), from the pass's struct udp_sock_row rows
-    (a socket several processes hold: the first row)."""
-    out: dict[int, tuple[int, Owner]] = {}
-    for cookie, drops, *owner in UDP_SOCK_ROW.iter_unpack(rows):
-        out.setdefault(cookie, (drops, _owner(*owner)))
+class HeldSocket(NamedTuple):
+    """A socket a pass found open (struct udp_sock_row)."""
+    cookie: int  # 0: none made yet, no datagram of it seen (file_sockets_untrusted)
+    ino: int     # its inode: a drop baseline's key, cookie or not
+    drops: int   # so far
+    owner: Owner
+
+
+def held_sockets(rows: bytes) -> list[HeldSocket]:
+    return [HeldSocket(cookie, ino, drops, _owner(*owner))
+            for cookie, drops, ino, *owner in UDP_SOCK_ROW.iter_unpack(rows)]
+
+
+def by_cookie(held: list[HeldSocket]) -> dict[int, HeldSocket]:
+    """cookie -> socket, of those with one (several processes holding it: the first row)."""
+    out: dict[int, HeldSocket] = {}
+    for sock in held:
+        if sock.cookie:
+            out.setdefault(sock.cookie, sock)
     return out
 
 
@@ -102,12 +115,13 @@ def udp_record(ctx: RecordContext, f: Flow, owner: Owner, drops: int | None, ts:
 class UdpProbe(Probe):
     name = "udp"
     hook_sets = (HookSet(HOOK, PROGRAMS, (PASS,)),)
+    hook_sets += (hook_sets[0].untrusted(),)
     capabilities = (*BPF_NEEDS, WIRE_NEED, IDENTITY_NEED)
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._slot = 0
-        self._drops_seen: dict[int, int] = {}  # cookie -> drops as last reported
+        self._drops_seen: dict[int, int] = {}  # ino -> drops as last reported
 
     def attach(self, obj: BpfObject, hooks: HookSet) -> None:
         """On the cgroup v2 root, as wire-level DNS: every socket, every namespace."""
@@ -125,11 +139,11 @@ class UdpProbe(Probe):
         """Attach, then a first pass: drops before the window are not the window's."""
         super().start(started)
         if self.running:
-            self._drops_seen = {cookie: drops for cookie, (drops, _o) in self._pass().items()}
+            self._drops_seen = {sock.ino: sock.drops for sock in self._pass()}
 
-    def _pass(self) -> dict[int, tuple[int, Owner]]:
+    def _pass(self) -> list[HeldSocket]:
         assert self.obj is not None
-        return sockets_from_rows(self.obj.read_iter(PASS, row_bytes=UDP_SOCK_ROW.size))
+        return held_sockets(self.obj.read_iter(PASS, row_bytes=UDP_SOCK_ROW.size))
 
     def _sender(self, cookie: int) -> Owner | None:
         """The owner the programs took from a socket's first send (it may be closed)."""
@@ -139,7 +153,7 @@ class UdpProbe(Probe):
             return None
         return _owner(*UDP_OWNER.unpack(bytes(owner)))
 
-    def take_interval(self) -> tuple[list[Flow], dict[int, tuple[int, Owner]]]:
+    def take_interval(self) -> tuple[list[Flow], dict[int, HeldSocket]]:
         """Switch the programs to the other map, take the one they left, then
         the pass (after: a socket that received in the interval is held now,
         unless it closed)."""
@@ -148,20 +162,19 @@ class UdpProbe(Probe):
         map_update(self.obj.map_fd("udp_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
         keys, values = map_batch(self.obj.map_fd(FLOW_MAPS[old]), UDP_FLOW_KEY.size,
                                  UDP_FLOW.size, BATCH, delete=True)
-        return flows_from_map(keys, values), self._pass()
+        return flows_from_map(keys, values), by_cookie(self._pass())
 
-    def _drops(self, flows: list[Flow], sockets: dict[int, tuple[int, Owner]]
-               ) -> dict[int, int]:
+    def _drops(self, flows: list[Flow], sockets: dict[int, HeldSocket]) -> dict[int, int]:
         """Drops in the interval of the sockets with flows; the others keep
         theirs for an interval they have a flow in."""
         out = {}
         for cookie in {f.cookie for f in flows} & sockets.keys():
-            total = sockets[cookie][0]
-            out[cookie] = max(total - self._drops_seen.get(cookie, 0), 0)
-            self._drops_seen[cookie] = total
+            sock = sockets[cookie]
+            out[cookie] = max(sock.drops - self._drops_seen.get(sock.ino, 0), 0)
+            self._drops_seen[sock.ino] = sock.drops
         if len(self._drops_seen) > MAX_SOCKETS:  # sockets gone: forget the oldest
-            for cookie in list(self._drops_seen)[:len(self._drops_seen) - MAX_SOCKETS]:
-                del self._drops_seen[cookie]
+            for ino in list(self._drops_seen)[:len(self._drops_seen) - MAX_SOCKETS]:
+                del self._drops_seen[ino]
         return out
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
@@ -173,7 +186,7 @@ class UdpProbe(Probe):
         for f in flows:
             # a held socket's row has its sender, if it had one (bpf/udp.bpf.c)
             if f.cookie in sockets:
-                owner = sockets[f.cookie][1]
+                owner = sockets[f.cookie].owner
             elif (owner := senders.get(f.cookie)) is None:
                 owner = senders[f.cookie] = self._sender(f.cookie) or NO_OWNER
             if self.pids and owner.pid not in self.pids:

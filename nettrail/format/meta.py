@@ -112,7 +112,8 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...],
                     for name in ("containers", "pods", "namespaces"))))),
         Field("probes", dict, "per probe: `status` (`ok`, `failed`: could not load or attach, "
               "see `error`; `skipped`: not asked for), `hook` (the kernel hook it ran on, "
-              "chosen at load time, best first), `error` (why it failed, or a problem it had "
+              "chosen at load time, best first), `hooks_failed` (where a better hook set failed "
+              "first: each as `hook: why`), `error` (why it failed, or a problem it had "
               "while running), and what the probe adds of its own (below)",
               decoded_as=dict[str, ProbeStatus],
               schema={**_names(required), "additionalProperties": status_schema}),
