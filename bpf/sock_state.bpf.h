@@ -363,11 +363,15 @@ static __always_inline struct sock_state *track(struct sock *sk, int oldstate, i
 /* A socket from a file as a TCP socket (see file_sockets_untrusted), or NULL. */
 static __always_inline struct tcp_sock *file_tcp_sock(struct socket *sock)
 {
-	struct sock *sk = file_sock(sock, IPPROTO_TCP);
+	struct sock *sk;
 
+	// the helper checks protocol and type itself: the pass's hot path
+	if (!file_sockets_untrusted)
+		return sock ? bpf_skc_to_tcp_sock(sock->sk) : NULL;
+	sk = file_sock(sock, IPPROTO_TCP);
 	if (!sk || sk->sk_type != SOCK_STREAM)
 		return NULL;
-	return file_sockets_untrusted ? rdonly_cast(sk, struct tcp_sock) : bpf_skc_to_tcp_sock(sk);
+	return rdonly_cast(sk, struct tcp_sock);
 }
 
 /* A socket, as a TCP socket with a connection (not listening, not closed),

@@ -11,6 +11,7 @@ import ctypes
 import errno
 import os
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -32,7 +33,8 @@ LOG_LINES = 2000
 
 # Everything libbpf said, for --debug.
 log: deque[str] = deque(maxlen=LOG_LINES)
-printed = 0  # lines ever put in the log
+# Why the verifier refused the last program it logged (see BpfObject.load)
+last_refusal: str | None = None
 
 _PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
@@ -168,24 +170,22 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
 
 
-# A verifier's log comes in one message: room for its end (where it says why)
-PRINT_BYTES = 1 << 20
+# A verifier's log comes in one message: room for its end (where it says
+# why), allocated once (libbpf prints a line per relocation at load)
+_print_buf = ctypes.create_string_buffer(1 << 20)
+_print_lock = threading.Lock()  # the drainer thread's calls may print too
 
 
 @_PRINT_FN
 def _on_libbpf_print(level: int, fmt: bytes, args: int) -> int:
-    global printed
-    buf = ctypes.create_string_buffer(PRINT_BYTES)
-    _libc.vsnprintf(buf, len(buf), fmt, args)
-    lines = buf.value.decode(errors="replace").rstrip("\n").split("\n")[-LOG_LINES:]
+    global last_refusal
+    with _print_lock:
+        _libc.vsnprintf(_print_buf, len(_print_buf), fmt, args)
+        text = _print_buf.value.decode(errors="replace")
+    lines = text.rstrip("\n").split("\n")[-LOG_LINES:]
     log.extend(lines)
-    printed += len(lines)
+    last_refusal = verifier_refusal(lines) or last_refusal
     return 0
-
-
-def printed_since(count: int) -> list[str]:
-    """The log's lines printed since `printed` was `count` (as many as it keeps)."""
-    return list(log)[max(len(log) - (printed - count), 0):]
 
 
 # The statistics a verifier's log ends with (after why it refused)
@@ -320,12 +320,12 @@ class BpfObject:
         raise ProbeError(f"{os.path.basename(self.path)} has no .rodata")
 
     def load(self) -> None:
-        before = printed
+        global last_refusal
+        last_refusal = None
         rc = lib().bpf_object__load(self._obj)
         if rc < 0:
-            why = verifier_refusal(printed_since(before))
-            raise ProbeError(f"load {os.path.basename(self.path)}: {strerror(rc)}"
-                             + (f" (verifier: {why})" if why else ""))
+            why = f" (verifier: {last_refusal})" if last_refusal else ""
+            raise ProbeError(f"load {os.path.basename(self.path)}: {strerror(rc)}{why}")
 
     def attach(self, program: str) -> None:
         """Attach by the program's SEC() name (tracepoints, fentry, kprobes)."""

@@ -44,12 +44,11 @@ class HookSet:
     # its object is NAME.untrusted.bpf.o: the passes read sockets untrusted
     file_sockets_untrusted: bool = False
 
-    def untrusted(self, *attach: str) -> HookSet:
+    def untrusted(self, note: str = ", sockets read untrusted",
+                  attach: tuple[str, ...] = ()) -> HookSet:
         """This set for a kernel whose verifier leaves a pass's sockets
-        untrusted, attaching `attach` too."""
-        return HookSet(self.name + (BY_ADDRESS if self.name == TCP_COUNTERS else
-                                    ", sockets read untrusted"),
-                       self.attach + attach, self.on_demand, True)
+        untrusted: its name with `note`, attaching `attach` too."""
+        return HookSet(self.name + note, self.attach + attach, self.on_demand, True)
 
 
 @dataclass

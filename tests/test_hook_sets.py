@@ -100,3 +100,4 @@ def test_the_verifier_refusal_is_its_logs_last_line_before_the_statistics() -> N
              "-- END PROG LOAD LOG --", "libbpf: prog 'p': failed to load: -13"]
     assert libbpf.verifier_refusal(lines) == "R1 type=untrusted_ptr_ expected=sock_common"
     assert libbpf.verifier_refusal(lines[:1]) is None
+    assert libbpf.verifier_refusal(lines[-1:]) is None

@@ -10,7 +10,8 @@ from typing import NamedTuple
 from nettrail.capture.events import (CONN_CHRONO, CONN_KEY, CONN_ROW, CONN_RTO, CONN_VAL,
                                      FAMILIES, SIDES, RecordContext, address, text)
 from nettrail.capture.libbpf import map_batch, map_update
-from nettrail.capture.loader import STATE_MAPS, TCP_COUNTERS, HookSet, Probe, SharedState
+from nettrail.capture.loader import (BY_ADDRESS, STATE_MAPS, TCP_COUNTERS, HookSet, Probe,
+                                     SharedState)
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 
 BATCH = 4096  # entries read per batch call
@@ -137,7 +138,7 @@ class BandwidthProbe(Probe):
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state",),
                          ("pass_conns", "pass_all", "pass_last", "peek_conns")),)
     # by address, a socket's state goes at its destruction
-    hook_sets += (hook_sets[0].untrusted("tp_destroy"),)
+    hook_sets += (hook_sets[0].untrusted(BY_ADDRESS, ("tp_destroy",)),)
     _maps = ("conns_a", "conns_b")
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)

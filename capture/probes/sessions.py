@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from nettrail.capture.events import (ENDS, FAMILIES, SESSION, SESSION_CLOSED, SIDES,
                                      RecordContext, address, ms, text)
 from nettrail.capture.libbpf import BpfObject, map_batch
-from nettrail.capture.loader import TCP_COUNTERS, HookSet, Probe, SharedState
+from nettrail.capture.loader import BY_ADDRESS, TCP_COUNTERS, HookSet, Probe, SharedState
 from nettrail.capture.preflight import BPF_NEEDS, IDENTITY_NEED, tcp_counter_problem
 from nettrail.errors import ProbeError
 
@@ -69,7 +69,7 @@ class SessionsProbe(Probe):
 
     name = "sessions"
     hook_sets = (HookSet(TCP_COUNTERS, ("tp_state", "tp_destroy"), ("claim_owners", "dump_open")),)
-    hook_sets += (hook_sets[0].untrusted(),)
+    hook_sets += (hook_sets[0].untrusted(BY_ADDRESS),)
     shared: SharedState | None = None
     kernel_problem = staticmethod(tcp_counter_problem)
     capabilities = (*BPF_NEEDS, IDENTITY_NEED)
