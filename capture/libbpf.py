@@ -1,8 +1,8 @@
 """A thin ctypes layer over the system libbpf.so.1: only the calls nettrail makes.
 
 libbpf does the work (ELF, CO-RE relocation, loading, attaching, ring buffers);
-this module declares its functions, turns its errors into ProbeError, and keeps
-its log for --debug.
+this module declares its functions and turns its errors into ProbeError
+(its log: libbpf_log).
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import ctypes
 import errno
 import os
 import struct
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from ctypes import (CFUNCTYPE, POINTER, c_bool, c_char_p, c_int, c_size_t, c_uint32,
                     c_uint64, c_void_p)
 
+from nettrail.capture.libbpf_log import PRINT_FN, on_libbpf_print, refusals
 from nettrail.errors import ProbeError, UnsupportedSystem
 
 BTF_KIND_DATASEC = 15
@@ -29,19 +28,11 @@ _BPF_LINK_CREATE = 28
 _NR_BPF = {"x86_64": 321, "aarch64": 280}[os.uname().machine]
 _LINK_CREATE_UPROBE_MULTI = struct.Struct("<IIIIQQQQIII")
 _BPF_ATTR_SIZE = 128
-LOG_LINES = 2000
-
-# Everything libbpf said, for --debug.
-log: deque[str] = deque(maxlen=LOG_LINES)
-# Why the verifier refused the last program it logged (see BpfObject.load)
-last_refusal: str | None = None
-
-_PRINT_FN = CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
 SAMPLE_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 
 # name: (restype, argtypes)
 _SIGNATURES: dict[str, tuple[object, list[object]]] = {
-    "libbpf_set_print": (c_void_p, [_PRINT_FN]),
+    "libbpf_set_print": (c_void_p, [PRINT_FN]),
     "libbpf_strerror": (c_int, [c_int, c_char_p, c_size_t]),
     "libbpf_major_version": (c_uint32, []),
     "libbpf_minor_version": (c_uint32, []),
@@ -167,40 +158,6 @@ class KernelBtf:
 
 _lib: ctypes.CDLL | None = None
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
-
-
-# A verifier's log comes in one message: room for its end (where it says
-# why), allocated once (libbpf prints a line per relocation at load)
-_print_buf = ctypes.create_string_buffer(1 << 20)
-_print_lock = threading.Lock()  # the drainer thread's calls may print too
-
-
-@_PRINT_FN
-def _on_libbpf_print(level: int, fmt: bytes, args: int) -> int:
-    global last_refusal
-    with _print_lock:
-        _libc.vsnprintf(_print_buf, len(_print_buf), fmt, args)
-        text = _print_buf.value.decode(errors="replace")
-    lines = text.rstrip("\n").split("\n")[-LOG_LINES:]
-    log.extend(lines)
-    last_refusal = verifier_refusal(lines) or last_refusal
-    return 0
-
-
-# The statistics a verifier's log ends with (after why it refused)
-_VERIFIER_STATS = ("processed ", "verification time", "stack depth", "-- END PROG LOAD LOG")
-
-
-def verifier_refusal(lines: list[str]) -> str | None:
-    """Why the verifier refused a program, from the log of its load: the
-    last line of its log before the statistics it ends with."""
-    end = max((i for i, line in enumerate(lines) if line.startswith("-- END PROG LOAD LOG")),
-              default=None)
-    for line in reversed(lines[:end] if end is not None else ()):
-        if not line.startswith(_VERIFIER_STATS):
-            return line
-    return None
 
 
 def lib() -> ctypes.CDLL:
@@ -215,7 +172,7 @@ def lib() -> ctypes.CDLL:
         for name, (restype, argtypes) in _SIGNATURES.items():
             fn = getattr(loaded, name)
             fn.restype, fn.argtypes = restype, argtypes
-        loaded.libbpf_set_print(_on_libbpf_print)
+        loaded.libbpf_set_print(on_libbpf_print)
         _lib = loaded
     return _lib
 
@@ -320,11 +277,10 @@ class BpfObject:
         raise ProbeError(f"{os.path.basename(self.path)} has no .rodata")
 
     def load(self) -> None:
-        global last_refusal
-        last_refusal = None
+        refusals.clear()
         rc = lib().bpf_object__load(self._obj)
         if rc < 0:
-            why = f" (verifier: {last_refusal})" if last_refusal else ""
+            why = f" (verifier: {refusals[-1]})" if refusals else ""
             raise ProbeError(f"load {os.path.basename(self.path)}: {strerror(rc)}{why}")
 
     def attach(self, program: str) -> None:

@@ -666,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = int(ExitStatus.ERROR)
     if args.debug:
         traceback.print_exc()
-        from nettrail.capture.libbpf import log
+        from nettrail.capture.libbpf_log import log
         print("\n".join(["--- libbpf log ---", *log]), file=sys.stderr)
     return status
 

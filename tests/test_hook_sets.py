@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from nettrail.capture import libbpf
+from nettrail.capture import libbpf, libbpf_log
 from nettrail.capture.probes.bandwidth import BandwidthProbe
 from nettrail.capture.clock import Clock
 from nettrail.capture.events import LISTENER_ROW, RecordContext
@@ -98,6 +98,6 @@ def test_the_verifier_refusal_is_its_logs_last_line_before_the_statistics() -> N
              "R1 type=untrusted_ptr_ expected=sock_common", "verification time 158 usec",
              "stack depth 0", "processed 8 insns (limit 1000000) max_states_per_insn 0",
              "-- END PROG LOAD LOG --", "libbpf: prog 'p': failed to load: -13"]
-    assert libbpf.verifier_refusal(lines) == "R1 type=untrusted_ptr_ expected=sock_common"
-    assert libbpf.verifier_refusal(lines[:1]) is None
-    assert libbpf.verifier_refusal(lines[-1:]) is None
+    assert libbpf_log.verifier_refusal(lines) == "R1 type=untrusted_ptr_ expected=sock_common"
+    assert libbpf_log.verifier_refusal(lines[:1]) is None
+    assert libbpf_log.verifier_refusal(lines[-1:]) is None
