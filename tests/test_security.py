@@ -210,7 +210,8 @@ def test_stale_pid_file_does_not_aim_trigger_at_another_process(tmp_path: Path,
                                                                 bpf: None) -> None:
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
-    bystander = subprocess.Popen([*AS_NOBODY, "sleep", "60"])
+    # alive for the whole test, however slow the machine (killed at its end)
+    bystander = subprocess.Popen([*AS_NOBODY, "sleep", "3600"])
     try:
         # what a SIGKILLed service leaves, its pid since reused by someone else
         (run / "schedule.pid").write_text(f"{bystander.pid}\n")
