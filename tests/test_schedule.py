@@ -104,10 +104,10 @@ def test_snapshots_retention_and_index(service_factory) -> None:
     meta = json.loads((kept[1] / "meta.json").read_text())
     assert metrics["nettrail_snapshot_bytes", "received"] == meta["summary"]["rx_bytes"]
     assert metrics["nettrail_snapshot_window_seconds", None] == 1.0
-    # the newest snapshot's success: after its window ended (to the ms), however slow
-    # the machine
-    ended = dt.datetime.fromisoformat(meta["ended_at"].replace("Z", "+00:00")).timestamp()
-    assert ended - 0.001 <= metrics["nettrail_last_success_timestamp_seconds", None] <= time.time()
+    # the newest snapshot's success: its start plus its window, as its meta says
+    started = dt.datetime.fromisoformat(meta["started_at"].replace("Z", "+00:00")).timestamp()
+    assert metrics["nettrail_last_success_timestamp_seconds", None] == pytest.approx(
+        started + meta["interval_s"] * meta["count"], abs=1e-6)
 
 
 def gauges(text: str) -> dict[tuple[str, str | None], float]:
