@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet ...]
+    sudo .venv/bin/python -m bench.run [throughput|listeners|drops|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -178,23 +178,28 @@ probe.close()
 """
 
 
-def bench_listeners(pairs: int, seconds: int) -> None:
-    """64 B TCP_NODELAY writes under a full capture without and with the
-    listeners probe, alternating in one run; then what one listeners pass
-    costs over every file this host's processes hold."""
-    print("| writes | capture without listeners: Gbit/s median (min–max) | with | "
-          "loss of the medians | pairs |")
-    print("|---|---|---|---|---|")
+def _probe_pairs(probe: str, others: str, pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a capture of `others` without and with
+    `probe`, alternating in one run: a markdown row of the medians."""
+    print(f"| writes | capture without {probe}: Gbit/s median (min–max) | with | "
+          "loss of the medians | pairs | load average |")
+    print("|---|---|---|---|---|---|")
     without, with_ = [], []
     for _ in range(pairs):
-        for probes, results in (("bandwidth,sessions,dns", without),
-                                ("bandwidth,sessions,dns,listeners", with_)):
+        for probes, results in ((others, without), (f"{others},{probe}", with_)):
             with capture("1", str(seconds + 30), "--probes", probes) as cap:
                 results.append(iperf("64", True, seconds))
                 cap.stop()
     a, b = statistics.median(without), statistics.median(with_)
     print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
-          f"{100 * (1 - b / a):.1f} % | {pairs} |")
+          f"{100 * (1 - b / a):.1f} % | {pairs} | {os.getloadavg()[0]:.1f} |")
+
+
+def bench_listeners(pairs: int, seconds: int) -> None:
+    """64 B TCP_NODELAY writes under a full capture without and with the
+    listeners probe, alternating in one run; then what one listeners pass
+    costs over every file this host's processes hold."""
+    _probe_pairs("listeners", "bandwidth,sessions,dns", pairs, seconds)
     took = [float(ms) for ms in subprocess.run(
         [PYTHON, "-P", "-c", LISTENERS_PASS_TIMER, "21"], capture_output=True, text=True,
         check=True).stdout.split()]
@@ -210,6 +215,47 @@ def _open_files() -> int:
         except OSError:  # gone meanwhile
             pass
     return total
+
+
+DROP_PORT = 9  # discard: dropped by nftables in the benchmark's namespace
+DROP_SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"x" * 64, ("127.0.0.1", %d))
+""" % DROP_PORT
+
+
+def bench_drops(pairs: int, seconds: int, drops: int = 100_000) -> None:
+    """64 B TCP_NODELAY writes (a path that drops nothing) under a full
+    capture without and with the drops probe, alternating in one run; then
+    what a drop costs the program on kfree_skb (BPF stats), over `drops`
+    UDP datagrams nftables drops in a namespace of the benchmark's own."""
+    _probe_pairs("drops", "bandwidth,sessions,dns,listeners", pairs, seconds)
+    ns = f"ntb-drops-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], text=True, check=True,
+                       input="table inet b { chain in { type filter hook input priority 0; "
+                       f"udp dport {DROP_PORT} drop; }} }}\n")
+        before = {p["id"] for p in _programs()}
+        with bpf_stats(), capture("1", "60", "--probes", "drops") as cap:
+            ours = {p["id"] for p in _programs()} - before
+            subprocess.run(["ip", "netns", "exec", ns, PYTHON, "-c", DROP_SENDER, str(drops)],
+                           check=True)
+            runs = [p for p in _programs() if p["id"] in ours and p["name"] == "tp_kfree_skb"]
+            time.sleep(1.2)  # a pass: the counts are written
+            cap.stop()
+            counted = sum(r["dropped_packets"] for r in lines(cap.directory / "drops.jsonl")
+                          if r["reason"] == "NETFILTER_DROP" and r["dport"] == DROP_PORT)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    (prog,) = runs
+    print(f"\n{drops:,} datagrams dropped by nftables: {counted:,} counted as NETFILTER_DROP; "
+          f"tp_kfree_skb ran {prog['run_cnt']:,} times, "
+          f"{prog['run_time_ns'] / prog['run_cnt']:.0f} ns per run (load average "
+          f"{os.getloadavg()[0]:.1f})")
 
 
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME, SYS_BPF = 32, 0, 321
@@ -985,6 +1031,8 @@ def main() -> None:
             bench_versus(args.base_python, args.pairs, seconds=3)
         elif which == "listeners":
             bench_listeners(args.pairs, seconds=2)
+        elif which == "drops":
+            bench_drops(args.pairs, seconds=2)
         elif which == "progcost":
             bench_program_cost(args.base_python, args.runs)
         elif which == "wire":

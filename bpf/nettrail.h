@@ -290,4 +290,24 @@ struct udp_sock_row {
 	struct udp_owner owner;
 };
 
+/* drops: who talked to whom in a packet the kernel dropped, and why (the
+ * key of the per-reason counts; addresses and ports zero where not read). */
+struct drop_key {
+	__u8 saddr[16];   /* the packet's source, as its IP header says */
+	__u8 daddr[16];
+	__u32 netns;      /* where it was dropped: its socket's, else its device's */
+	__u32 reason;     /* enum skb_drop_reason: named from the running kernel's BTF */
+	__u16 sport;      /* TCP and UDP only */
+	__u16 dport;
+	__u16 family;     /* AF_INET or AF_INET6 */
+	__u8 proto;       /* the IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6) */
+	__u8 pad;
+};
+
+/* drops: counts of a key since the probe loaded (user space takes changes). */
+struct drop_val {
+	__u64 packets;
+	__u64 bytes;      /* skb->len when dropped */
+};
+
 #endif /* NETTRAIL_H */

@@ -138,13 +138,24 @@ class ListenerRow(ctypes.Structure):
                 ("comm", c_char * COMM_LEN)]
 
 
+class DropKey(ctypes.Structure):
+    _fields_ = [("saddr", c_uint8 * 16), ("daddr", c_uint8 * 16), ("netns", c_uint32),
+                ("reason", c_uint32), ("sport", c_uint16), ("dport", c_uint16),
+                ("family", c_uint16), ("proto", c_uint8), ("pad", c_uint8)]
+
+
+class DropVal(ctypes.Structure):
+    _fields_ = [("packets", c_uint64), ("bytes", c_uint64)]
+
+
 MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
            "session_event": SessionEvent, "dns_event": DnsEvent, "dns_lookup": DnsLookup,
            "dns_exec_event": DnsExecEvent, "dns_wire_key": DnsWireKey,
            "dns_wire_query": DnsWireQuery, "dns_wire_event": DnsWireEvent,
            "dns_query_owner": DnsQueryOwner, "dns_owner_count": DnsOwnerCount,
            "udp_flow_key": UdpFlowKey, "udp_flow": UdpFlow, "udp_owner": UdpOwner,
-           "udp_sock_row": UdpSockRow, "listener_row": ListenerRow}
+           "udp_sock_row": UdpSockRow, "listener_row": ListenerRow,
+           "drop_key": DropKey, "drop_val": DropVal}
 
 _SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 
@@ -180,6 +191,8 @@ UDP_FLOW = struct.Struct("<" + _layout(UdpFlow))
 UDP_OWNER = struct.Struct("<" + _layout(UdpOwner))
 UDP_SOCK_ROW = struct.Struct("<" + _layout(UdpSockRow))
 LISTENER_ROW = struct.Struct("<" + _layout(ListenerRow))
+DROP_KEY = struct.Struct("<" + _layout(DropKey))
+DROP_VAL = struct.Struct("<" + _layout(DropVal))
 
 
 # Names and addresses repeat from event to event: convert each once.

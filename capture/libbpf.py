@@ -138,17 +138,26 @@ class KernelBtf:
     def has_type(self, name: str, kind: int) -> bool:
         return lib().btf__find_by_name_kind(self._btf, name.encode(), kind) > 0
 
-    def names_in(self, name: str, kind: int) -> set[str]:
-        """Member names of a struct, or value names of an enum."""
+    def _members(self, name: str, kind: int) -> list[tuple[str, int]]:
+        """(name, address) of each member of a struct or value of an enum."""
         type_id = lib().btf__find_by_name_kind(self._btf, name.encode(), kind)
         if type_id <= 0:
-            return set()
+            return []
         addr = lib().btf__type_by_id(self._btf, type_id)
         count = _BtfType.from_address(addr).info & 0xFFFF
         first, stride = addr + ctypes.sizeof(_BtfType), _MEMBER_SIZE[kind]
-        return {lib().btf__name_by_offset(
-                    self._btf, _BtfNamed.from_address(first + i * stride).name_off).decode()
-                for i in range(count)}
+        return [(lib().btf__name_by_offset(
+                     self._btf, _BtfNamed.from_address(at).name_off).decode(), at)
+                for at in range(first, first + count * stride, stride)]
+
+    def names_in(self, name: str, kind: int) -> set[str]:
+        """Member names of a struct, or value names of an enum."""
+        return {member for member, _ in self._members(name, kind)}
+
+    def enum_values(self, name: str) -> dict[int, str]:
+        """An enum's names by value (struct btf_enum: name_off, then a 32-bit value)."""
+        return {ctypes.c_int32.from_address(at + 4).value: member
+                for member, at in self._members(name, BTF_KIND_ENUM)}
 
     def close(self) -> None:
         if self._btf:

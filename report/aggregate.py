@@ -22,6 +22,7 @@ from nettrail.report.clock import Clock, make_clock, window
 from nettrail.report.coverage import Unseen, udp_captured, unseen
 from nettrail.report.conversations import KEEP_CONVERSATIONS, Conversations, Matcher
 from nettrail.report.dns import KEEP_NAMES, Dns, aggregate_dns
+from nettrail.report.drops import KEEP_DROPS, Drops, aggregate_drops
 from nettrail.report.findings import Finding, findings
 from nettrail.report.header import Header, header, warnings
 from nettrail.report.histogram import mark as mark_durations
@@ -69,6 +70,7 @@ class ReportData:
     snapshot: Snapshot | None = None                     # tcptop's view per interval
     udp: Udp = field(default_factory=Udp)                # --probes +udp
     listeners: Listeners = field(default_factory=lambda: Listeners([]))
+    drops: Drops = field(default_factory=Drops)
     addresses: list[str] = field(default_factory=list)  # the host's own (a single capture)
 
     @property
@@ -105,6 +107,9 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
         yield (f"more listening sockets than the report keeps ({KEEP_LISTENERS:,}): "
                f"{data.listeners.not_kept:,} lines of the others left out of the accept-queue "
                "findings")
+    if data.drops.not_kept:
+        yield (f"more distinct packet drops than the report keeps ({KEEP_DROPS:,}): "
+               f"{data.drops.not_kept:,} lines of the others left out of the drops table")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 
@@ -181,6 +186,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
                       matcher.result(TABLE_ROWS) if matcher else None, udp=udp)
     # read before the warnings are taken: its bad lines are among them
     data.listeners = aggregate_listeners(streams("listeners"))
+    data.drops = aggregate_drops(streams("drops"))
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]

@@ -149,7 +149,32 @@ def _lossy_paths(data: Any) -> Iterator[Finding]:
         yield Finding("lossy_path", PROBLEM, {
             "who": g.label, "side": g.side, "remote": g.remote + _port(g),
             "resent_segs": g.window_retrans_segs, "sent_segs": g.sent_segs,
-            "max_rtt_us": g.max_srtt_us, "groups": len(lossy)}, "groups", g.label)
+            "max_rtt_us": g.max_srtt_us, "groups": len(lossy),
+            "drops": data.drops.on_path(g.host, *_remote_end(g))}, "groups", g.label)
+
+
+def _remote_end(g: Any) -> tuple[str, int]:
+    """The address and port of a group's other end (server: its clients'
+    address, on its own service port)."""
+    if g.side != "server":
+        address, port = g.remote.rsplit(":", 1)
+        return address.strip("[]"), int(port)
+    return g.remote, g.port
+
+
+def _drops(data: Any) -> Iterator[Finding]:
+    """Packets the kernel dropped for a reason other than ordinary life's
+    (a closed port, no reason given): the reason that dropped most, where."""
+    unusual = data.drops.unusual
+    if unusual:
+        reason, packets = next(iter(unusual.items()))
+        row = data.drops.top(reason)
+        yield Finding("packet_drops", PROBLEM, {
+            "reason": reason, "packets": packets, "netns": row and row.netns,
+            "source": row and row.source, "destination": row and row.destination,
+            "row_packets": row.packets if row else 0,
+            "others": dict(list(unusual.items())[1:4]), "total": data.drops.packets},
+            "drops", reason, row and row.first_ts)
 
 
 def _slow_sessions(data: Any) -> Iterator[Finding]:
@@ -268,7 +293,7 @@ def _storms(data: Any) -> Iterator[Finding]:
 def findings(data: Any) -> list[Finding]:
     status = data.probe_status
     return ranked([*_traffic(data, status), *_sessions(data, status), *_why_slow(data),
-                   *_listeners(data), *_lossy_paths(data), *_slow_sessions(data),
+                   *_listeners(data), *_lossy_paths(data), *_drops(data), *_slow_sessions(data),
                    *_conversations(data), *_storms(data),
                    *_dns(data, status), *_wire(data), *_likely(data, status),
                    *_newcomers(data)])

@@ -20,7 +20,7 @@ KIND_OF = {
     "window_limited": "waiting", "search_expansion": "waiting", "likely_expansion": "waiting",
     "retransmissions": "loss", "conversation_retrans": "loss",
     "accept_queue_overflow": "waiting", "slow_server": "waiting", "slow_path": "waiting",
-    "lossy_path": "loss",
+    "lossy_path": "loss", "packet_drops": "loss",
 }
 # volume findings that are real problems: a rate no ordinary work keeps up
 COLOURED_VOLUME = ("session_storm", "lookup_storm")

@@ -131,11 +131,27 @@ def nft_loss_rules(lossy_port: int, blackhole_port: int) -> str:
 table inet nettrail_test {{
 	chain in {{
 		type filter hook input priority 0;
-		tcp dport {lossy_port} numgen random mod 10 == 0 drop
-		tcp dport {blackhole_port} drop
+		tcp dport {lossy_port} numgen random mod 10 == 0 counter drop
+		tcp dport {blackhole_port} counter drop
 	}}
 }}
 """
+
+
+def nft_drops(ns: NetNs) -> dict[int, tuple[int, int]]:
+    """(packets, bytes) each counted drop rule of a namespace dropped, by the
+    TCP port it matches (nft_loss_rules)."""
+    out = subprocess.run(ns.exec_args("nft", "-j", "list", "ruleset"), capture_output=True,
+                         text=True, check=True).stdout
+    found = {}
+    for item in json.loads(out)["nftables"]:
+        exprs = item.get("rule", {}).get("expr", [])
+        ports = [e["match"]["right"] for e in exprs if "match" in e
+                 and e["match"]["left"].get("payload", {}).get("field") == "dport"]
+        counters = [e["counter"] for e in exprs if "counter" in e]
+        if ports and counters:
+            found[ports[0]] = (counters[0]["packets"], counters[0]["bytes"])
+    return found
 
 
 # A case process (tests/tools/*case.py) reports its steps on stdout and

@@ -44,7 +44,7 @@ def layouts() -> dict[str, list[dict]]:
 def test_every_probe_object_is_shipped() -> None:
     assert {p.rsplit("/", 1)[1] for p in OBJECTS} == {
         "bandwidth.bpf.o", "sessions.bpf.o", "dns.bpf.o", "dns_wire.bpf.o",
-        "listeners.bpf.o", "udp.bpf.o", *(f"{p}.untrusted.bpf.o" for p in (
+        "listeners.bpf.o", "udp.bpf.o", "drops.bpf.o", *(f"{p}.untrusted.bpf.o" for p in (
             "bandwidth", "sessions", "listeners", "udp"))}
 
 

@@ -118,7 +118,7 @@ def test_every_field_is_documented_and_named_with_its_unit() -> None:
         for f in log.fields:
             assert f.doc, f"{log.probe}.{f.name}"
             if f.type in (int, float) and f.name not in ("ts", "pid", "nspid", "netns",
-                                                         "lport", "rport", "interval",
+                                                         "lport", "rport", "sport", "dport", "interval",
                                                          "opened_at", "call_ts", "first_ts", "last_ts",
                                                          "ino",
                                                          "resolv_conf"):

@@ -30,7 +30,7 @@ from nettrail.report.render import say
 from test_schema import validator
 import helpers
 from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
-                     line, nft_loss_rules, require_bpf)
+                     line, nft_drops, nft_loss_rules, require_bpf)
 
 pytestmark = pytest.mark.kernel
 
@@ -45,6 +45,7 @@ TIMER_SLACK = 0.9  # timers fire up to a tick early; emulated kernels (TCG) drif
 SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
 SLOW_MS, SLOW_REQUESTS = 300, 4  # the slow server's wait before each answer
 LISTENERS = LOGS["listeners"].file
+DROPS = LOGS["drops"].file
 COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
             "TcpExtListenDrops", "TcpExtTCPTimeouts")
 NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
@@ -94,6 +95,7 @@ class Scenario:
     connect_s: dict[int, float] = field(default_factory=dict)
     server_address: str = ""
     ss_rwnd_ms: int = 0
+    nft: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
     slow_s: list[float] = field(default_factory=list)
     returncode: int = 0
     stderr: str = ""
@@ -132,7 +134,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
              namespaces: tuple[dict[str, NetNs], str]) -> Iterator[Scenario]:
     ns, server_address = namespaces
     s = Scenario(CaptureRun(tmp_path_factory.mktemp("slow") / "capture", str(INTERVAL_S),
-                            str(COUNT), "--probes", "bandwidth,sessions,listeners"), ns,
+                            str(COUNT), "--probes", "bandwidth,sessions,listeners,drops"), ns,
                  server_address=server_address)
     s.inode = {name: os.stat(f"/run/netns/{n.name}").st_ino for name, n in ns.items()}
     before = {name: nstat(n) for name, n in ns.items()}
@@ -202,6 +204,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
         s.returncode, _, s.stderr = s.run.finish()
         s.delta = {name: {k: v - before[name][k] for k, v in nstat(n).items()}
                    for name, n in ns.items()}
+        s.nft = {name: nft_drops(ns[name]) for name in ("loss", "hole")}
         yield s
     finally:
         kill_left([*started, s.run.proc])
@@ -326,6 +329,26 @@ def test_crowded_listener_drops_are_the_namespaces_listen_drops(scenario: Scenar
         check.validate(r)
 
 
+def test_nftables_drops_are_the_rules_own_counts(scenario: Scenario) -> None:
+    s = scenario
+    # the rules' counters: the packets nftables dropped, and their bytes at the hook
+    for name, port in (("loss", LOSSY_PORT), ("hole", HOLE_PORT)):
+        rows = s.rows(DROPS, name, reason="NETFILTER_DROP")
+        assert rows and {(r["protocol"], r["daddr"], r["dport"]) for r in rows} == {
+            ("tcp", "127.0.0.1", port)}, rows
+        assert all(r["endpoints_kept"] for r in rows)
+        assert (sum(r["dropped_packets"] for r in rows), sum(r["skb_bytes"] for r in rows)) == \
+            s.nft[name][port]
+    # every SYN to the hole was dropped: the first and each one resent
+    (session,) = s.rows(SESSIONS, "hole", rport=HOLE_PORT)
+    assert s.nft["hole"][HOLE_PORT][0] == session["syn_retrans_segs"] + 1
+    check = validator(s.run.meta()["format"], DROPS)
+    for r in s.run.records(DROPS):
+        assert tuple(r) == LOGS["drops"].field_names
+        check.validate(r)
+    assert s.run.meta()["lost_events"]["drops"] == 0
+
+
 def own_capture(s: Scenario) -> Path:
     """The capture with only the scenario's namespaces' lines: the host is
     shared, and other tests' listeners and paths would compete for the page."""
@@ -367,6 +390,11 @@ def test_each_cause_stands_out_with_its_numbers(scenario: Scenario) -> None:
     assert lossy["sent_segs"] == sum(r["sent_segs"] for r in client)
     # every payload segment once at least (MSS under the 1500-byte MTU), and the resends
     assert lossy["sent_segs"] >= LOSSY_BYTES // 1448 + lossy["resent_segs"]
+    # the drops on its path, by the kernel's reason: nftables' own count
+    assert lossy["drops"]["NETFILTER_DROP"] == s.nft["loss"][LOSSY_PORT][0]
+    dropped = found["packet_drops"].values
+    assert dropped["total"] == sum(r["dropped_packets"] for r in s.run.records(DROPS)
+                                   if r["netns"] in s.inode.values())
     slow = found["slow_server"].values
     assert slow["remote"] == f"127.0.0.1:{s.ports['slow']}"
     assert slow["sessions"] == SLOW_REQUESTS
@@ -381,8 +409,9 @@ def test_the_page_names_each_cause_under_what_stands_out(scenario: Scenario) -> 
     found = findings_of(s)
     page = write_report(own_capture(s)).read_text()
     standout = page[page.index('id="standout"'):page.index('id="timeline"')]
-    for cause in ("accept_queue_overflow", "lossy_path", "slow_server"):
+    for cause in ("accept_queue_overflow", "lossy_path", "slow_server", "packet_drops"):
         assert say(found[cause]) in standout, cause
     assert f"{found['accept_queue_overflow'].values['listen_drops']:,} handshake drops" \
         in standout
     assert "the server is slow" in standout and "a lossy path" in standout
+    assert "NETFILTER_DROP ×" in standout

@@ -21,7 +21,7 @@ MAX_PORT = 65535
 
 # A field named with a unit counts or lasts: never negative
 UNITS = {"_bytes_per_s": "bytes/s", "_bytes": "bytes", "_segs": "segments",
-         "_datagrams": "datagrams", "_conns": "connections", "_drops": "drops",
+         "_datagrams": "datagrams", "_packets": "packets", "_conns": "connections", "_drops": "drops",
          "_timeouts": "timeouts", "_us": "µs", "_ms": "ms", "_s": "s"}
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
               dict: "object"}

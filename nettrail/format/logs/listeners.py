@@ -3,11 +3,8 @@ accept queue was in use or that dropped connections (added within /2)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from nettrail.format.fields import MAX_PORT, count, number, text
-from nettrail.format.log import IDENTITY, Log, kind, pick, timestamp
+from nettrail.format.log import IDENTITY, Log, kind, no_headline, pick, timestamp
 from nettrail.format.logs.bandwidth import MAX_INTERVAL_S
 
 FIELDS = (
@@ -38,13 +35,9 @@ FIELDS = (
 )
 
 
-def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
-    """Listeners add nothing to the headline numbers (findings name them)."""
-
-
 LOG = Log("listeners", 5, "listeners.jsonl", "listener",
           "One line per (interval, listening TCP socket) whose accept or SYN queue was in use "
           "when read, was in use at the reading before, or that dropped connections in the "
           "interval (in any network namespace). Absent from captures made before it was added.",
           FIELDS, pick(FIELDS, "ts"), line_budget=400_000, max_bytes=256 << 20,
-          count=count_headline, added_within=True)
+          count=no_headline, added_within=True)

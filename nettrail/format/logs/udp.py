@@ -3,11 +3,8 @@ flow) that moved datagrams."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from nettrail.format.fields import MAX_TS, count, number
-from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, pick, timestamp
+from nettrail.format.log import CONNECTION, IDENTITY, Log, kind, no_headline, pick, timestamp
 from nettrail.format.logs.bandwidth import MAX_INTERVAL_S
 
 FIELDS = (
@@ -40,13 +37,10 @@ DOC_ROWS = (("`pid`", "the socket's owner: the process that first sent on it in 
                       "received and closed within the interval)"),)
 
 
-def count_headline(headline: Any, records: Sequence, get: Callable[..., Callable]) -> None:
-    """UDP is not in the headline's byte counts (they stay TCP's, comparable with
-    captures without UDP)."""
-
-
 LOG = Log("udp", 4, "udp.jsonl", "udp",
           "One line per (process, UDP flow) that moved datagrams in an interval (`--probes "
           "+udp`).", FIELDS, FIELDS, line_budget=4_000_000, max_bytes=4 << 30,
-          count=count_headline, doc_rows=DOC_ROWS, opt_in=True,
+          # UDP is not in the headline's byte counts: they stay TCP's, comparable
+          # with captures without UDP
+          count=no_headline, doc_rows=DOC_ROWS, opt_in=True,
           added_within=True)

@@ -1,0 +1,108 @@
+"""drops probe: IP packets the kernel dropped, per reason and endpoints
+(bpf/drops.bpf.c). The program counts since load; each interval reads the
+counts and writes the keys that changed. The reasons' numbers differ between
+kernels: their names come from the running kernel's BTF."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nettrail.capture.events import DROP_KEY, DROP_VAL, FAMILIES, RecordContext, address
+from nettrail.capture.libbpf import KernelBtf, map_batch
+from nettrail.capture.loader import HookSet, Probe
+from nettrail.errors import ProbeError, UnsupportedSystem
+
+REASONS_ENUM = "skb_drop_reason"
+REASON_PREFIX = "SKB_DROP_REASON_"
+PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+PORTED = (6, 17)
+MAPS = ("drops", "drops_unkept")
+BATCH = 4096
+
+Counts = dict[bytes, tuple[int, int]]  # key bytes: (packets, bytes) since load
+
+
+def reason_names(values: Mapping[int, str]) -> dict[int, str]:
+    """`SKB_DROP_REASON_NETFILTER_DROP` as `NETFILTER_DROP`, by value."""
+    return {value: name.removeprefix(REASON_PREFIX) for value, name in values.items()}
+
+
+def drop_reasons_problem() -> UnsupportedSystem | None:
+    """Why this kernel cannot say why it drops packets, or None."""
+    try:
+        btf = KernelBtf()
+    except ProbeError as exc:
+        return UnsupportedSystem(exc.problem, "use a kernel with BTF")
+    try:
+        if btf.enum_values(REASONS_ENUM):
+            return None
+        return UnsupportedSystem("this kernel gives no drop reasons (enum skb_drop_reason, 5.17+)",
+                                 "the other probes still run; use a 5.17 or later kernel")
+    finally:
+        btf.close()
+
+
+def read_counts(fd: int) -> Counts:
+    """A map's counts by key."""
+    keys, values = map_batch(fd, DROP_KEY.size, DROP_VAL.size, BATCH, delete=False)
+    size, vsize = DROP_KEY.size, DROP_VAL.size
+    return {keys[i * size:(i + 1) * size]: DROP_VAL.unpack_from(values, i * vsize)
+            for i in range(len(keys) // size)}
+
+
+def changes(before: Counts, now: Counts) -> list[tuple[bytes, int, int]]:
+    """(key, packets, bytes) dropped since `before`, for the keys that changed."""
+    out = []
+    for key, (packets, size) in now.items():
+        was_packets, was_size = before.get(key, (0, 0))
+        if packets != was_packets:
+            out.append((key, packets - was_packets, size - was_size))
+    return out
+
+
+def drop_record(host: str, key: bytes, packets: int, size: int, reasons: Mapping[int, str],
+                kept: bool, ts: float, interval: int, interval_s: float) -> dict:
+    """One drops.jsonl line; endpoints null where the map had no room for
+    them (`kept` false) or the packet's headers gave none."""
+    saddr, daddr, netns, reason, sport, dport, family, proto, _ = DROP_KEY.unpack(key)
+    ported = kept and proto in PORTED
+    return {"kind": "drop", "ts": ts, "interval": interval, "interval_s": interval_s,
+            "host": host, "netns": netns or None,
+            "reason": reasons.get(reason, f"reason {reason}"), "family": FAMILIES[family],
+            "protocol": PROTOCOLS.get(proto, "other") if proto else None,
+            "saddr": address(family, saddr) if kept and proto else None,
+            "sport": sport if ported else None,
+            "daddr": address(family, daddr) if kept and proto else None,
+            "dport": dport if ported else None,
+            "dropped_packets": packets, "skb_bytes": size, "endpoints_kept": kept}
+
+
+class DropsProbe(Probe):
+    name = "drops"
+    hook_sets = (HookSet("tp_btf/kfree_skb (drop reasons)", ("tp_kfree_skb",)),)
+    kernel_problem = staticmethod(drop_reasons_problem)
+
+    def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
+        super().__init__(ctx, pids)
+        self._reasons: dict[int, str] = {}
+        self._counts: list[Counts] = [{}, {}]
+
+    def start(self, started: Mapping[str, Probe]) -> None:
+        super().start(started)
+        if self.running:
+            btf = KernelBtf()
+            try:
+                self._reasons = reason_names(btf.enum_values(REASONS_ENUM))
+            finally:
+                btf.close()
+
+    def interval_records(self, interval: int, last: bool) -> list[dict]:
+        ts, length_s = self.interval_end()
+        records = []
+        for index, name in enumerate(MAPS):
+            now = read_counts(self.obj.map_fd(name))
+            records += [drop_record(self.ctx.host, key, packets, size, self._reasons,
+                                    index == 0, ts, interval, length_s)
+                        for key, packets, size in changes(self._counts[index], now)]
+            self._counts[index] = now
+        return records
