@@ -28,6 +28,7 @@ from nettrail.report.header import Header, header, warnings
 from nettrail.report.histogram import mark as mark_durations
 from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
+from nettrail.report.netstat import KEEP_NAMESPACES, Netstat, aggregate_netstat
 from nettrail.report.own import mark
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -71,6 +72,7 @@ class ReportData:
     udp: Udp = field(default_factory=Udp)                # --probes +udp
     listeners: Listeners = field(default_factory=lambda: Listeners([]))
     drops: Drops = field(default_factory=Drops)
+    netstat: Netstat = field(default_factory=Netstat)
     addresses: list[str] = field(default_factory=list)  # the host's own (a single capture)
 
     @property
@@ -110,6 +112,9 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if data.drops.not_kept:
         yield (f"more distinct packet drops than the report keeps ({KEEP_DROPS:,}): "
                f"{data.drops.not_kept:,} lines of the others left out of the drops table")
+    if data.netstat.not_kept:
+        yield (f"more network namespaces than the report keeps ({KEEP_NAMESPACES:,}): "
+               f"{data.netstat.not_kept:,} lines of the others left out of the counters table")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 
@@ -187,6 +192,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     # read before the warnings are taken: its bad lines are among them
     data.listeners = aggregate_listeners(streams("listeners"))
     data.drops = aggregate_drops(streams("drops"))
+    data.netstat = aggregate_netstat(streams("netstat"))
     data.warnings = [f"{host}: {warning}" if host is not None else warning
                      for host, h, c in zip(hosts, headers, captures)
                      for warning in (*warnings(h), *c.warnings)]

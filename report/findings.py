@@ -135,7 +135,8 @@ def _listeners(data: Any) -> Iterator[Finding]:
             "limit": x.limit_conns, "intervals": x.intervals_dropping,
             "sessions": sum(g.sessions for g in clients if g.side == "client"),
             "syn_retrans_segs": sum(g.syn_retrans_segs for g in clients),
-            "slowest_us": max(waited, default=None)},
+            "slowest_us": max(waited, default=None),
+            "overflows": data.netstat.of(x.host, x.netns, "TcpExtListenOverflows")},
             "groups", f"{x.port}", x.first_drop_ts)
 
 

@@ -46,6 +46,7 @@ SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
 SLOW_MS, SLOW_REQUESTS = 300, 4  # the slow server's wait before each answer
 LISTENERS = LOGS["listeners"].file
 DROPS = LOGS["drops"].file
+NETSTAT = LOGS["netstat"].file
 COUNTERS = ("TcpRetransSegs", "TcpExtTCPSynRetrans", "TcpExtListenOverflows",
             "TcpExtListenDrops", "TcpExtTCPTimeouts")
 NFT_RULES = nft_loss_rules(LOSSY_PORT, HOLE_PORT)
@@ -113,6 +114,7 @@ def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
     tag = os.getpid()
     ns = {name: NetNs(f"nt-{name}-{tag}")
           for name in ("cli", "srv", "loss", "stall", "hole", "slow")}
+    keepers: list[subprocess.Popen] = []
     try:
         for n in ns.values():
             n.create(resolv="nameserver 127.0.0.1\n")
@@ -123,8 +125,11 @@ def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
         for name in ("loss", "hole"):
             subprocess.run(ns[name].exec_args("nft", "-f", "-"), input=NFT_RULES, text=True,
                            check=True)
+        # the netstat probe reads a namespace through a process in it
+        keepers = [subprocess.Popen(n.exec_args("sleep", "3600")) for n in ns.values()]
         yield ns, server_address
     finally:
+        kill_left(keepers)
         for n in ns.values():
             n.delete()
 
@@ -134,7 +139,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
              namespaces: tuple[dict[str, NetNs], str]) -> Iterator[Scenario]:
     ns, server_address = namespaces
     s = Scenario(CaptureRun(tmp_path_factory.mktemp("slow") / "capture", str(INTERVAL_S),
-                            str(COUNT), "--probes", "bandwidth,sessions,listeners,drops"), ns,
+                            str(COUNT), "--probes", "bandwidth,sessions,listeners,drops,netstat"), ns,
                  server_address=server_address)
     s.inode = {name: os.stat(f"/run/netns/{n.name}").st_ino for name, n in ns.items()}
     before = {name: nstat(n) for name, n in ns.items()}
@@ -349,6 +354,22 @@ def test_nftables_drops_are_the_rules_own_counts(scenario: Scenario) -> None:
     assert s.run.meta()["lost_events"]["drops"] == 0
 
 
+def test_namespace_counters_are_nstats(scenario: Scenario) -> None:
+    s = scenario
+
+    def added(ns: str, counter: str) -> int:
+        return sum(r["counters"].get(counter, 0) for r in s.rows(NETSTAT, ns))
+
+    # the namespaces' own counters, read by nstat before and after the window
+    for ns, counter in (("srv", "TcpExtListenOverflows"), ("srv", "TcpExtListenDrops"),
+                        ("cli", "TcpExtTCPSynRetrans"), ("hole", "TcpExtTCPSynRetrans")):
+        assert added(ns, counter) == s.delta[ns][counter] > 0, (ns, counter)
+    check = validator(s.run.meta()["format"], NETSTAT)
+    for r in s.rows(NETSTAT, "srv"):
+        assert tuple(r) == LOGS["netstat"].field_names
+        check.validate(r)
+
+
 def own_capture(s: Scenario) -> Path:
     """The capture with only the scenario's namespaces' lines: the host is
     shared, and other tests' listeners and paths would compete for the page."""
@@ -376,6 +397,7 @@ def test_each_cause_stands_out_with_its_numbers(scenario: Scenario) -> None:
     assert overflow["listen_drops"] == sum(
         r["listen_drops"] for r in s.rows(LISTENERS, "srv", lport=s.ports["crowd"]))
     assert overflow["limit"] == BACKLOG and overflow["netns"] == s.inode["srv"]
+    assert overflow["overflows"] == s.delta["srv"]["TcpExtListenOverflows"]
     assert overflow["sessions"] == CROWD_CLIENTS
     assert overflow["syn_retrans_segs"] == (s.delta["cli"]["TcpExtTCPSynRetrans"]
                                             + s.delta["srv"]["TcpExtTCPSynRetrans"])
