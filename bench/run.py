@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|listeners|drops|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet ...]
+    sudo .venv/bin/python -m bench.run [throughput|listeners|drops|netstat|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet|fleet-ratio ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -178,21 +178,28 @@ probe.close()
 """
 
 
-def _probe_pairs(probe: str, others: str, pairs: int, seconds: int) -> None:
+def _probe_pairs(probe: str, others: str, pairs: int, seconds: int,
+                 count_runs: str | None = None) -> int:
     """64 B TCP_NODELAY writes under a capture of `others` without and with
-    `probe`, alternating in one run: a markdown row of the medians."""
+    `probe`, alternating in one run: a markdown row of the medians. With
+    `count_runs` (and BPF stats on): how often that program of the capture
+    with `probe` ran in all."""
     print(f"| writes | capture without {probe}: Gbit/s median (min–max) | with | "
           "loss of the medians | pairs | load average |")
     print("|---|---|---|---|---|---|")
-    without, with_ = [], []
+    without, with_, runs = [], [], 0
     for _ in range(pairs):
         for probes, results in ((others, without), (f"{others},{probe}", with_)):
+            before = {p["id"] for p in _programs()}
             with capture("1", str(seconds + 30), "--probes", probes) as cap:
                 results.append(iperf("64", True, seconds))
+                runs += sum(p.get("run_cnt", 0) for p in _programs()
+                            if p["id"] not in before and p["name"] == count_runs)
                 cap.stop()
     a, b = statistics.median(without), statistics.median(with_)
     print(f"| 64 B, TCP_NODELAY | {_spread(without)} | {_spread(with_)} | "
           f"{100 * (1 - b / a):.1f} % | {pairs} | {os.getloadavg()[0]:.1f} |")
+    return runs
 
 
 def bench_listeners(pairs: int, seconds: int) -> None:
@@ -217,6 +224,28 @@ def _open_files() -> int:
     return total
 
 
+NETSTAT_TIMER = """
+import sys, time
+from nettrail.capture.probes.netstat import namespaces, read_namespace
+for _ in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    found, _ = namespaces()
+    read = [read_namespace(pid, netns) for netns, pid in found.items()]
+    print((time.perf_counter() - start) * 1000, len(found))
+"""
+
+
+def bench_netstat(runs: int = 21) -> None:
+    """What one netstat reading costs here: the walk of /proc and the reads
+    of each namespace's counters (the probe's whole work per interval)."""
+    out = subprocess.run([PYTHON, "-P", "-c", NETSTAT_TIMER, str(runs)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    took, spaces = [float(x) for x in out[::2]], int(out[1])
+    processes = sum(1 for p in os.listdir("/proc") if p.isdigit())
+    print(f"netstat reading over {processes:,} processes, {spaces:,} network namespaces: "
+          f"{_spread(took)} ms ({runs} runs, load average {os.getloadavg()[0]:.1f})")
+
+
 DROP_PORT = 9  # discard: dropped by nftables in the benchmark's namespace
 DROP_SENDER = """
 import socket, sys
@@ -231,14 +260,18 @@ def bench_drops(pairs: int, seconds: int, drops: int = 100_000) -> None:
     capture without and with the drops probe, alternating in one run; then
     what a drop costs the program on kfree_skb (BPF stats), over `drops`
     UDP datagrams nftables drops in a namespace of the benchmark's own."""
-    _probe_pairs("drops", "bandwidth,sessions,dns,listeners", pairs, seconds)
+    with bpf_stats():
+        runs = _probe_pairs("drops", "bandwidth,sessions,dns,listeners", pairs, seconds,
+                            count_runs="tp_kfree_skb")
+    print(f"\ntp_kfree_skb ran {runs:,} times in the {pairs} runs with it (host-wide: any "
+          "packet the host dropped meanwhile)")
     ns = f"ntb-drops-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
         subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], text=True, check=True,
-                       input="table inet b { chain in { type filter hook input priority 0; "
-                       f"udp dport {DROP_PORT} drop; }} }}\n")
+                       input="table inet b {\n chain in {\n  type filter hook input priority 0\n"
+                       f"  udp dport {DROP_PORT} drop\n }}\n}}\n")
         before = {p["id"] for p in _programs()}
         with bpf_stats(), capture("1", "60", "--probes", "drops") as cap:
             ours = {p["id"] for p in _programs()} - before
@@ -1007,6 +1040,25 @@ def bench_fleet(runs: int, sessions: int, fleet_sizes: list[int], baseline: str,
                       f"{os.getloadavg()[0]:.1f} |", flush=True)
 
 
+def bench_fleet_ratio(rounds: int, sessions: int, hosts: int, timeout_s: float) -> None:
+    """This tree's 10-capture (`hosts`) render against its one-capture
+    render, in rounds (one, then the fleet): the ratio of each round, so
+    that the machine's drift between minutes does not enter it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directories = synthetic_fleet(Path(tmp) / "fleet", hosts, sessions)
+        print(f"| round | one capture: CPU | {hosts} captures: CPU | ratio | load average |")
+        print("|---|---|---|---|---|", flush=True)
+        ratios = []
+        for n in range(1, rounds + 1):
+            one, fleet = (render_fleet(directories[:size], Path(tmp) / "out.html", None,
+                                       timeout_s) for size in (1, hosts))
+            assert one and fleet
+            ratios.append(fleet["cpu_s"] / one["cpu_s"])
+            print(f"| {n} | {one['cpu_s']:.1f} s | {fleet['cpu_s']:.1f} s | {ratios[-1]:.1f}x | "
+                  f"{os.getloadavg()[0]:.1f} |", flush=True)
+        print(f"\nmedian ratio {statistics.median(ratios):.1f}x over {rounds} rounds")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1033,6 +1085,8 @@ def main() -> None:
             bench_listeners(args.pairs, seconds=2)
         elif which == "drops":
             bench_drops(args.pairs, seconds=2)
+        elif which == "netstat":
+            bench_netstat()
         elif which == "progcost":
             bench_program_cost(args.base_python, args.runs)
         elif which == "wire":
@@ -1055,6 +1109,8 @@ def main() -> None:
             bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
         elif which == "storm":  # a storm renders within 10 s (issue 26)
             bench_storm(args.runs, 500_000)
+        elif which == "fleet-ratio":
+            bench_fleet_ratio(args.runs, 200_000, 10, args.timeout)
         elif which == "fleet":  # 10 captures of 200,000 sessions: at most 11x one's time
             bench_fleet(args.runs, 200_000, [int(n) for n in args.fleet_sizes.split(",")],
                         args.baseline, args.timeout)

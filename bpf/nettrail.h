@@ -304,7 +304,7 @@ struct drop_key {
 	__u8 pad;
 };
 
-/* drops: counts of a key since the probe loaded (user space takes changes). */
+/* drops: counts of a key in the interval (user space takes them). */
 struct drop_val {
 	__u64 packets;
 	__u64 bytes;      /* skb->len when dropped */

@@ -28,7 +28,7 @@ from nettrail.report.header import Header, header, warnings
 from nettrail.report.histogram import mark as mark_durations
 from nettrail.report.listeners import KEEP_LISTENERS, Listeners, aggregate_listeners
 from nettrail.report.names import Resolutions
-from nettrail.report.netstat import KEEP_NAMESPACES, Netstat, aggregate_netstat
+from nettrail.report.netstat import MAX_COUNTERS, KEEP_NAMESPACES, Netstat, aggregate_netstat
 from nettrail.report.own import mark
 from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
@@ -112,9 +112,11 @@ def _notes(data: ReportData, tally: Tally) -> Iterator[str]:
     if data.drops.not_kept:
         yield (f"more distinct packet drops than the report keeps ({KEEP_DROPS:,}): "
                f"{data.drops.not_kept:,} lines of the others left out of the drops table")
-    if data.netstat.not_kept:
-        yield (f"more network namespaces than the report keeps ({KEEP_NAMESPACES:,}): "
-               f"{data.netstat.not_kept:,} lines of the others left out of the counters table")
+    if data.netstat.not_kept or data.netstat.counters_not_kept:
+        yield (f"more network namespaces or counters than the report keeps "
+               f"({KEEP_NAMESPACES:,} namespaces, {MAX_COUNTERS} counters each): "
+               f"{data.netstat.not_kept:,} lines and {data.netstat.counters_not_kept:,} counts "
+               "left out of the counters table")
     if data.conversations is not None:
         yield from _fleet_notes(data.conversations)
 

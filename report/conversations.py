@@ -18,6 +18,7 @@ a queue (docs/benchmarks.md, "Fleet reports")."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections import deque
@@ -29,11 +30,15 @@ import msgspec
 
 from nettrail.format import is_loopback
 from nettrail.report.bounded import HeavyHitters
+from nettrail.report.labels import endpoint
+from nettrail.units import printable
 
 MATCH_SKEW_S = 1.0          # the hosts' clocks may differ this much (NTP does better)
 KEEP_WAITING = 100_000      # sessions waiting for their other end
 KEEP_PER_TUPLE = 4          # the same 4-tuple reused within the window
 KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
+CHUNK = 256                 # records of one host merged at a time (by_time)
+ADDRESS_CACHE = 4096
 _V4_MAPPED = "::ffff:"
 
 
@@ -47,7 +52,8 @@ class End(msgspec.Struct, gc=False):
     group: str | None
     side: str
     guessed: bool              # side guessed from port numbers (the capture had none)
-    local: str                 # this end's address:port
+    laddr: str                 # this end's address (plain_address) and port
+    lport: int
     start: float               # opened (-inf: before the window)
     stop: float                # closed, or the window's end
     tx_bytes: int
@@ -57,7 +63,7 @@ class End(msgspec.Struct, gc=False):
     open: bool
 
 
-@dataclass
+@dataclass(slots=True)  # updated once per matched pair: slots are the faster attributes
 class ConversationStats:
     weight: float = 0
     error: float = 0
@@ -130,12 +136,39 @@ def plain_address(text: str) -> str:
     return text[len(_V4_MAPPED):] if text.startswith(_V4_MAPPED) else text
 
 
-def by_time(logs: Iterable[Iterator[tuple[str | None, Any]]]
+@functools.lru_cache(maxsize=ADDRESS_CACHE)
+def _matchable(text: str) -> str | None:
+    """plain_address, or None for a loopback address (never matched)."""
+    address = plain_address(text)
+    return None if is_loopback(address) else address
+
+
+@functools.lru_cache(maxsize=ADDRESS_CACHE)
+def _local_label(address: str, port: int) -> str:
+    """A server's end as a conversation names it (its service)."""
+    return printable(endpoint(address, port))
+
+
+def by_time(logs: Iterable[Iterator[tuple[str | None, list[Any]]]]
             ) -> Iterator[tuple[str | None, Any]]:
-    """(host, record) of every host's log at once, merged by `ts`: each log is
-    in (close to) time order, so the two ends of a connection, logged by two
-    hosts, arrive close together instead of a whole capture apart."""
-    return heapq.merge(*logs, key=lambda pair: pair[1].ts)
+    """(host, record) of every host's log at once, merged by `ts` a chunk at
+    a time, by each chunk's first: each log is in (close to) time order, so
+    the two ends of a connection, logged by two hosts, arrive close together
+    instead of a whole capture apart. A chunk holds at most CHUNK records
+    and MATCH_SKEW_S of time: a quiet host's few records never come in far
+    ahead of the busy hosts' records of their time."""
+    def chunks(log: Iterator[tuple[str | None, list[Any]]]) -> Iterator[tuple[str | None, list]]:
+        for host, block in log:
+            start = 0
+            for i in range(1, len(block) + 1):
+                if i == len(block) or i - start == CHUNK or \
+                        block[i].ts - block[start].ts > MATCH_SKEW_S:
+                    yield host, block[start:i]
+                    start = i
+
+    for host, chunk in heapq.merge(*map(chunks, logs), key=lambda pair: pair[1][0].ts):
+        for r in chunk:
+            yield host, r
 
 
 def _same_connection(a: End, b: End) -> bool:
@@ -163,8 +196,9 @@ def _largest(known: int | None, value: int | None) -> int | None:
 class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
-    def __init__(self, make_end: Callable[[str, Any], End]) -> None:
-        """`make_end(host, record)`: one end of a connection, as the report names it."""
+    def __init__(self, make_end: Callable[[str, Any, str, str | None], End]) -> None:
+        """`make_end(host, record, process, group)`: one end of a connection,
+        as the report names it (its process and group labels given)."""
         self.make_end = make_end
         # a few ends per 4-tuple, as tuples: nothing here for the collector to walk
         self.waiting: dict[tuple, tuple[End, ...]] = {}
@@ -179,14 +213,14 @@ class Matcher:
         self.matched = 0
         self.given_up = 0
 
-    def feed(self, host: str, r: Any) -> None:
-        """One session of `host`; its End is made only if it can be matched
-        (not on loopback)."""
+    def feed(self, host: str, r: Any, process: str, group: str | None) -> None:
+        """One session of `host`, by `process` in `group`; its End is made
+        only if it can be matched (not on loopback)."""
         self.sessions += 1
-        laddr, raddr = plain_address(r.laddr), plain_address(r.raddr)
-        if is_loopback(laddr) or is_loopback(raddr):
+        laddr, raddr = _matchable(r.laddr), _matchable(r.raddr)
+        if laddr is None or raddr is None:
             return
-        end = self.make_end(host, r)
+        end = self.make_end(host, r, process, group)
         there = (raddr, r.rport, laddr, r.lport)
         for other in self.waiting.get(there, ()):
             if _same_connection(other, end):
@@ -221,17 +255,18 @@ class Matcher:
                 return
 
     def _unwait(self, key: tuple, end: End) -> None:
-        ends = tuple(e for e in self.waiting[key] if e is not end)
+        ends = self.waiting[key]
         self.waiting_count -= 1
-        if ends:
-            self.waiting[key] = ends
-        else:
+        if len(ends) == 1:  # the usual case: one end waits per 4-tuple
             del self.waiting[key]
+        else:
+            self.waiting[key] = tuple(e for e in ends if e is not end)
 
     def _pair(self, a: End, b: End) -> None:
         client, server = _client_first(a, b)
         s = self.table.get((client.host, client.process, client.group, server.host,
-                            server.process, server.group, server.local))
+                            server.process, server.group,
+                            _local_label(server.laddr, server.lport)))
         self.matched += 2
         s.weight += 1
         s.connections += 1

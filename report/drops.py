@@ -14,7 +14,9 @@ from nettrail.units import printable
 
 Streams = Iterable[tuple["str | None", Headline, Iterable[list[Any]]]]
 KEEP_DROPS = 10_000   # distinct rows summed; more are counted in their reason, not kept
+KEEP_REASONS = 256    # the kernel has about 100; more are counted, not kept
 TABLE_ROWS = 200
+SHOWN_REASONS = 10
 # reasons of ordinary life: a port nobody listens on, a drop without a reason given
 ORDINARY = ("NOT_SPECIFIED", "NO_SOCKET")
 
@@ -56,10 +58,19 @@ class Drops:
         return next((row for row in self._kept if row.reason == reason), None)
 
     @property
+    def reasons_shown(self) -> list[tuple[str, int]]:
+        """The reasons that dropped most, for the table's totals line."""
+        return sorted(self.by_reason.items(), key=lambda kv: -kv[1])[:SHOWN_REASONS]
+
+    @property
     def unusual(self) -> dict[str, int]:
         """Packets by reason, beyond the ordinary ones, most first."""
         return {r: n for r, n in sorted(self.by_reason.items(), key=lambda kv: -kv[1])
                 if r not in ORDINARY}
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else printable(value)
 
 
 def _end(address: str | None, port: int | None) -> str | None:
@@ -76,7 +87,7 @@ def aggregate_drops(streams: Streams) -> Drops:
             headline.add("drops", block)
             for r in block:
                 reason = printable(r.reason)
-                if reason not in drops.by_reason and len(drops.by_reason) >= KEEP_DROPS:
+                if reason not in drops.by_reason and len(drops.by_reason) >= KEEP_REASONS:
                     drops.not_kept += 1
                     continue
                 drops.by_reason[reason] = drops.by_reason.get(reason, 0) + r.dropped_packets
@@ -87,7 +98,7 @@ def aggregate_drops(streams: Streams) -> Drops:
                     if len(by_key) >= KEEP_DROPS:
                         drops.not_kept += 1
                         continue
-                    row = by_key[key] = DropRow(host, r.netns, reason, r.protocol,
+                    row = by_key[key] = DropRow(host, r.netns, reason, _text(r.protocol),
                                                 _end(r.saddr, r.sport), _end(r.daddr, r.dport))
                 row.packets += r.dropped_packets
                 row.skb_bytes += r.skb_bytes

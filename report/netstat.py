@@ -32,6 +32,7 @@ class Netstat:
     rows: list[NamespaceCounters] = field(default_factory=list)  # most moved first
     row_count: int = 0
     not_kept: int = 0     # lines of namespaces beyond KEEP_NAMESPACES
+    counters_not_kept: int = 0  # a namespace's counters beyond MAX_COUNTERS (not nstat's)
     _by_key: dict[tuple, NamespaceCounters] = field(default_factory=dict)
 
     def of(self, host: str | None, netns: int, name: str) -> int | None:
@@ -56,6 +57,8 @@ def aggregate_netstat(streams: Streams) -> Netstat:
                     name = printable(name)
                     if name in row.counters or len(row.counters) < MAX_COUNTERS:
                         row.counters[name] = row.counters.get(name, 0) + added
+                    else:
+                        netstat.counters_not_kept += 1
     rows = sorted(netstat._by_key.values(), key=lambda x: -x.moved)
     netstat.rows, netstat.row_count = rows[:TABLE_ROWS], len(rows)
     return netstat

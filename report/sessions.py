@@ -4,9 +4,10 @@ connections between captured hosts."""
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
 from nettrail.report.conversations import End, Matcher, by_time, plain_address
 from nettrail.report.summaries import count_summaries
-from nettrail.report.labels import (endpoint, group_label, owner_label, percentile,
+from nettrail.report.labels import (endpoint, group_label, percentile,
                                     process_label, qualified, side_of)
 from nettrail.report.tally import TABLE_ROWS, GroupStats, Tally
 from nettrail.units import printable
@@ -115,32 +116,33 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
     """Matcher: a fleet report's, fed every session to pair connections' ends.
     Summaries: the sessions the capture counted past its line budget."""
     s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
-    odd: deque[Session] = deque(maxlen=TABLE_ROWS)
-    logs = [_each(host, headline, blocks) for host, headline, blocks in streams]
+    odd: list[tuple[float, int, Session]] = []  # the newest TABLE_ROWS, a heap by time
+    logs = [_counted(host, headline, blocks) for host, headline, blocks in streams]
     # a fleet's hosts in one time order: a connection's two ends arrive close
     # together, within the matcher's bounds
-    for host, r in by_time(logs) if matcher else itertools.chain.from_iterable(logs):
-        _count_session_record(s, tally, host, r, odd)
-        if matcher:
-            matcher.feed(host or "", r)
+    records = by_time(logs) if matcher else (
+        (host, r) for host, block in itertools.chain.from_iterable(logs) for r in block)
+    for host, r in records:
+        _count_session_record(s, tally, host, r, odd, matcher)
     count_summaries(s, tally, summaries)
-    s.odd = sorted(odd, key=lambda x: -x.ts)
+    s.odd = [session for _, _, session in sorted(odd, key=lambda x: (-x[0], x[1]))]
     s.bursts = _bursts(s.buckets, tally.clock)
     return s
 
 
-def _each(host: str | None, headline: Headline, blocks: Iterable[list[Any]]
-          ) -> Iterator[tuple[str | None, Any]]:
-    """(host, record) of one capture's log, its headline counted a block at a time."""
+def _counted(host: str | None, headline: Headline, blocks: Iterable[list[Any]]
+             ) -> Iterator[tuple[str | None, list[Any]]]:
+    """(host, block) of one capture's log, its headline counted a block at a time."""
     for block in blocks:
         headline.add("sessions", block)
-        for r in block:
-            yield host, r
+        if block:
+            yield host, block
 
 
 def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
-                          odd: deque[Session]) -> None:
-    """Count one session everywhere it shows."""
+                          odd: list[tuple[float, int, Session]], matcher: Matcher | None
+                          ) -> None:
+    """Count one session everywhere it shows (a fleet's matcher too)."""
     closed = r.state == "closed"
     opened_at, end = r.opened_at, r.end
     failed = end in FAILED_ENDS and not seen_from_both_ends(r.side, r.raddr)
@@ -158,25 +160,29 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
     tally.own.add(host, r.laddr)
     if closed and r.duration_ms is not None:
         s.durations.add(r.duration_ms)
-    proc = tally.process_of(host, r, opened_at if opened_at is not None else r.ts)
+    process, group = process_label(r.pid, r.comm), group_label(r)
+    proc = tally.process(host, process, group, opened_at if opened_at is not None else r.ts)
+    if matcher:
+        matcher.feed(host or "", r, process, group)
     proc.sessions += 1
     proc.failed_sessions += failed
     # a server was running before it accepted (it listened first): never "new"
     if not proc.before_window:
         proc.before_window = opened_at is None or side_of(r)[0] == "server"
     _count_session(tally.group(host, r, opened_at), r, opened_at)
-    _bucket_session(s.buckets, tally.clock, r, qualified(host, owner_label(r)), failed)
+    _bucket_session(s.buckets, tally.clock, r, qualified(host, group or process), failed)
     if failed or r.retrans_segs or (r.srtt_us or 0) >= HIGH_RTT_US:  # Session.problems
-        odd.append(_session(host, r, tally.names_of(r, host, opened_at)))
+        # the newest whatever order the hosts' records came in (by_time is by chunk)
+        kept = (r.ts, s.odd_count, _session(host, r, tally.names_of(r, host, opened_at)))
+        (heapq.heappush if len(odd) < TABLE_ROWS else heapq.heappushpop)(odd, kept)
         s.odd_count += 1
 
 
-def end_of(host: str, r: Any) -> End:
+def end_of(host: str, r: Any, process: str, group: str | None) -> End:
     """One end of a connection, as a fleet report names it (Matcher)."""
     side, guessed = side_of(r)
     opened_at = r.opened_at
-    return End(host, process_label(r.pid, r.comm), group_label(r), side, guessed,
-               printable(endpoint(plain_address(r.laddr), r.lport)),
+    return End(host, process, group, side, guessed, plain_address(r.laddr), r.lport,
                opened_at if opened_at is not None else -math.inf, r.ts, r.tx_bytes,
                r.rx_bytes, r.retrans_segs, r.srtt_us, r.state == "open")
 

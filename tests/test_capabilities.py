@@ -96,6 +96,15 @@ def test_tcp_probes_with_their_capabilities(nobody_dir: Path, bpf: None) -> None
     assert all(r["cgroup"] is not None for r in ours)
 
 
+def test_drops_and_netstat_with_their_capabilities(nobody_dir: Path, bpf: None) -> None:
+    """drops: CAP_BPF and CAP_PERFMON; netstat none (procfs: the namespaces of
+    the processes it may look at, its own user's without CAP_SYS_PTRACE)."""
+    run = CaptureRun(nobody_dir / "capture", "0.5", "1", "--probes", "drops,netstat",
+                     prefix=as_nobody(("bpf", "perfmon")))
+    assert run.finish()[0] == 0
+    assert [probe_status(run, p)["status"] for p in ("drops", "netstat")] == ["ok", "ok"]
+
+
 def test_tcp_probes_without_dac_read_search_lose_gone_processes_cgroups(
         nobody_dir: Path, bpf: None) -> None:
     run = CaptureRun(nobody_dir / "capture", *LONG_WINDOW, "--probes", "sessions",

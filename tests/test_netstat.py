@@ -45,6 +45,8 @@ def test_one_process_reads_each_namespace(tmp_path: Path) -> None:
     inode = {name: os.stat(proc / f"netns-{name}").st_ino for name in "ab"}
     assert found == {inode["a"]: 12, inode["b"]: 40} and left_out == 0
     assert namespaces(str(proc), limit=1) == ({inode["a"]: 12}, 1)
+    # one already counted keeps its place whatever came before it
+    assert namespaces(str(proc), limit=1, known={inode["b"]}) == ({inode["b"]: 40}, 1)
     assert read_namespace(12, inode["a"], str(proc))["TcpExtListenDrops"] == 74
     # moved to another namespace (or its pid reused) since it was listed: not read
     assert read_namespace(12, inode["b"], str(proc)) is None

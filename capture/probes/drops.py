@@ -1,14 +1,16 @@
 """drops probe: IP packets the kernel dropped, per reason and endpoints
-(bpf/drops.bpf.c). The program counts since load; each interval reads the
-counts and writes the keys that changed. The reasons' numbers differ between
-kernels: their names come from the running kernel's BTF."""
+(bpf/drops.bpf.c). The program adds to one pair of maps while user space
+takes the other: each interval switches them and writes what the pair left
+holds. The reasons' numbers differ between kernels: their names come from
+the running kernel's BTF."""
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Mapping
 
 from nettrail.capture.events import DROP_KEY, DROP_VAL, FAMILIES, RecordContext, address
-from nettrail.capture.libbpf import KernelBtf, map_batch
+from nettrail.capture.libbpf import KernelBtf, map_batch, map_update
 from nettrail.capture.loader import HookSet, Probe
 from nettrail.errors import ProbeError, UnsupportedSystem
 
@@ -16,10 +18,9 @@ REASONS_ENUM = "skb_drop_reason"
 REASON_PREFIX = "SKB_DROP_REASON_"
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 PORTED = (6, 17)
-MAPS = ("drops", "drops_unkept")
+# per slot: (endpoints kept, endpoints left out)
+MAPS = (("drops_a", "unkept_a"), ("drops_b", "unkept_b"))
 BATCH = 4096
-
-Counts = dict[bytes, tuple[int, int]]  # key bytes: (packets, bytes) since load
 
 
 def reason_names(values: Mapping[int, str]) -> dict[int, str]:
@@ -42,22 +43,12 @@ def drop_reasons_problem() -> UnsupportedSystem | None:
         btf.close()
 
 
-def read_counts(fd: int) -> Counts:
-    """A map's counts by key."""
-    keys, values = map_batch(fd, DROP_KEY.size, DROP_VAL.size, BATCH, delete=False)
+def take_counts(fd: int) -> list[tuple[bytes, int, int]]:
+    """(key, packets, bytes) of a map's every key, each removed as it is read."""
+    keys, values = map_batch(fd, DROP_KEY.size, DROP_VAL.size, BATCH, delete=True)
     size, vsize = DROP_KEY.size, DROP_VAL.size
-    return {keys[i * size:(i + 1) * size]: DROP_VAL.unpack_from(values, i * vsize)
-            for i in range(len(keys) // size)}
-
-
-def changes(before: Counts, now: Counts) -> list[tuple[bytes, int, int]]:
-    """(key, packets, bytes) dropped since `before`, for the keys that changed."""
-    out = []
-    for key, (packets, size) in now.items():
-        was_packets, was_size = before.get(key, (0, 0))
-        if packets != was_packets:
-            out.append((key, packets - was_packets, size - was_size))
-    return out
+    return [(keys[i * size:(i + 1) * size], *DROP_VAL.unpack_from(values, i * vsize))
+            for i in range(len(keys) // size)]
 
 
 def drop_record(host: str, key: bytes, packets: int, size: int, reasons: Mapping[int, str],
@@ -85,7 +76,7 @@ class DropsProbe(Probe):
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._reasons: dict[int, str] = {}
-        self._counts: list[Counts] = [{}, {}]
+        self._slot = 0
 
     def start(self, started: Mapping[str, Probe]) -> None:
         super().start(started)
@@ -97,12 +88,12 @@ class DropsProbe(Probe):
                 btf.close()
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
+        """Switch the program to the other maps, and take the ones it left."""
+        assert self.obj is not None
+        old, self._slot = self._slot, self._slot ^ 1
+        map_update(self.obj.map_fd("drop_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
         ts, length_s = self.interval_end()
-        records = []
-        for index, name in enumerate(MAPS):
-            now = read_counts(self.obj.map_fd(name))
-            records += [drop_record(self.ctx.host, key, packets, size, self._reasons,
-                                    index == 0, ts, interval, length_s)
-                        for key, packets, size in changes(self._counts[index], now)]
-            self._counts[index] = now
-        return records
+        return [drop_record(self.ctx.host, key, packets, size, self._reasons, kept, ts,
+                            interval, length_s)
+                for name, kept in zip(MAPS[old], (True, False))
+                for key, packets, size in take_counts(self.obj.map_fd(name))]

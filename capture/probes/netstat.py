@@ -7,7 +7,7 @@ are read through it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from nettrail.capture.loader import Probe, ProbeStatus
 from nettrail.capture.preflight import CapNeed
@@ -41,22 +41,19 @@ def parse_counters(text: str) -> Counts:
     return found
 
 
-def namespaces(proc: str = "/proc", limit: int = MAX_NAMESPACES) -> tuple[dict[int, int], int]:
+def namespaces(proc: str = "/proc", limit: int = MAX_NAMESPACES,
+               known: Collection[int] = ()) -> tuple[dict[int, int], int]:
     """A process in each network namespace (netns inode: the lowest pid seen
-    in it), and how many namespaces past `limit` were left out."""
-    found: dict[int, int] = {}
-    left_out: set[int] = set()
+    in it), the `known` ones first, and how many past `limit` were left out
+    (new namespaces cannot push out those already counted)."""
+    lowest: dict[int, int] = {}
     for pid in sorted(int(p) for p in os.listdir(proc) if p.isdigit()):
         try:
-            netns = os.stat(f"{proc}/{pid}/ns/net").st_ino
+            lowest.setdefault(os.stat(f"{proc}/{pid}/ns/net").st_ino, pid)
         except OSError:  # gone meanwhile, or a kernel thread's
             continue
-        if netns not in found:
-            if len(found) < limit:
-                found[netns] = pid
-            else:
-                left_out.add(netns)
-    return found, len(left_out)
+    order = sorted(lowest, key=lambda netns: netns not in known)  # stable: known first
+    return {netns: lowest[netns] for netns in order[:limit]}, max(len(order) - limit, 0)
 
 
 def read_namespace(pid: int, netns: int, proc: str = "/proc") -> Counts | None:
@@ -72,7 +69,9 @@ def read_namespace(pid: int, netns: int, proc: str = "/proc") -> Counts | None:
         counts: Counts = {}
         for name in FILES:
             counts.update(parse_counters(_read_bounded(name, fd)))
-        return counts
+        # a file is the namespace's its process was in when it was opened: one
+        # that moved meanwhile (a user's own, through setns) is not counted
+        return counts if os.stat("ns/net", dir_fd=fd).st_ino == netns else None
     except OSError:  # it left meanwhile (ESRCH, ENOENT), or not procfs's: not read
         return None
     finally:
@@ -114,10 +113,11 @@ class NetstatProbe(Probe):
     def _read(self) -> dict[int, Counts]:
         """Every namespace's counters; one whose process left before it was
         read keeps its last reading, one that is gone is forgotten."""
-        found, self.left_out = namespaces()
+        found, left_out = namespaces(known=self._counts)
+        self.left_out += left_out
         read = {netns: counts for netns, pid in found.items()
                 if (counts := read_namespace(pid, netns)) is not None}
-        return {netns: read.get(netns) or self._counts[netns] for netns in found
+        return {netns: read[netns] if netns in read else self._counts[netns] for netns in found
                 if netns in read or netns in self._counts}
 
     def start(self, started: Mapping[str, Probe]) -> None:
@@ -145,6 +145,7 @@ class NetstatProbe(Probe):
         return records
 
     def lost_events(self) -> dict[str, int]:
+        """Namespace readings left out past MAX_NAMESPACES, over the window."""
         return {"namespaces_past_limit": self.left_out} if self._started else {}
 
     def close(self) -> None:

@@ -17,7 +17,8 @@ FIELDS = (
     *pick(IDENTITY, "host"),
     count("netns", "the network namespace the packet was dropped in (its inode number, as in "
           "`ls -l /proc/PID/ns/net`): its socket's if it had one, else its device's; `null` "
-          "if neither was known", nullable=True),
+          "if neither was known (a packet queued for reassembly or in a queueing discipline "
+          "may have neither)", nullable=True),
     text("reason", "why the kernel dropped it: its `enum skb_drop_reason` name without the "
          "`SKB_DROP_REASON_` prefix (`NETFILTER_DROP`, `TCP_OLD_DATA`, `NO_SOCKET`, "
          "`QDISC_DROP`, ...; `NOT_SPECIFIED` where the kernel gives none), named from the "
@@ -36,7 +37,7 @@ FIELDS = (
           "from the IP header on at or above IP, with the link-layer header below it)"),
     flag("endpoints_kept", "`false` on the line of a (namespace, reason) whose "
           "endpoints were not kept: more distinct endpoints dropped than the probe keeps "
-          "(65,536 since the capture began); its addresses and ports are `null`"),
+          "(65,536 in an interval); its addresses and ports are `null`"),
 )
 
 
