@@ -169,10 +169,11 @@ def test_capture_completes_with_all_probes(scenario: Scenario) -> None:
     assert meta["intervals_done"] < COUNT and meta["interrupted"]
     assert meta["ended_at"] and meta["started_at"] < meta["ended_at"]
     assert {n: p["status"] for n, p in meta["probes"].items()} == {
-        "bandwidth": "ok", "sessions": "ok", "dns": "ok", "listeners": "ok", "udp": "skipped"}
+        "bandwidth": "ok", "sessions": "ok", "dns": "ok", "listeners": "ok", "udp": "skipped",
+        "drops": "ok", "netstat": "ok"}
     assert meta["probes"]["bandwidth"]["hook"].startswith("tp_btf/")
     assert meta["lost_events"] == {"bandwidth": 0, "sessions": 0, "dns": 0, "listeners": 0,
-                                   "udp": 0}
+                                   "udp": 0, "drops": 0, "netstat": 0}
     for name in (BANDWIDTH, SESSIONS, DNS, "meta.json"):
         assert (scenario.run.directory / name).stat().st_mode & 0o077 == 0
 
@@ -310,7 +311,8 @@ def test_full_window_completes_uninterrupted(tmp_path, bpf: None) -> None:
     assert (meta["intervals_done"], meta["interrupted"]) == (2, False)
     assert meta["ended_at"] and meta["started_at"] < meta["ended_at"]
     assert {n: p["status"] for n, p in meta["probes"].items()} == {
-        "bandwidth": "ok", "sessions": "ok", "dns": "ok", "listeners": "ok", "udp": "skipped"}
+        "bandwidth": "ok", "sessions": "ok", "dns": "ok", "listeners": "ok", "udp": "skipped",
+        "drops": "ok", "netstat": "ok"}
 
 
 def wait_for_passes(run: CaptureRun, passes: int, timeout_s: float = 120) -> None:

@@ -239,7 +239,7 @@ def test_capture_ran_clean(scenario: Scenario) -> None:
     assert scenario.returncode == 0, scenario.stderr
     meta = scenario.run.meta()
     assert meta["lost_events"] == {"bandwidth": 0, "sessions": 0, "dns": 0, "listeners": 0,
-                                   "udp": 0}
+                                   "udp": 0, "drops": 0, "netstat": 0}
     assert scenario.outputs["blocked"] == [str(BLOCKED_BYTES)]
 
 
