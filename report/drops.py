@@ -46,10 +46,10 @@ class Drops:
     def on_path(self, host: str | None, address: str, port: int) -> dict[str, int]:
         """Packets dropped to or from address:port (a connection group's
         remote end, or its clients on its service port), by reason."""
-        ends = (endpoint(address, port),)
+        end = endpoint(address, port)
         found: dict[str, int] = {}
         for row in self._kept:
-            if row.host == host and (row.source in ends or row.destination in ends):
+            if row.host == host and end in (row.source, row.destination):
                 found[row.reason] = found.get(row.reason, 0) + row.packets
         return dict(sorted(found.items(), key=lambda kv: -kv[1]))
 

@@ -7,6 +7,7 @@ the running kernel's BTF."""
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Mapping
 
 from nettrail.capture.events import DROP_KEY, DROP_VAL, FAMILIES, RecordContext, address
@@ -28,19 +29,26 @@ def reason_names(values: Mapping[int, str]) -> dict[int, str]:
     return {value: name.removeprefix(REASON_PREFIX) for value, name in values.items()}
 
 
+@functools.cache
+def kernel_reasons() -> dict[int, str]:
+    """This kernel's drop reasons by value, read from its BTF once (checked
+    before loading, named at the start); empty if it has none."""
+    btf = KernelBtf()
+    try:
+        return reason_names(btf.enum_values(REASONS_ENUM))
+    finally:
+        btf.close()
+
+
 def drop_reasons_problem() -> UnsupportedSystem | None:
     """Why this kernel cannot say why it drops packets, or None."""
     try:
-        btf = KernelBtf()
+        if kernel_reasons():
+            return None
     except ProbeError as exc:
         return UnsupportedSystem(exc.problem, "use a kernel with BTF")
-    try:
-        if btf.enum_values(REASONS_ENUM):
-            return None
-        return UnsupportedSystem("this kernel gives no drop reasons (enum skb_drop_reason, 5.17+)",
-                                 "the other probes still run; use a 5.17 or later kernel")
-    finally:
-        btf.close()
+    return UnsupportedSystem("this kernel gives no drop reasons (enum skb_drop_reason, 5.17+)",
+                             "the other probes still run; use a 5.17 or later kernel")
 
 
 def take_counts(fd: int) -> list[tuple[bytes, int, int]]:
@@ -75,17 +83,7 @@ class DropsProbe(Probe):
 
     def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
-        self._reasons: dict[int, str] = {}
         self._slot = 0
-
-    def start(self, started: Mapping[str, Probe]) -> None:
-        super().start(started)
-        if self.running:
-            btf = KernelBtf()
-            try:
-                self._reasons = reason_names(btf.enum_values(REASONS_ENUM))
-            finally:
-                btf.close()
 
     def interval_records(self, interval: int, last: bool) -> list[dict]:
         """Switch the program to the other maps, and take the ones it left."""
@@ -93,7 +91,7 @@ class DropsProbe(Probe):
         old, self._slot = self._slot, self._slot ^ 1
         map_update(self.obj.map_fd("drop_slot"), ctypes.c_uint32(0), ctypes.c_uint32(self._slot))
         ts, length_s = self.interval_end()
-        return [drop_record(self.ctx.host, key, packets, size, self._reasons, kept, ts,
+        return [drop_record(self.ctx.host, key, packets, size, kernel_reasons(), kept, ts,
                             interval, length_s)
                 for name, kept in zip(MAPS[old], (True, False))
                 for key, packets, size in take_counts(self.obj.map_fd(name))]

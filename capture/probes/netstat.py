@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator, Mapping
 
+from nettrail.capture.events import RecordContext
 from nettrail.capture.loader import Probe, ProbeStatus
 from nettrail.capture.preflight import CapNeed
 
@@ -104,7 +105,7 @@ class NetstatProbe(Probe):
     name = "netstat"
     capabilities: tuple[CapNeed, ...] = ()  # reads procfs as any root process may
 
-    def __init__(self, ctx, pids: tuple[int, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: RecordContext, pids: tuple[int, ...] = ()) -> None:
         super().__init__(ctx, pids)
         self._counts: dict[int, Counts] = {}
         self._started = False
@@ -117,8 +118,8 @@ class NetstatProbe(Probe):
         self.left_out += left_out
         read = {netns: counts for netns, pid in found.items()
                 if (counts := read_namespace(pid, netns)) is not None}
-        return {netns: read[netns] if netns in read else self._counts[netns] for netns in found
-                if netns in read or netns in self._counts}
+        kept = {netns: self._counts[netns] for netns in found if netns in self._counts}
+        return {**kept, **read}
 
     def start(self, started: Mapping[str, Probe]) -> None:
         """A first reading: the baseline of every namespace."""
@@ -129,7 +130,7 @@ class NetstatProbe(Probe):
             return
         self._started = True
         self.status = ProbeStatus("ok", hook=HOOK)
-        super().interval_end()
+        self.interval_end()  # the first interval starts now
 
     @property
     def running(self) -> bool:
