@@ -192,7 +192,7 @@ def _shift(kind: str, subject: str, b: LogSketch, a: LogSketch, floor_ms: float
 
 def _service_health(subject: str, b: Activity, a: Activity) -> Iterator[Change]:
     for kind, attr, floor in (("duration", "durations_ms", LATENCY_FLOOR_MS["duration"]),
-                              ("rtt", "srtt_ms", LATENCY_FLOOR_MS["rtt"])):
+                              ("rtt", "rtt_ms", LATENCY_FLOOR_MS["rtt"])):
         change = _shift(kind, subject, getattr(b, attr), getattr(a, attr), floor)
         if change:
             yield change

@@ -41,7 +41,9 @@ class Activity:
     lookups: int = 0
     failures: Counter = field(default_factory=Counter)   # refused, reset, timeout
     durations_ms: LogSketch = field(default_factory=LogSketch)
-    srtt_ms: LogSketch = field(default_factory=LogSketch)
+    # the path's round trip (min_rtt), not srtt: a bulk sender's srtt is its own
+    # queue, which a loaded CPU stretches from 0.1 to 5 ms between like windows
+    rtt_ms: LogSketch = field(default_factory=LogSketch)
     names: dict[str, None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -205,8 +207,8 @@ def _sessions(p: Profile, capture: CaptureDir,
             stats.retrans_segs += r.retrans_segs or 0
             if r.duration_ms is not None and r.end not in FAILED_ENDS:
                 stats.durations_ms.add(r.duration_ms)
-            if r.srtt_us:
-                stats.srtt_ms.add(r.srtt_us / 1000)
+            if r.min_rtt_us:
+                stats.rtt_ms.add(r.min_rtt_us / 1000)
         _group(p, r)
 
 

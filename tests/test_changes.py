@@ -53,12 +53,14 @@ def write_capture(path: Path, start: float, seed: int, incident: bool = False,
     def session(owner: dict, remote: tuple[str, int], opened: float, n_bytes: int,
                 end: str = "normal", retrans: int = 0, side: str = "client") -> None:
         lport, rport = (next(port), remote[1]) if side == "client" else (8080, next(port))
+        rtt_us = rng.randint(900, 1100)
         duration = 0.001 if end == "refused" else rng.uniform(0.02, 0.03)
         sessions.append({
             "kind": "session", "ts": opened + duration, "host": host, **owner,
             "netns": 4026531840, "family": "ipv4", "laddr": LOCAL, "lport": lport,
             "raddr": remote[0], "rport": rport, "side": side, "tx_bytes": n_bytes // 20,
-            "rx_bytes": n_bytes, "retrans_segs": retrans, "srtt_us": rng.randint(900, 1100),
+            "rx_bytes": n_bytes, "retrans_segs": retrans, "srtt_us": rtt_us,
+            "min_rtt_us": rtt_us,
             "opened_at": opened, "duration_ms": duration * 1000, "state": "closed",
             "end": end})
         if end == "normal":
@@ -212,6 +214,30 @@ def test_nothing_is_reported_for_windows_of_the_same_workload(tmp_path: Path,
     base = write_capture(tmp_path / "base", T0, seed=seeds[0])
     now = write_capture(tmp_path / "now", T0 + 900, seed=seeds[1])
     assert changes_of(base, now) == []
+
+
+def scaled_copy(capture: Path, to: Path, field: str, factor: int) -> Path:
+    """The capture with `field` of the sessions to API `factor` times larger."""
+    shutil.copytree(capture, to)
+    lines = []
+    for line in (to / "tcplife.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["raddr"] == API[0]:
+            r[field] *= factor
+        lines.append(json.dumps(r) + "\n")
+    (to / "tcplife.jsonl").write_text("".join(lines))
+    return to
+
+
+def test_rtt_compared_is_the_paths_not_the_senders_queue(tmp_path: Path) -> None:
+    base = write_capture(tmp_path / "base", T0, seed=1)
+    now = write_capture(tmp_path / "now", T0 + 3600, seed=2)
+    queued = scaled_copy(now, tmp_path / "queued", "srtt_us", 50)
+    assert changes_of(base, queued) == []
+    longer = find(changes_of(base, scaled_copy(now, tmp_path / "longer", "min_rtt_us", 20)),
+                  "rtt", f"{API[0]}:{API[1]}")
+    assert (longer.metric, longer.detail) == ("p50 ms", "slower")
+    assert 0.9 <= longer.baseline <= 1.1 and 18 <= longer.current <= 22, longer
 
 
 def test_report_page_has_the_section_and_says_how(tmp_path: Path) -> None:
