@@ -73,9 +73,11 @@ class Tmux:
 
 
 @pytest.fixture
-def traffic() -> Iterator[str]:
+def traffic() -> Iterator[tuple[str, str]]:
     """Loopback bytes flowing steadily (a few MB/s) until the test ends;
-    the sending end as the live view writes it (127.0.0.1:PORT)."""
+    its two ends as the live view writes them (127.0.0.1:PORT). Either may be
+    the one on screen: at 80 columns a row shows only its remote end, and in
+    an interval a starved receiver read nothing, only the sender's row moved."""
     client, accepted = tcp_pair()
     stop = threading.Event()
 
@@ -92,7 +94,7 @@ def traffic() -> Iterator[str]:
     for t in threads:
         t.start()
     try:
-        yield f"127.0.0.1:{client.getsockname()[1]}"
+        yield (f"127.0.0.1:{client.getsockname()[1]}", f"127.0.0.1:{client.getpeername()[1]}")
     finally:
         stop.set()
         threads[0].join()
@@ -101,12 +103,17 @@ def traffic() -> Iterator[str]:
         accepted.close()
 
 
+def shows(traffic: tuple[str, str], lines: list[str]) -> bool:
+    return any(end in line for line in lines for end in traffic)
+
+
 def nettrail_command(*args: str) -> str:
     return " ".join(shlex.quote(a) for a in (*NETTRAIL, *args))
 
 
 @pytest.mark.parametrize("columns, lines", [(80, 24), (120, 40)])
-def test_live_view_is_never_blank_while_traffic_flows(tmp_path: Path, bpf: None, traffic: str,
+def test_live_view_is_never_blank_while_traffic_flows(tmp_path: Path, bpf: None,
+                                                      traffic: tuple[str, str],
                                                       columns: int, lines: int) -> None:
     term = Tmux(columns, lines)
     try:
@@ -118,13 +125,13 @@ def test_live_view_is_never_blank_while_traffic_flows(tmp_path: Path, bpf: None,
             screen = term.screen()
             assert time.monotonic() < deadline, "\n".join(screen)
             if any(line.endswith("Ctrl-C ends early") for line in screen):
-                if frames or any(traffic in line for line in screen):
+                if frames or shows(traffic, screen):
                     frames.append(screen)  # from the first frame that shows the flow
             time.sleep(POLL_S)
         term.ctrl_c()
         term.wait(lambda screen: any(line.startswith("nettrail: done") for line in screen))
         for frame in frames:  # every one shows it
-            assert any(traffic in line for line in frame), "\n".join(frame)
+            assert shows(traffic, frame), "\n".join(frame)
             status = next(line for line in frame if line.endswith("Ctrl-C ends early"))
             assert len(status) <= columns and " lost 0 " in status
     finally:
@@ -156,13 +163,13 @@ def test_ctrl_c_under_flock_returns_after_the_report(tmp_path: Path, bpf: None) 
 
 
 def test_keys_switch_to_processes_and_sort_then_the_terminal_is_restored(
-        tmp_path: Path, bpf: None, traffic: str) -> None:
+        tmp_path: Path, bpf: None, traffic: tuple[str, str]) -> None:
     term = Tmux(120, 40)
     try:
         term.run("stty -a > " + shlex.quote(str(tmp_path / "before")))
         term.run(nettrail_command("capture", "0.5", "60", "--no-report", "-o",
                                   str(tmp_path / "cap")))
-        term.wait(lambda screen: any(traffic in line for line in screen))
+        term.wait(lambda screen: shows(traffic, screen))
         term.keys("p")
         term.wait(lambda screen: any(line.split()[:3] == ["PID", "COMM", "CONNS"]
                                      for line in screen))
