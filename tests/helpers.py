@@ -39,6 +39,15 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def intervals_done(directory: Path) -> int:
+    """meta.json's intervals_done, rewritten at each interval's end; 0 before
+    it is first written or while it is being replaced."""
+    try:
+        return json.loads((directory / "meta.json").read_text())["intervals_done"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
 class CaptureRun:
     """`nettrail capture` running in the background; started() returns once
     every probe is attached (its first line on stderr). `prefix` runs it

@@ -3,7 +3,6 @@ workload with known sizes, processes and delays; exact results asserted."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -17,7 +16,7 @@ import pytest
 
 from nettrail.capture.libcs import find_libcs
 from nettrail.format import BANDWIDTH, DNS, LOGS, SESSIONS
-from helpers import TOOLS, CaptureRun, NetNs, require_bpf
+from helpers import TOOLS, CaptureRun, NetNs, intervals_done, require_bpf
 
 # The scenario's window is long and ended by SIGINT once the workload is done,
 # so every part of it is inside the window however slow the machine (a VM
@@ -318,13 +317,8 @@ def test_full_window_completes_uninterrupted(tmp_path, bpf: None) -> None:
 def wait_for_passes(run: CaptureRun, passes: int, timeout_s: float = 120) -> None:
     """Until the capture has finished `passes` more intervals (meta.json's
     intervals_done, rewritten at each interval's end)."""
-    def done() -> int:
-        try:
-            return run.meta()["intervals_done"]
-        except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or mid-rename
-            return 0
-    target, deadline = done() + passes, time.monotonic() + timeout_s
-    while done() < target:
+    target, deadline = intervals_done(run.directory) + passes, time.monotonic() + timeout_s
+    while intervals_done(run.directory) < target:
         assert run.proc.poll() is None and time.monotonic() < deadline, "no pass in time"
         time.sleep(0.05)
 

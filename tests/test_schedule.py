@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nettrail.schedule.crontab import crontab_trigger
 from nettrail.errors import ExitStatus
 from nettrail.hostlock import capture_lock
-from helpers import NETTRAIL, ROOT, nettrail
+from helpers import NETTRAIL, ROOT, intervals_done, nettrail
 
 NEVER = "0 0 1 1 *"  # no scheduled run during a test
 
@@ -205,13 +205,7 @@ def wait_for_interval(svc: Service, timeout_s: float = 300) -> None:
     """Until the running snapshot's meta.json says an interval was written
     (the window checkpoints it after each)."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        for snapshot in svc.snapshots():
-            try:
-                if json.loads((snapshot / "meta.json").read_text())["intervals_done"] >= 1:
-                    return
-            except (OSError, ValueError):
-                pass  # not written yet, or being replaced
+    while not any(intervals_done(snapshot) for snapshot in svc.snapshots()):
         assert time.monotonic() < deadline, f"no interval written: {svc.lines}"
         time.sleep(0.1)
 
