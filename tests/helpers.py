@@ -131,6 +131,24 @@ def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
     return addresses
 
 
+def delay_netns(a: NetNs, b: NetNs, prefix: str, delay_ms: float
+                ) -> tuple[subprocess.Popen, tuple[str, str]]:
+    """A slow path between two namespaces: a TUN device in each, joined by
+    tests/tools/delayline.py, which holds every packet delay_ms each way;
+    `prefix`.1 in a and `prefix`.2 in b (a /30). The delay line (it ends
+    when its stdin closes) and the two addresses."""
+    proc = subprocess.Popen([sys.executable, str(TOOLS / "delayline.py"), "--ns", a.name,
+                             "--ns", b.name, "--delay-ms", str(delay_ms)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert line(proc) == "ready"
+    addresses = (f"{prefix}.1", f"{prefix}.2")
+    for ns, address in zip((a, b), addresses):
+        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/30", "dev", "ntdelay"],
+                       check=True)
+        subprocess.run(["ip", "-n", ns.name, "link", "set", "ntdelay", "up"], check=True)
+    return proc, addresses
+
+
 def nft_loss_rules(lossy_port: int, blackhole_port: int) -> str:
     """nftables rules for a namespace: one in ten segments to `lossy_port`
     dropped, every one to `blackhole_port`. Dropped on input: the sender has

@@ -1,9 +1,10 @@
 """Why it was slow, against the real kernel: a listener whose accept queue
 overflows, a lossy path, a receiver that stops reading, SYNs that are
-dropped and a server slow to answer, each in network namespaces of its own so that the namespace's own
-TCP counters (nstat) are the oracle for what nettrail attributes to its
+dropped, a server slow to answer and a slow path (tests/tools/delayline.py),
+each in network namespaces of its own so that the namespace's own TCP
+counters (nstat) are the oracle for what nettrail attributes to its
 connections; times are checked against the cases' own clocks
-(tests/tools/slowcase.py) and ss -ti."""
+(tests/tools/slowcase.py), the delay line's and ss -ti."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from nettrail.report.reader import open_capture
 from nettrail.report.render import say
 from test_schema import validator
 import helpers
-from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, finish, go, kill_left,
-                     line, nft_drops, nft_loss_rules, require_bpf)
+from helpers import (TOOLS, CaptureRun, NetNs, connect_netns, delay_netns, finish, go,
+                     kill_left, line, nft_drops, nft_loss_rules, require_bpf)
 
 pytestmark = pytest.mark.kernel
 
@@ -44,6 +45,10 @@ WAIT_S = 60  # readiness polls give up after this
 TIMER_SLACK = 0.9  # timers fire up to a tick early; emulated kernels (TCG) drift more
 SYN_RETRIES = 1  # what slowcase.py syn-timeout asks for (TCP_SYNCNT)
 SLOW_MS, SLOW_REQUESTS = 300, 4  # the slow server's wait before each answer
+PATH_DELAY_MS = 40  # the slow path holds each packet this long, each way
+# a request on its own connection: the handshake, the request and its answer
+# (with the server's FIN), the client's FIN and its ACK
+PATH_ROUND_TRIPS = 3
 LISTENERS = LOGS["listeners"].file
 DROPS = LOGS["drops"].file
 NETSTAT = LOGS["netstat"].file
@@ -95,9 +100,12 @@ class Scenario:
     outputs: dict[str, list[str]] = field(default_factory=dict)
     connect_s: dict[int, float] = field(default_factory=dict)
     server_address: str = ""
+    path_address: str = ""
     ss_rwnd_ms: int = 0
     nft: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
-    slow_s: list[float] = field(default_factory=list)
+    # the slow server's and the slow path's clients' times, by their local port
+    slow_s: dict[int, dict[str, float]] = field(default_factory=dict)
+    path_s: dict[int, dict[str, float]] = field(default_factory=dict)
     returncode: int = 0
     stderr: str = ""
 
@@ -107,18 +115,22 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
-    """The namespaces by role, and the crowded server's address (cli to srv
-    over a veth pair; the others on their own loopback)."""
+def namespaces() -> Iterator[tuple[dict[str, NetNs], str, str]]:
+    """The namespaces by role, the crowded server's address (cli to srv over a
+    veth pair) and the far end of the slow path (near to far, through the
+    delay line); the others on their own loopback."""
     require_bpf()
     tag = os.getpid()
     ns = {name: NetNs(f"nt-{name}-{tag}")
-          for name in ("cli", "srv", "loss", "stall", "hole", "slow")}
+          for name in ("cli", "srv", "loss", "stall", "hole", "slow", "near", "far")}
     keepers: list[subprocess.Popen] = []
     try:
         for n in ns.values():
             n.create(resolv="nameserver 127.0.0.1\n")
         server_address = connect_netns(ns["cli"], ns["srv"], "10.251.19")[1]
+        delay_line, (_, far_address) = delay_netns(ns["near"], ns["far"], "10.251.20",
+                                                   PATH_DELAY_MS)
+        keepers.append(delay_line)
         # small segments: one drop in ten drops data, not a 64 KiB GSO burst
         subprocess.run(["ip", "-n", ns["loss"].name, "link", "set", "lo", "mtu", "1500",
                         "gso_max_size", "1500"], check=True)
@@ -126,8 +138,8 @@ def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
             subprocess.run(ns[name].exec_args("nft", "-f", "-"), input=NFT_RULES, text=True,
                            check=True)
         # the netstat probe reads a namespace through a process in it
-        keepers = [subprocess.Popen(n.exec_args("sleep", "3600")) for n in ns.values()]
-        yield ns, server_address
+        keepers += [subprocess.Popen(n.exec_args("sleep", "3600")) for n in ns.values()]
+        yield ns, server_address, far_address
     finally:
         kill_left(keepers)
         for n in ns.values():
@@ -136,11 +148,11 @@ def namespaces() -> Iterator[tuple[dict[str, NetNs], str]]:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory,
-             namespaces: tuple[dict[str, NetNs], str]) -> Iterator[Scenario]:
-    ns, server_address = namespaces
+             namespaces: tuple[dict[str, NetNs], str, str]) -> Iterator[Scenario]:
+    ns, server_address, path_address = namespaces
     s = Scenario(CaptureRun(tmp_path_factory.mktemp("slow") / "capture", str(INTERVAL_S),
                             str(COUNT), "--probes", "bandwidth,sessions,listeners,drops,netstat"), ns,
-                 server_address=server_address)
+                 server_address=server_address, path_address=path_address)
     s.inode = {name: os.stat(f"/run/netns/{n.name}").st_ino for name, n in ns.items()}
     before = {name: nstat(n) for name, n in ns.items()}
     started: list[subprocess.Popen] = []
@@ -195,15 +207,23 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
             stall_client)
         s.outputs["hole"] = finish(hole)
 
-        slow_server = case("slowcase.py", "slow-server", "--delay-ms", str(SLOW_MS),
-                           "--requests", str(SLOW_REQUESTS), ns=ns["slow"])
-        started.append(slow_server)
-        s.ports["slow"] = int(line(slow_server))
-        slow_client = case("slowcase.py", "slow-client", "--port", str(s.ports["slow"]),
-                           "--requests", str(SLOW_REQUESTS), ns=ns["slow"])
-        started.append(slow_client)
-        s.slow_s = json.loads(line(slow_client))
-        s.outputs["slow"], s.outputs["slow_client"] = finish(slow_server), finish(slow_client)
+        # the same requests to a server slow to answer, and across the slow path
+        for key, host, delay_ms, server_ns, client_ns in (
+                ("slow", "127.0.0.1", SLOW_MS, "slow", "slow"),
+                ("path", s.path_address, 0, "far", "near")):
+            slow_server = case("slowcase.py", "slow-server", "--host", host, "--delay-ms",
+                               str(delay_ms), "--requests", str(SLOW_REQUESTS),
+                               ns=ns[server_ns])
+            started.append(slow_server)
+            s.ports[key] = int(line(slow_server))
+            slow_client = case("slowcase.py", "slow-client", "--host", host, "--port",
+                               str(s.ports[key]), "--requests", str(SLOW_REQUESTS),
+                               ns=ns[client_ns])
+            started.append(slow_client)
+            took = {int(port): t for port, t in json.loads(line(slow_client)).items()}
+            setattr(s, f"{key}_s", took)
+            s.outputs[key], s.outputs[f"{key}_client"] = finish(slow_server), finish(
+                slow_client)
 
         s.run.interrupt()
         s.returncode, _, s.stderr = s.run.finish()
@@ -417,13 +437,47 @@ def test_each_cause_stands_out_with_its_numbers(scenario: Scenario) -> None:
     dropped = found["packet_drops"].values
     assert dropped["total"] == sum(r["dropped_packets"] for r in s.run.records(DROPS)
                                    if r["netns"] in s.inode.values())
-    slow = found["slow_server"].values
-    assert slow["remote"] == f"127.0.0.1:{s.ports['slow']}"
-    assert slow["sessions"] == SLOW_REQUESTS
-    # each session held the server's wait, inside the client's own time for it
-    assert TIMER_SLACK * SLOW_MS <= slow["p50_ms"] <= sorted(s.slow_s)[1] * 1000 + 1
-    assert slow["max_ms"] <= max(s.slow_s) * 1000 + 1
-    assert slow["rtt_us"] * SERVER_ROUND_TRIPS < slow["p50_ms"] * 1000
+
+
+def timed_sessions(s: Scenario, ns: str, port: int, took: dict[int, dict[str, float]]
+                   ) -> list[dict]:
+    """A slow client's sessions, each checked against the client's own clock:
+    its handshake inside connect(), its whole life inside connect() to close()
+    returning (a linger: the FIN acknowledged), its lowest RTT no longer than
+    the handshake's round trip."""
+    rows = s.rows(SESSIONS, ns, rport=port)
+    assert sorted(r["lport"] for r in rows) == sorted(took)
+    for r in rows:
+        t = took[r["lport"]]
+        assert (r["side"], r["end"], r["syn_retrans_segs"]) == ("client", "normal", 0), r
+        assert r["min_rtt_us"] <= r["connect_us"] <= t["connect_s"] * 1e6, (r, t)
+        assert r["duration_ms"] <= t["session_s"] * 1000 + 1, (r, t)  # ms rounding
+    return rows
+
+
+def test_a_slow_server_and_a_slow_path_are_told_apart(scenario: Scenario) -> None:
+    s = scenario
+    found = findings_of(s)
+    server, path = found["slow_server"].values, found["slow_path"].values
+    assert server["remote"] == f"127.0.0.1:{s.ports['slow']}"
+    assert path["remote"] == f"{s.path_address}:{s.ports['path']}"
+    # the server's sessions held its wait; the RTT is loopback's
+    server_rows = timed_sessions(s, "slow", s.ports["slow"], s.slow_s)
+    assert all(r["duration_ms"] >= TIMER_SLACK * SLOW_MS for r in server_rows)
+    # the path's: every packet held by the delay line (its clock is read before
+    # each write, so no slack), a few round trips each
+    path_rows = timed_sessions(s, "near", s.ports["path"], s.path_s)
+    assert all(r["min_rtt_us"] >= 2 * PATH_DELAY_MS * 1000 for r in path_rows)
+    assert all(r["duration_ms"] >= PATH_ROUND_TRIPS * 2 * PATH_DELAY_MS for r in path_rows)
+    # the findings' numbers are those sessions' (exact percentiles of a few)
+    for found_values, rows in ((server, server_rows), (path, path_rows)):
+        assert found_values["sessions"] == len(rows) == SLOW_REQUESTS
+        assert found_values["p50_ms"] in {r["duration_ms"] for r in rows}
+        assert found_values["max_ms"] == max(r["duration_ms"] for r in rows)
+        assert found_values["rtt_us"] in {r["min_rtt_us"] for r in rows}
+    # the server: many round trips long; the path: a few
+    assert server["rtt_us"] * SERVER_ROUND_TRIPS < server["p50_ms"] * 1000
+    assert path["rtt_us"] * SERVER_ROUND_TRIPS >= path["p50_ms"] * 1000
 
 
 def test_the_page_names_each_cause_under_what_stands_out(scenario: Scenario) -> None:
@@ -431,9 +485,11 @@ def test_the_page_names_each_cause_under_what_stands_out(scenario: Scenario) -> 
     found = findings_of(s)
     page = write_report(own_capture(s)).read_text()
     standout = page[page.index('id="standout"'):page.index('id="timeline"')]
-    for cause in ("accept_queue_overflow", "lossy_path", "slow_server", "packet_drops"):
+    for cause in ("accept_queue_overflow", "lossy_path", "slow_server", "slow_path",
+                  "packet_drops"):
         assert say(found[cause]) in standout, cause
     assert f"{found['accept_queue_overflow'].values['listen_drops']:,} handshake drops" \
         in standout
     assert "the server is slow" in standout and "a lossy path" in standout
+    assert "round trips on a slow path" in standout
     assert "NETFILTER_DROP ×" in standout

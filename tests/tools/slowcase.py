@@ -20,13 +20,18 @@ around the system calls, as an oracle independent of nettrail.
                                 shut down, read to EOF; "done"
   syn-timeout --host H --port P connect with one SYN retry (TCP_SYNCNT 1) to a
                                 port whose SYNs are dropped: "timed out SECONDS"
-  slow-server --delay-ms D --requests N
-                                listen on loopback, print the port; N times:
-                                accept, read a request, sleep D ms, answer and
-                                close; print "done"
-  slow-client --port P --requests N
+  slow-server --host H --delay-ms D --requests N
+                                listen on H, print the port; N times: accept,
+                                read a request, sleep D ms, answer and close;
+                                print "done"
+  slow-client --host H --port P --requests N
                                 N requests one after another, a connection
-                                each; print one JSON list: seconds each took
+                                each, closed with a linger: close() returns
+                                once the server has acknowledged the FIN, so
+                                the time spans the whole session; print one
+                                JSON object: local port -> {"connect_s":
+                                seconds connect() took, "session_s": seconds
+                                from connect() to close() returning}
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -119,11 +125,12 @@ def syn_timeout(args: argparse.Namespace) -> None:
 
 
 REQUEST, ANSWER = b"GET\n", b"OK\n"
+LINGER = struct.pack("ii", 1, 60)  # SO_LINGER on, up to 60 s
 
 
 def slow_server(args: argparse.Namespace) -> None:
     with socket.socket() as lsock:
-        lsock.bind(("127.0.0.1", 0))
+        lsock.bind((args.host, 0))
         lsock.listen()
         say(str(lsock.getsockname()[1]))
         for _ in range(args.requests):
@@ -136,13 +143,15 @@ def slow_server(args: argparse.Namespace) -> None:
 
 
 def slow_client(args: argparse.Namespace) -> None:
-    took = []
+    took = {}
     for _ in range(args.requests):
         start = time.monotonic()
-        with socket.create_connection(("127.0.0.1", args.port)) as conn:
+        with socket.create_connection((args.host, args.port)) as conn:
+            connected, port = time.monotonic(), conn.getsockname()[1]
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER)
             conn.sendall(REQUEST)
             read_to_eof(conn)
-        took.append(time.monotonic() - start)
+        took[port] = {"connect_s": connected - start, "session_s": time.monotonic() - start}
     say(json.dumps(took))
 
 
@@ -164,9 +173,11 @@ def main() -> None:
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
     s = sub.add_parser("slow-server")
+    s.add_argument("--host", required=True)
     s.add_argument("--delay-ms", type=int, required=True)
     s.add_argument("--requests", type=int, required=True)
     s = sub.add_parser("slow-client")
+    s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--requests", type=int, required=True)
     args = p.parse_args()
