@@ -1,19 +1,22 @@
-"""Stage 2 of the report: chart geometry for inline SVG (templates/charts.j2
-draws it; every label goes through Jinja's autoescaping there).
+"""Stage 2 of the report: the charts, built from the report's data in the
+geometry of report/axes.py (templates/charts.j2 draws them; every label goes
+through Jinja's autoescaping there).
 
-Every time chart has the same width and the same plot margins and maps the
-window's start..end onto the same x range, so the same clock time is the same
-pixel column in all of them: a DNS stall, a burst of sessions and a bandwidth
-drop line up. Series differ by dash pattern or marker shape as well as colour.
-Labels are `printable` already (aggregate); they are shortened here."""
+Every time chart shares one x range, so a DNS stall, a burst of sessions and
+a bandwidth drop line up. Series differ by dash pattern or marker shape as
+well as colour. Labels are `printable` already (aggregate); they are
+shortened here."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
+from nettrail.report.axes import (BOTTOM, DASHES, LEFT, PLOT_W, RIGHT, TOP, WIDTH, Bar, Chart,
+                                  Hit, Legend, Line, Mark, Tick, bit_unit, bucket_when,
+                                  count_unit, short, timed_chart, value_ticks, when, x_of,
+                                  y_of)
 from nettrail.report.bandwidth import Bandwidth, Interval
 from nettrail.report.clock import Clock
 from nettrail.report.dns import SLOW_LOOKUP_MS, Dns, HostStats
@@ -21,179 +24,7 @@ from nettrail.report.histogram import duration_bins, log_decades
 from nettrail.report.sessions import Sessions
 from nettrail.report.bounded import LogSketch
 from nettrail.report.profile import Profile
-from nettrail.units import SI_PREFIXES, bytes_rate, human_bytes, human_ms, many
-
-WIDTH = 960                 # viewBox width of every chart
-LEFT, RIGHT = 92, 16        # plot margins: the same in every time chart
-PLOT_W = WIDTH - LEFT - RIGHT
-TOP = 10
-BOTTOM = 34                 # room for the time axis labels
-LABEL_CHARS = 40
-EDGE = 40                   # an x label this close to an edge would be cut off centred
-TIME_TICKS = 8
-DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 5", "10 4")
-NICE_TIME_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
-                   7200, 10800, 21600, 43200, 86400)
-
-
-def short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
-
-
-@dataclass
-class Tick:
-    pos: float
-    label: str
-    title: str = ""
-    t: float | None = None       # the clock time of a time tick (for tests and tools)
-
-
-@dataclass
-class Line:
-    points: str                  # SVG path data
-    cls: str                     # colour class
-    dash: str
-    label: str
-
-
-@dataclass
-class Mark:
-    x: float
-    y: float
-    shape: str                   # cross / ring / triangle
-    cls: str
-    title: str
-
-
-@dataclass
-class Bar:
-    x: float
-    y: float
-    w: float
-    h: float
-    cls: str
-    title: str = ""
-    bin: int | None = None       # a duration bar: the groups of its sessions (histogram.py)
-
-
-@dataclass
-class Hit:
-    """A transparent column with a tooltip: what happened then, in both zones."""
-    x: float
-    w: float
-    title: str
-
-
-@dataclass
-class Legend:
-    label: str
-    cls: str
-    dash: str = ""
-    shape: str = "line"          # line / bar / cross / ring / triangle
-
-
-@dataclass
-class Chart:
-    id: str
-    title: str
-    height: float
-    y_ticks: list[Tick]
-    y_label: str
-    x_ticks: list[Tick] = field(default_factory=list)
-    x_label: str = ""
-    lines: list[Line] = field(default_factory=list)
-    bars: list[Bar] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
-    hits: list[Hit] = field(default_factory=list)
-    legend: list[Legend] = field(default_factory=list)
-    timed: bool = False
-    start: float = 0.0           # timed charts: the window, for the page's crosshair
-    end: float = 0.0
-    left: int = LEFT
-    plot_w: int = PLOT_W
-
-    @property
-    def bottom(self) -> float:
-        return self.height - BOTTOM
-
-    def anchor(self, pos: float) -> str:
-        """An x label near either end of the axis hangs inside the plot: never
-        past the chart's edge, nor over the y labels."""
-        return ("end" if pos > WIDTH - EDGE else "start" if pos < self.left + EDGE / 2
-                else "middle")
-
-
-# -- axes -------------------------------------------------------------------------
-
-def nice_step(rough: float) -> float:
-    """1, 2, 2.5 or 5 times a power of ten, at least `rough`."""
-    if rough <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(rough))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= rough * (1 - 1e-9))
-
-
-def value_ticks(top: float, unit: Callable[[float], tuple[float, str]], count: int = 4
-                ) -> tuple[float, list[tuple[float, str]]]:
-    """(axis top, [(value, label)]): steps nice in the unit the labels show."""
-    scale, suffix = unit(top)
-    step = nice_step(top / scale / count) * scale if top > 0 else scale
-    n = max(1, math.ceil(top / step - 1e-9))
-    return n * step, [(i * step, f"{i * step / scale:g}{suffix}") for i in range(n + 1)]
-
-
-def bit_unit(top: float) -> tuple[float, str]:
-    power = min(int(math.log10(top) // 3), len(SI_PREFIXES) - 1) if top >= 1000 else 0
-    return 1000.0 ** power, f" {SI_PREFIXES[power]}bit/s"
-
-
-def count_unit(_top: float) -> tuple[float, str]:
-    return 1.0, ""
-
-
-def time_ticks(clock: Clock) -> list[Tick]:
-    """Ticks at round local times (…:00, :05, …), at most about TIME_TICKS."""
-    length = clock.end - clock.start
-    step = next((s for s in NICE_TIME_STEPS if length / s <= TIME_TICKS), NICE_TIME_STEPS[-1])
-    offset = dt.datetime.fromtimestamp(clock.start, clock.tz).utcoffset()
-    shift = offset.total_seconds() if offset else 0.0
-    first = math.ceil((clock.start + shift) / step - 1e-9) * step - shift
-    fmt = "%H:%M:%S" if step < 60 or length < 600 else "%H:%M"
-    ticks, t = [], first
-    while t <= clock.end + 1e-6:
-        local = dt.datetime.fromtimestamp(t, clock.tz)
-        label = local.strftime(fmt) + (f".{local.microsecond // 100000}" if step < 1 else "")
-        utc = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        ticks.append(Tick(x_of(clock, t), label, utc, round(t, 3)))
-        t += step
-    return ticks
-
-
-def x_of(clock: Clock, ts: float) -> float:
-    span = max(clock.end - clock.start, 1e-9)
-    return round(LEFT + PLOT_W * min(max((ts - clock.start) / span, 0.0), 1.0), 2)
-
-
-def when(clock: Clock, start: float, end: float) -> str:
-    """A span in local time with its zone, then in UTC (tooltips)."""
-    local = lambda ts, f: dt.datetime.fromtimestamp(ts, clock.tz).strftime(f)  # noqa: E731
-    utc = lambda ts: dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S")  # noqa
-    return (f"{local(start, '%H:%M:%S')}–{local(end, '%H:%M:%S')} {clock.zone.split(',')[0]} "
-            f"({utc(start)}–{utc(end)} UTC)")
-
-
-def _bucket_when(clock: Clock, n: int) -> str:
-    return when(clock, clock.bucket_start(n), clock.bucket_start(n) + clock.bucket_s)
-
-
-def _timed(clock: Clock, chart_id: str, title: str, height: float, y_label: str,
-           y_ticks: list[Tick]) -> Chart:
-    return Chart(chart_id, title, height, y_ticks, y_label, time_ticks(clock),
-                 f"local time ({clock.zone})", timed=True, start=clock.start, end=clock.end)
-
-
-def _y(value: float, top: float, chart_top: float, bottom: float) -> float:
-    return round(bottom - (bottom - chart_top) * (value / top if top else 0), 2)
+from nettrail.units import bytes_rate, human_bytes, human_ms, many
 
 
 # -- bandwidth --------------------------------------------------------------------
@@ -211,9 +42,9 @@ def bandwidth_rates(bw: Bandwidth, clock: Clock, baseline: Profile | None = None
         top, ticks = value_ticks(max((max(r, default=0) for r in [*rates, behind]), default=0)
                                  or 1000, bit_unit)
         height = 210
-        chart = _timed(clock, f"chart-bw-{direction}", f"{title} (bit/s per interval)",
+        chart = timed_chart(clock, f"chart-bw-{direction}", f"{title} (bit/s per interval)",
                        height, "bit/s", [])
-        chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        chart.y_ticks = [Tick(y_of(v, top, TOP, chart.bottom), label) for v, label in ticks]
         if baseline:
             chart.lines.append(Line(_baseline_steps(clock, baseline, behind, top, chart.bottom),
                                     "baseline", "", "baseline (all)"))
@@ -236,7 +67,7 @@ def _steps(clock: Clock, bw: Bandwidth, rates: Sequence[float], top: float, bott
     """Each interval's rate held flat across the interval."""
     parts = []
     for iv, rate in zip(bw.intervals, rates):
-        y = _y(rate, top, TOP, bottom)
+        y = y_of(rate, top, TOP, bottom)
         start = "M" if not parts else "L"
         parts.append(f"{start}{x_of(clock, iv.end - iv.seconds)},{y}L{x_of(clock, iv.end)},{y}")
     return "".join(parts)
@@ -251,7 +82,7 @@ def _baseline_steps(clock: Clock, baseline: Profile, rates: Sequence[float], top
         start = clock.start + n * baseline.bin_s
         if start >= clock.end:
             break
-        y = _y(rate, top, TOP, bottom)
+        y = y_of(rate, top, TOP, bottom)
         parts.append(f"{'L' if parts else 'M'}{x_of(clock, start)},{y}"
                      f"L{x_of(clock, start + baseline.bin_s)},{y}")
     return "".join(parts)
@@ -270,18 +101,18 @@ def sessions_over_time(ss: Sessions, clock: Clock) -> Chart:
     retransmitting ones marked above."""
     top, ticks = value_ticks(max((max(b.opened, b.closed) for b in ss.buckets), default=0) or 1,
                              count_unit)
-    chart = _timed(clock, "chart-sessions", f"sessions opened and closed per "
+    chart = timed_chart(clock, "chart-sessions", f"sessions opened and closed per "
                    f"{clock.bucket_s:g} s", 200, "sessions", [])
     band = TOP + 14  # marks sit in a band above the bars
-    chart.y_ticks = [Tick(_y(v, top, band, chart.bottom), label) for v, label in ticks]
+    chart.y_ticks = [Tick(y_of(v, top, band, chart.bottom), label) for v, label in ticks]
     width = PLOT_W / clock.buckets
     closed = []
     for n, b in enumerate(ss.buckets):
         x = x_of(clock, clock.bucket_start(n))
         if b.opened:
-            y = _y(b.opened, top, band, chart.bottom)
+            y = y_of(b.opened, top, band, chart.bottom)
             chart.bars.append(Bar(x, y, max(width - 1, 0.5), chart.bottom - y, "s0"))
-        y = _y(b.closed, top, band, chart.bottom)
+        y = y_of(b.closed, top, band, chart.bottom)
         closed.append(f"{'M' if not closed else 'L'}{x},{y}L{round(x + width, 2)},{y}")
         middle = round(x + width / 2, 2)
         if b.failed:
@@ -289,8 +120,9 @@ def sessions_over_time(ss: Sessions, clock: Clock) -> Chart:
         if b.retrans:
             chart.marks.append(Mark(middle, TOP + 12, "triangle", "s3",
                                     f"{b.retrans} retransmitted"))
-        chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{b.opened} opened, {b.closed} closed, {b.failed} "
-                                        f"refused/reset/timed out, {b.retrans} retransmitted"))
+        chart.hits.append(Hit(x, width, f"{bucket_when(clock, n)}\n{b.opened} opened, "
+                                        f"{b.closed} closed, {b.failed} refused/reset/timed "
+                                        f"out, {b.retrans} retransmitted"))
     chart.lines.append(Line("".join(closed), "s1", DASHES[1], "closed"))
     chart.legend = [Legend("opened", "s0", shape="bar"), Legend("closed", "s1", DASHES[1]),
                     Legend("refused, reset or timed out", "bad", shape="cross"),
@@ -312,7 +144,7 @@ def dns_over_time(dns: Dns, clock: Clock) -> Chart:
     decades = log_decades(max(min(worst, default=1.0), 0.01),
                           max(max(worst, default=10.0), SLOW_LOOKUP_MS * 2))
     low, high = decades[0], decades[-1]
-    chart = _timed(clock, "chart-dns", "slowest lookup per "
+    chart = timed_chart(clock, "chart-dns", "slowest lookup per "
                    f"{clock.bucket_s:g} s (log scale)", 200, "latency", [])
     band = TOP + 14
     chart.y_ticks = [Tick(_log_y(v, low, high, band, chart.bottom), human_ms(v))
@@ -337,7 +169,8 @@ def dns_over_time(dns: Dns, clock: Clock) -> Chart:
                                     + (f", the longest {human_ms(b.failed_max_ms)}"
                                        if b.failed_max_ms is not None else "")))
         if b.lookups:
-            chart.hits.append(Hit(x, width, f"{_bucket_when(clock, n)}\n{many(b.lookups, 'lookup')}, {b.failed} failed or "
+            chart.hits.append(Hit(x, width, f"{bucket_when(clock, n)}\n"
+                                            f"{many(b.lookups, 'lookup')}, {b.failed} failed or "
                                             f"unanswered, {b.slow} slow, slowest "
                                             f"{human_ms(b.max_ms) if b.max_ms is not None else '–'}"))
     slow_y = _log_y(SLOW_LOOKUP_MS, low, high, band, chart.bottom)
@@ -397,11 +230,11 @@ def durations(sketch: LogSketch) -> Chart | None:
                   [Tick(LEFT + PLOT_W * n / (len(decades) - 1), human_ms(v))
                    for n, v in enumerate(decades)], "duration")
     bottom = chart.bottom
-    chart.y_ticks = [Tick(_y(v, top, TOP, bottom), label) for v, label in ticks]
+    chart.y_ticks = [Tick(y_of(v, top, TOP, bottom), label) for v, label in ticks]
     width = PLOT_W / len(bins)
     for n, count in enumerate(bins):
         if count:
-            y = _y(count, top, TOP, bottom)
+            y = y_of(count, top, TOP, bottom)
             low_edge, high_edge = binning.edges(n)
             chart.bars.append(Bar(round(LEFT + n * width, 2), y, max(width - 1, 0.5),
                                   bottom - y, "s0",
@@ -430,11 +263,11 @@ def trend(points: list[tuple[float, dict[str, float]]]) -> list[Chart]:
             ("chart-trend-failures", "failures per snapshot", TREND_COUNTS, count_unit)):
         top, ticks = value_ticks(max((p[name] for _, p in points for name in names),
                                      default=0) or 1, unit)
-        chart = _timed(clock, chart_id, title, 190, "", [])
-        chart.y_ticks = [Tick(_y(v, top, TOP, chart.bottom), label) for v, label in ticks]
+        chart = timed_chart(clock, chart_id, title, 190, "", [])
+        chart.y_ticks = [Tick(y_of(v, top, TOP, chart.bottom), label) for v, label in ticks]
         for n, name in enumerate(names):
             cls, dash = f"s{n}", DASHES[n]
-            coords = [(x_of(clock, ts), _y(p[name], top, TOP, chart.bottom))
+            coords = [(x_of(clock, ts), y_of(p[name], top, TOP, chart.bottom))
                       for ts, p in points]
             chart.lines.append(Line("".join(f"{'M' if not i else 'L'}{x},{y}"
                                             for i, (x, y) in enumerate(coords)), cls, dash,

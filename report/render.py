@@ -21,7 +21,7 @@ from nettrail.report.dns import SLOW_LOOKUP_MS
 from nettrail.report.findings import Finding
 from nettrail.report.snapshot import PER_INTERVAL
 from nettrail.report.tally import TABLE_ROWS
-from nettrail.report.charts import Chart
+from nettrail.report.axes import Chart
 from nettrail.units import human_bytes, human_ms, human_rate, many
 
 TEMPLATES = resources.files("nettrail.templates")  # package data

@@ -25,7 +25,7 @@ from nettrail.headline import Headline
 from nettrail.report.aggregate import aggregate
 from nettrail.report.bounded import HeavyHitters, LogSketch
 from nettrail.report.build import make_charts, write_report
-from nettrail.report.charts import bit_unit, nice_step, value_ticks
+from nettrail.report.axes import bit_unit, nice_step, value_ticks
 from nettrail.report.clock import Clock
 from nettrail.report.dns import aggregate_dns
 from nettrail.report.header import probe_notes
