@@ -21,7 +21,7 @@ except ImportError:
 OBJECTS = Path("build/bpf-objects")
 VMLINUX_H = "build/bpf/vmlinux.h"  # CO-RE: any recent kernel's types will do
 CLI_DIR = "build/cli"
-# generated from the argparse definition (nettrail.cli.build_parser), where
+# generated from the argparse definition (nettrail.arguments.build_parser), where
 # man, bash-completion and zsh look under the install prefix
 CLI_FILES = {"share/man/man1": "nettrail.1", "share/bash-completion/completions": "nettrail",
              "share/zsh/site-functions": "_nettrail"}
@@ -36,7 +36,7 @@ for sub in ("capture", "report", "schedule", "templates"):
     spec.loader.exec_module(module)
 import shtab
 from argparse_manpage.manpage import Manpage
-from nettrail.cli import build_parser
+from nettrail.arguments import build_parser
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 page = Manpage(build_parser(), _data={

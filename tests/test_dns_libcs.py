@@ -24,7 +24,7 @@ from nettrail.capture.loader import HookSet
 from nettrail.capture.preflight import kernel_has_uprobe_multi
 from nettrail.capture.probes.dns import MULTI, SINGLE, DnsProbe, is_literal, resolved_by
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
-from nettrail.cli import _probe_list
+from nettrail.arguments import _probe_list
 from nettrail.headline import Headline
 from nettrail.format import DEFAULT_PROBES
 from helpers import TOOLS, CaptureRun

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from nettrail.cli import LONG_INTERVAL_S
+from nettrail.arguments import LONG_INTERVAL_S
 from helpers import NETTRAIL, ROOT, START_TIMEOUT_S, NetNs, nettrail, read_jsonl
 from test_capture_kernel import lookup_process, recv_exactly, tcp_pair
 from tools.tcpcase import wait_acked

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nettrail.cli import build_parser
+from nettrail.arguments import build_parser
 from helpers import ROOT
 
 CONTRIB = ROOT / "contrib"
