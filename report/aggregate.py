@@ -34,7 +34,7 @@ from nettrail.report.programs import Who, who
 from nettrail.report.ranking import Summary, summary
 from nettrail.report.reader import CaptureDir
 from nettrail.report.snapshot import Snapshot
-from nettrail.report.sessions import Sessions, aggregate_sessions, end_of
+from nettrail.report.sessions import Sessions, aggregate_sessions
 from nettrail.report.tally import TABLE_ROWS, ConnectionGroup, ProcessRow, Tally
 from nettrail.report.udp import Udp, udp_lines
 from nettrail.units import printable
@@ -161,7 +161,7 @@ def aggregate(captures: list[CaptureDir], title: str | None = None,
     resolutions = Resolutions()
     tally = Tally(clock, resolutions.names_of,
                   {host: window(c.meta)[0] for host, c in zip(hosts, captures)})
-    matcher = Matcher(end_of) if fleet else None
+    matcher = Matcher() if fleet else None
 
     def streams(probe: str, summary: bool = False) -> Iterator:
         return ((host, headline, c.blocks(probe, summary))

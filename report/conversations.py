@@ -14,7 +14,11 @@ per 4-tuple, and conversations are summed per (client process, server
 process, service) in a HeavyHitters table. Each session costs O(1): one
 lookup of its reversed 4-tuple, a look at that key's few waiting ends for one
 whose lifetime overlaps, and the oldest waiting end given up from the front of
-a queue (docs/benchmarks.md, "Fleet reports")."""
+a queue. An end is freed soon after it is matched: the queue is swept
+once it holds SWEEP_AFTER ends more than twice those waiting, so memory is
+reused instead of grown. This runs once per session of every host, so it
+is written out for speed: the fleet's cost over its captures' own is this
+matcher (docs/benchmarks.md, "Fleet reports")."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import functools
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +34,7 @@ import msgspec
 
 from nettrail.format import is_loopback
 from nettrail.report.bounded import HeavyHitters
-from nettrail.report.labels import endpoint
+from nettrail.report.labels import endpoint, side_of
 from nettrail.units import printable
 
 MATCH_SKEW_S = 1.0          # the hosts' clocks may differ this much (NTP does better)
@@ -38,6 +42,7 @@ KEEP_WAITING = 100_000      # sessions waiting for their other end
 KEEP_PER_TUPLE = 4          # the same 4-tuple reused within the window
 KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
 CHUNK = 256                 # records of one host merged at a time (by_time)
+SWEEP_AFTER = 4096          # ends no longer waiting that the arrivals queue may hold
 ADDRESS_CACHE = 4096
 _V4_MAPPED = "::ffff:"
 
@@ -61,6 +66,7 @@ class End(msgspec.Struct, gc=False):
     retrans_segs: int | None
     srtt_us: int | None
     open: bool
+    gone: bool = False         # matched or given up: no longer waiting
 
 
 @dataclass(slots=True)  # updated once per matched pair: slots are the faster attributes
@@ -136,11 +142,14 @@ def plain_address(text: str) -> str:
     return text[len(_V4_MAPPED):] if text.startswith(_V4_MAPPED) else text
 
 
-@functools.lru_cache(maxsize=ADDRESS_CACHE)
-def _matchable(text: str) -> str | None:
-    """plain_address, or None for a loopback address (never matched)."""
+def _matchable(text: str, cache: dict[str, str | None]) -> str | None:
+    """plain_address, or None for a loopback address (never matched), kept
+    in `cache` (at most ADDRESS_CACHE addresses)."""
     address = plain_address(text)
-    return None if is_loopback(address) else address
+    if len(cache) >= ADDRESS_CACHE:
+        cache.clear()
+    cache[text] = matchable = None if is_loopback(address) else address
+    return matchable
 
 
 @functools.lru_cache(maxsize=ADDRESS_CACHE)
@@ -150,9 +159,9 @@ def _local_label(address: str, port: int) -> str:
 
 
 def by_time(logs: Iterable[Iterator[tuple[str | None, list[Any]]]]
-            ) -> Iterator[tuple[str | None, Any]]:
-    """(host, record) of every host's log at once, merged by `ts` a chunk at
-    a time, by each chunk's first: each log is in (close to) time order, so
+            ) -> Iterator[tuple[str | None, list[Any]]]:
+    """(host, chunk of records) of every host's log at once, merged by `ts`
+    a chunk at a time, by each chunk's first: each log is in (close to) time order, so
     the two ends of a connection, logged by two hosts, arrive close together
     instead of a whole capture apart. A chunk holds at most CHUNK records
     and MATCH_SKEW_S of time: a quiet host's few records never come in far
@@ -166,40 +175,13 @@ def by_time(logs: Iterable[Iterator[tuple[str | None, list[Any]]]]
                     yield host, block[start:i]
                     start = i
 
-    for host, chunk in heapq.merge(*map(chunks, logs), key=lambda pair: pair[1][0].ts):
-        for r in chunk:
-            yield host, r
-
-
-def _same_connection(a: End, b: End) -> bool:
-    """A guessed side may be wrong (both ends' ports ephemeral): only two
-    known sides must differ."""
-    sides_fit = a.guessed or b.guessed or a.side != b.side
-    return (a.host != b.host and sides_fit
-            and a.start <= b.stop + MATCH_SKEW_S and b.start <= a.stop + MATCH_SKEW_S)
-
-
-def _client_first(a: End, b: End) -> tuple[End, End]:
-    """(client, server): as an end that knows says, else as a's guess."""
-    knows = b if a.guessed and not b.guessed else a
-    return (a, b) if (knows is a) == (knows.side == "client") else (b, a)
-
-
-def _add(total: int | None, value: int | None) -> int | None:
-    return total if value is None else (total or 0) + value
-
-
-def _largest(known: int | None, value: int | None) -> int | None:
-    return known if value is None else max(known or 0, value)
+    return heapq.merge(*map(chunks, logs), key=lambda pair: pair[1][0].ts)
 
 
 class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
-    def __init__(self, make_end: Callable[[str, Any, str, str | None], End]) -> None:
-        """`make_end(host, record, process, group)`: one end of a connection,
-        as the report names it (its process and group labels given)."""
-        self.make_end = make_end
+    def __init__(self) -> None:
         # a few ends per 4-tuple, as tuples: nothing here for the collector to walk
         self.waiting: dict[tuple, tuple[End, ...]] = {}
         self.waiting_count = 0
@@ -207,63 +189,95 @@ class Matcher:
         # given up since are skipped when the oldest is given up, and swept
         # out now and then
         self.arrivals: deque[tuple[tuple, End]] = deque()
+        self.addresses: dict[str, str | None] = {}  # _matchable's
         self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
                                                                   ConversationStats)
         self.sessions = 0
         self.matched = 0
         self.given_up = 0
 
-    def feed(self, host: str, r: Any, process: str, group: str | None) -> None:
-        """One session of `host`, by `process` in `group`; its End is made
-        only if it can be matched (not on loopback)."""
-        self.sessions += 1
-        laddr, raddr = _matchable(r.laddr), _matchable(r.raddr)
-        if laddr is None or raddr is None:
-            return
-        end = self.make_end(host, r, process, group)
-        there = (raddr, r.rport, laddr, r.lport)
-        for other in self.waiting.get(there, ()):
-            if _same_connection(other, end):
-                self._unwait(there, other)
-                self._pair(end, other)
-                return
-        self._wait((laddr, r.lport, raddr, r.rport), end)
+    def feed(self, host: str, records: Iterable[Any],
+             labels: list[tuple[str, str | None]]) -> None:
+        """Session records of `host`, each with its (process, group) labels:
+        a chunk at a time (by_time's), in one loop: what it touches stays in
+        the CPU's caches (record by record, between the report's other work,
+        it cost about 5 µs a session; a chunk at a time about 3)."""
+        waiting, addresses = self.waiting, self.addresses
+        for r, (process, group) in zip(records, labels):
+            try:  # a dict, not an lru_cache: two lookups per session
+                laddr = addresses[r.laddr]
+            except KeyError:
+                laddr = _matchable(r.laddr, addresses)
+            try:
+                raddr = addresses[r.raddr]
+            except KeyError:
+                raddr = _matchable(r.raddr, addresses)
+            if laddr is None or raddr is None:
+                continue
+            lport, rport = r.lport, r.rport
+            side, guessed = side_of(r)
+            start, stop = r.opened_at, r.ts
+            if start is None:
+                start = -math.inf
+            end = End(host, process, group, side, guessed, laddr, lport, start, stop, r.tx_bytes,
+                      r.rx_bytes, r.retrans_segs, r.srtt_us, r.state == "open")
+            there = (raddr, rport, laddr, lport)
+            for other in waiting.get(there, ()):
+                # the same connection: other hosts' lifetimes overlapping, and
+                # sides that differ unless one was guessed (both ports ephemeral)
+                if (other.host != host and (guessed or other.guessed or side != other.side)
+                        and other.start <= stop + MATCH_SKEW_S
+                        and start <= other.stop + MATCH_SKEW_S):
+                    self._unwait(there, other)
+                    # the client: as an end that knows says, else as this one's guess
+                    self._pair(end, other, (side == "client") if not guessed or other.guessed
+                               else (other.side != "client"))
+                    break
+            else:
+                self._wait((laddr, lport, raddr, rport), end)
+        self.sessions += len(labels)
 
     def _wait(self, key: tuple, end: End) -> None:
-        ends = self.waiting.get(key, ())
-        if len(ends) == KEEP_PER_TUPLE:
-            ends = ends[1:]
-            self.given_up += 1
-            self.waiting_count -= 1
-        self.waiting[key] = ends + (end,)
+        ends = self.waiting.get(key)
+        if ends is None:  # the usual case: one end waits per 4-tuple
+            self.waiting[key] = (end,)
+        else:
+            if len(ends) == KEEP_PER_TUPLE:
+                ends[0].gone = True
+                ends = ends[1:]
+                self.given_up += 1
+                self.waiting_count -= 1
+            self.waiting[key] = ends + (end,)
         self.waiting_count += 1
         self.arrivals.append((key, end))
         if self.waiting_count > KEEP_WAITING:
             self._give_up_oldest()
-        if len(self.arrivals) > 2 * KEEP_WAITING:  # amortised O(1): half of it goes
-            self.arrivals = deque(a for a in self.arrivals if self._is_waiting(*a))
-
-    def _is_waiting(self, key: tuple, end: End) -> bool:
-        return any(e is end for e in self.waiting.get(key, ()))
+        # amortised O(1): a sweep keeps at most half. Kept short, so that an
+        # end matched soon is freed soon (memory reused, not grown)
+        if len(self.arrivals) > 2 * self.waiting_count + SWEEP_AFTER:
+            self.arrivals = deque(a for a in self.arrivals if not a[1].gone)
 
     def _give_up_oldest(self) -> None:
         while self.arrivals:
             key, end = self.arrivals.popleft()
-            if self._is_waiting(key, end):
+            if not end.gone:
                 self._unwait(key, end)
                 self.given_up += 1
                 return
 
     def _unwait(self, key: tuple, end: End) -> None:
         ends = self.waiting[key]
+        end.gone = True
         self.waiting_count -= 1
         if len(ends) == 1:  # the usual case: one end waits per 4-tuple
             del self.waiting[key]
         else:
             self.waiting[key] = tuple(e for e in ends if e is not end)
 
-    def _pair(self, a: End, b: End) -> None:
-        client, server = _client_first(a, b)
+    def _pair(self, a: End, b: End, a_is_client: bool) -> None:
+        """Sum one connection into its conversation (written out, not in
+        helpers: once per pair of every fleet)."""
+        client, server = (a, b) if a_is_client else (b, a)
         s = self.table.get((client.host, client.process, client.group, server.host,
                             server.process, server.group,
                             _local_label(server.laddr, server.lport)))
@@ -276,12 +290,22 @@ class Matcher:
         s.client_rx_bytes += client.rx_bytes
         s.server_tx_bytes += server.tx_bytes
         s.server_rx_bytes += server.rx_bytes
-        s.client_retrans_segs = _add(s.client_retrans_segs, client.retrans_segs)
-        s.server_retrans_segs = _add(s.server_retrans_segs, server.retrans_segs)
-        s.client_srtt_us = _largest(s.client_srtt_us, client.srtt_us)
-        s.server_srtt_us = _largest(s.server_srtt_us, server.srtt_us)
-        s.first_ts = min(s.first_ts, client.start, server.start)
-        s.last_ts = max(s.last_ts, client.stop, server.stop)
+        if client.retrans_segs is not None:
+            s.client_retrans_segs = (s.client_retrans_segs or 0) + client.retrans_segs
+        if server.retrans_segs is not None:
+            s.server_retrans_segs = (s.server_retrans_segs or 0) + server.retrans_segs
+        if client.srtt_us is not None and (s.client_srtt_us is None
+                                           or client.srtt_us > s.client_srtt_us):
+            s.client_srtt_us = client.srtt_us
+        if server.srtt_us is not None and (s.server_srtt_us is None
+                                           or server.srtt_us > s.server_srtt_us):
+            s.server_srtt_us = server.srtt_us
+        first = client.start if client.start < server.start else server.start
+        if first < s.first_ts:
+            s.first_ts = first
+        last = client.stop if client.stop > server.stop else server.stop
+        if last > s.last_ts:
+            s.last_ts = last
 
     def result(self, rows: int) -> Conversations:
         top = self.table.top(rows, key=lambda s: (

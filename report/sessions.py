@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from nettrail.format.logs.sessions import FAILED_ENDS, seen_from_both_ends
 from nettrail.headline import Headline
 from nettrail.report.bounded import LogSketch
 from nettrail.report.clock import Clock
-from nettrail.report.conversations import End, Matcher, by_time, plain_address
+from nettrail.report.conversations import Matcher, by_time
 from nettrail.report.summaries import count_summaries
 from nettrail.report.labels import (endpoint, group_label, percentile,
                                     process_label, qualified, side_of)
@@ -118,12 +117,16 @@ def aggregate_sessions(streams: Streams, tally: Tally, matcher: Matcher | None =
     s = Sessions(buckets=[SessionBucket() for _ in range(tally.clock.buckets)])
     odd: list[tuple[float, int, Session]] = []  # the newest TABLE_ROWS, a heap by time
     logs = [_counted(host, headline, blocks) for host, headline, blocks in streams]
-    # a fleet's hosts in one time order: a connection's two ends arrive close
-    # together, within the matcher's bounds
-    records = by_time(logs) if matcher else (
-        (host, r) for host, block in itertools.chain.from_iterable(logs) for r in block)
-    for host, r in records:
-        _count_session_record(s, tally, host, r, odd, matcher)
+    if matcher:
+        # a fleet's hosts in one time order: a connection's two ends arrive
+        # close together, within the matcher's bounds
+        for host, chunk in by_time(logs):
+            matcher.feed(host or "", chunk,
+                         [_count_session_record(s, tally, host, r, odd) for r in chunk])
+    else:
+        for host, block in itertools.chain.from_iterable(logs):
+            for r in block:
+                _count_session_record(s, tally, host, r, odd)
     count_summaries(s, tally, summaries)
     s.odd = [session for _, _, session in sorted(odd, key=lambda x: (-x[0], x[1]))]
     s.bursts = _bursts(s.buckets, tally.clock)
@@ -140,9 +143,9 @@ def _counted(host: str | None, headline: Headline, blocks: Iterable[list[Any]]
 
 
 def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
-                          odd: list[tuple[float, int, Session]], matcher: Matcher | None
-                          ) -> None:
-    """Count one session everywhere it shows (a fleet's matcher too)."""
+                          odd: list[tuple[float, int, Session]]) -> tuple[str, str | None]:
+    """Count one session everywhere it shows; its (process, group) labels
+    (a fleet's matcher takes them)."""
     closed = r.state == "closed"
     opened_at, end = r.opened_at, r.end
     failed = end in FAILED_ENDS and not seen_from_both_ends(r.side, r.raddr)
@@ -162,8 +165,6 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
         s.durations.add(r.duration_ms)
     process, group = process_label(r.pid, r.comm), group_label(r)
     proc = tally.process(host, process, group, opened_at if opened_at is not None else r.ts)
-    if matcher:
-        matcher.feed(host or "", r, process, group)
     proc.sessions += 1
     proc.failed_sessions += failed
     # a server was running before it accepted (it listened first): never "new"
@@ -176,15 +177,7 @@ def _count_session_record(s: Sessions, tally: Tally, host: str | None, r: Any,
         kept = (r.ts, s.odd_count, _session(host, r, tally.names_of(r, host, opened_at)))
         (heapq.heappush if len(odd) < TABLE_ROWS else heapq.heappushpop)(odd, kept)
         s.odd_count += 1
-
-
-def end_of(host: str, r: Any, process: str, group: str | None) -> End:
-    """One end of a connection, as a fleet report names it (Matcher)."""
-    side, guessed = side_of(r)
-    opened_at = r.opened_at
-    return End(host, process, group, side, guessed, plain_address(r.laddr), r.lport,
-               opened_at if opened_at is not None else -math.inf, r.ts, r.tx_bytes,
-               r.rx_bytes, r.retrans_segs, r.srtt_us, r.state == "open")
+    return process, group
 
 
 def _count_session(group: GroupStats, r: Any, opened_at: float | None) -> None:
