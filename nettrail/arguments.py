@@ -230,7 +230,7 @@ def add_text_view(sub: argparse._SubParsersAction, view: str, help_text: str,
                    help="keep nothing: capture into a temporary directory removed at the end")
     _add_report_text(p)
     add_debug(p)
-    p.set_defaults(command="text-view", view=view)
+    p.set_defaults(view=view)
 
 
 def build_parser() -> Parser:
@@ -274,7 +274,6 @@ def build_parser() -> Parser:
                            "(node_exporter's textfile collector) to this NAME.prom")
     _add_report_text(cap)
     add_debug(cap)
-    cap.set_defaults(command="capture")
 
     for view, (help_text, seed) in TEXT_VIEWS.items():
         add_text_view(sub, view, help_text, seed)
@@ -290,13 +289,11 @@ def build_parser() -> Parser:
     add_filter_arguments(shw)
     add_sort_arguments(shw)
     add_debug(shw)
-    shw.set_defaults(command="show")
 
     chk = sub.add_parser("check", help="check kernel, privileges, hooks and libcs")
     chk.add_argument("--json", action="store_true",
                      help="one JSON object: every finding with its fix, and whether all hold")
     add_debug(chk)
-    chk.set_defaults(command="check")
 
     rep = sub.add_parser("report", help="render report.html from a capture directory, or "
                                         "one fleet report from several hosts' captures",
@@ -316,7 +313,6 @@ def build_parser() -> Parser:
                           "changed\" section")
     _add_report_text(rep)
     add_debug(rep)
-    rep.set_defaults(command="report")
 
     sch = sub.add_parser("schedule", help="capture at crontab times, with retention and an index",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
@@ -343,7 +339,6 @@ def build_parser() -> Parser:
                            "(default ROOT/nettrail.prom)")
     sch.add_argument("--cron-seconds", help=argparse.SUPPRESS)  # tests: seconds field
     add_debug(sch)
-    sch.set_defaults(command="schedule")
 
     trg = sub.add_parser("trigger", help="make the running schedule service capture now",
                          description="Ask the running schedule service for a capture now and "
@@ -352,7 +347,6 @@ def build_parser() -> Parser:
     trg.add_argument("--no-wait", action="store_true",
                      help="return once the capture has started (or was skipped)")
     add_debug(trg)
-    trg.set_defaults(command="trigger")
     return parser
 
 

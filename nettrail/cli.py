@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nettrail import journal
-from nettrail.arguments import filters_of, parse
+from nettrail.arguments import TEXT_VIEWS, filters_of, parse
 from nettrail.errors import ExitStatus, NettrailError, UsageError
 from nettrail.format import MAX_COUNT
 from nettrail.units import printable
@@ -266,9 +266,10 @@ def _error(line: str) -> None:
     print(journal.prefixed(line, journal.ERR, journal.is_journal(sys.stderr)), file=sys.stderr)
 
 
+# by subcommand (the parser's `command`); every text view is one command
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "capture": cmd_capture, "text-view": cmd_text_view, "show": cmd_show, "check": cmd_check,
-    "report": cmd_report, "schedule": cmd_schedule, "trigger": cmd_trigger}
+    "capture": cmd_capture, "show": cmd_show, "check": cmd_check, "report": cmd_report,
+    "schedule": cmd_schedule, "trigger": cmd_trigger, **dict.fromkeys(TEXT_VIEWS, cmd_text_view)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

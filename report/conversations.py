@@ -142,14 +142,17 @@ def plain_address(text: str) -> str:
     return text[len(_V4_MAPPED):] if text.startswith(_V4_MAPPED) else text
 
 
-def _matchable(text: str, cache: dict[str, str | None]) -> str | None:
-    """plain_address, or None for a loopback address (never matched), kept
-    in `cache` (at most ADDRESS_CACHE addresses)."""
-    address = plain_address(text)
-    if len(cache) >= ADDRESS_CACHE:
-        cache.clear()
-    cache[text] = matchable = None if is_loopback(address) else address
-    return matchable
+class MatchableAddresses(dict):
+    """address text -> plain_address, or None for a loopback address (never
+    matched); at most ADDRESS_CACHE kept. A dict, not an lru_cache: a
+    lookup is a subscript, two per session."""
+
+    def __missing__(self, text: str) -> str | None:
+        address = plain_address(text)
+        if len(self) >= ADDRESS_CACHE:
+            self.clear()
+        self[text] = matchable = None if is_loopback(address) else address
+        return matchable
 
 
 @functools.lru_cache(maxsize=ADDRESS_CACHE)
@@ -189,7 +192,7 @@ class Matcher:
         # given up since are skipped when the oldest is given up, and swept
         # out now and then
         self.arrivals: deque[tuple[tuple, End]] = deque()
-        self.addresses: dict[str, str | None] = {}  # _matchable's
+        self.addresses = MatchableAddresses()
         self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
                                                                   ConversationStats)
         self.sessions = 0
@@ -204,14 +207,7 @@ class Matcher:
         it cost about 5 µs a session; a chunk at a time about 3)."""
         waiting, addresses = self.waiting, self.addresses
         for r, (process, group) in zip(records, labels):
-            try:  # a dict, not an lru_cache: two lookups per session
-                laddr = addresses[r.laddr]
-            except KeyError:
-                laddr = _matchable(r.laddr, addresses)
-            try:
-                raddr = addresses[r.raddr]
-            except KeyError:
-                raddr = _matchable(r.raddr, addresses)
+            laddr, raddr = addresses[r.laddr], addresses[r.raddr]
             if laddr is None or raddr is None:
                 continue
             lport, rport = r.lport, r.rport

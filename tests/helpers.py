@@ -125,10 +125,14 @@ def connect_netns(a: NetNs, b: NetNs, prefix: str) -> tuple[str, str]:
                     "name", veth_b, "netns", b.name], check=True)
     addresses = (f"{prefix}.1", f"{prefix}.2")
     for ns, veth, address in ((a, veth_a, addresses[0]), (b, veth_b, addresses[1])):
-        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/24", "dev", veth],
-                       check=True)
-        subprocess.run(["ip", "-n", ns.name, "link", "set", veth, "up"], check=True)
+        link_up(ns, veth, f"{address}/24")
     return addresses
+
+
+def link_up(ns: NetNs, device: str, cidr: str) -> None:
+    """A namespace's device given an address (`cidr`) and brought up."""
+    subprocess.run(["ip", "-n", ns.name, "addr", "add", cidr, "dev", device], check=True)
+    subprocess.run(["ip", "-n", ns.name, "link", "set", device, "up"], check=True)
 
 
 def delay_netns(a: NetNs, b: NetNs, prefix: str, delay_ms: float
@@ -143,9 +147,7 @@ def delay_netns(a: NetNs, b: NetNs, prefix: str, delay_ms: float
     assert line(proc) == "ready"
     addresses = (f"{prefix}.1", f"{prefix}.2")
     for ns, address in zip((a, b), addresses):
-        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/30", "dev", "ntdelay"],
-                       check=True)
-        subprocess.run(["ip", "-n", ns.name, "link", "set", "ntdelay", "up"], check=True)
+        link_up(ns, "ntdelay", f"{address}/30")
     return proc, addresses
 
 

@@ -103,9 +103,8 @@ class Scenario:
     path_address: str = ""
     ss_rwnd_ms: int = 0
     nft: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
-    # the slow server's and the slow path's clients' times, by their local port
-    slow_s: dict[int, dict[str, float]] = field(default_factory=dict)
-    path_s: dict[int, dict[str, float]] = field(default_factory=dict)
+    # the slow server's ("slow") and the slow path's ("path") client times, by local port
+    client_s: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
     returncode: int = 0
     stderr: str = ""
 
@@ -220,8 +219,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory,
                                str(s.ports[key]), "--requests", str(SLOW_REQUESTS),
                                ns=ns[client_ns])
             started.append(slow_client)
-            took = {int(port): t for port, t in json.loads(line(slow_client)).items()}
-            setattr(s, f"{key}_s", took)
+            s.client_s[key] = {int(port): t for port, t in json.loads(line(slow_client)).items()}
             s.outputs[key], s.outputs[f"{key}_client"] = finish(slow_server), finish(
                 slow_client)
 
@@ -462,11 +460,11 @@ def test_a_slow_server_and_a_slow_path_are_told_apart(scenario: Scenario) -> Non
     assert server["remote"] == f"127.0.0.1:{s.ports['slow']}"
     assert path["remote"] == f"{s.path_address}:{s.ports['path']}"
     # the server's sessions held its wait; the RTT is loopback's
-    server_rows = timed_sessions(s, "slow", s.ports["slow"], s.slow_s)
+    server_rows = timed_sessions(s, "slow", s.ports["slow"], s.client_s["slow"])
     assert all(r["duration_ms"] >= TIMER_SLACK * SLOW_MS for r in server_rows)
     # the path's: every packet held by the delay line (its clock is read before
     # each write, so no slack), a few round trips each
-    path_rows = timed_sessions(s, "near", s.ports["path"], s.path_s)
+    path_rows = timed_sessions(s, "near", s.ports["path"], s.client_s["path"])
     assert all(r["min_rtt_us"] >= 2 * PATH_DELAY_MS * 1000 for r in path_rows)
     assert all(r["duration_ms"] >= PATH_ROUND_TRIPS * 2 * PATH_DELAY_MS for r in path_rows)
     # the findings' numbers are those sessions' (exact percentiles of a few)
