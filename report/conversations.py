@@ -11,21 +11,21 @@ Loopback addresses never leave a host and are not matched.
 Bounded like the rest of the report: at most KEEP_WAITING sessions wait for
 their other end (the oldest are given up, and counted), at most KEEP_PER_TUPLE
 per 4-tuple, and conversations are summed per (client process, server
-process, service) in a HeavyHitters table. Each session costs O(1): one
-lookup of its reversed 4-tuple, a look at that key's few waiting ends for one
-whose lifetime overlaps, and the oldest waiting end given up from the front of
-a queue. An end is freed soon after it is matched: the queue is swept
-once it holds SWEEP_AFTER ends more than twice those waiting, so memory is
-reused instead of grown. This runs once per session of every host, so it
-is written out for speed: the fleet's cost over its captures' own is this
-matcher (docs/benchmarks.md, "Fleet reports")."""
+process, service) in a HeavyHitters table. Each session costs O(1): a
+lookup of its reversed 4-tuple in each of two generations of waiting ends,
+and a look at that key's few ends for one whose lifetime overlaps. Giving
+up is O(1) too: the old generation is let go whole once the young one holds
+half of KEEP_WAITING (no queue of arrivals to keep, whose tuples made the
+garbage collector run six times as often). This runs once per session of
+every host, so it is written out for speed: the fleet's cost over its
+captures' own is this matcher (docs/benchmarks.md, "Fleet reports")"""
 
 from __future__ import annotations
 
-import functools
+import bisect
 import heapq
 import math
-from collections import deque
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +42,9 @@ KEEP_WAITING = 100_000      # sessions waiting for their other end
 KEEP_PER_TUPLE = 4          # the same 4-tuple reused within the window
 KEEP_CONVERSATIONS = 5_000  # HeavyHitters capacity
 CHUNK = 256                 # records of one host merged at a time (by_time)
-SWEEP_AFTER = 4096          # ends no longer waiting that the arrivals queue may hold
 ADDRESS_CACHE = 4096
 _V4_MAPPED = "::ffff:"
+_ts = operator.attrgetter("ts")
 
 
 class End(msgspec.Struct, gc=False):
@@ -66,7 +66,6 @@ class End(msgspec.Struct, gc=False):
     retrans_segs: int | None
     srtt_us: int | None
     open: bool
-    gone: bool = False         # matched or given up: no longer waiting
 
 
 @dataclass(slots=True)  # updated once per matched pair: slots are the faster attributes
@@ -155,28 +154,25 @@ class MatchableAddresses(dict):
         return matchable
 
 
-@functools.lru_cache(maxsize=ADDRESS_CACHE)
-def _local_label(address: str, port: int) -> str:
-    """A server's end as a conversation names it (its service)."""
-    return printable(endpoint(address, port))
-
-
 def by_time(logs: Iterable[Iterator[tuple[str | None, list[Any]]]]
             ) -> Iterator[tuple[str | None, list[Any]]]:
     """(host, chunk of records) of every host's log at once, merged by `ts`
     a chunk at a time, by each chunk's first: each log is in (close to) time order, so
     the two ends of a connection, logged by two hosts, arrive close together
     instead of a whole capture apart. A chunk holds at most CHUNK records
-    and MATCH_SKEW_S of time: a quiet host's few records never come in far
-    ahead of the busy hosts' records of their time."""
+    and MATCH_SKEW_S of time (cut by bisection on the log's time order): a
+    quiet host's few records never come in far ahead of the busy hosts'
+    records of their time."""
     def chunks(log: Iterator[tuple[str | None, list[Any]]]) -> Iterator[tuple[str | None, list]]:
         for host, block in log:
             start = 0
-            for i in range(1, len(block) + 1):
-                if i == len(block) or i - start == CHUNK or \
-                        block[i].ts - block[start].ts > MATCH_SKEW_S:
-                    yield host, block[start:i]
-                    start = i
+            while start < len(block):
+                stop = min(start + CHUNK, len(block))
+                until = block[start].ts + MATCH_SKEW_S
+                if block[stop - 1].ts > until:  # a quiet stretch: cut where time runs past
+                    stop = bisect.bisect_right(block, until, start + 1, stop, key=_ts)
+                yield host, block[start:stop]
+                start = stop
 
     return heapq.merge(*map(chunks, logs), key=lambda pair: pair[1][0].ts)
 
@@ -185,13 +181,15 @@ class Matcher:
     """Fed every session of every host; pairs the two ends of a connection."""
 
     def __init__(self) -> None:
-        # a few ends per 4-tuple, as tuples: nothing here for the collector to walk
-        self.waiting: dict[tuple, tuple[End, ...]] = {}
-        self.waiting_count = 0
-        # every end that was made to wait, oldest first; those matched or
-        # given up since are skipped when the oldest is given up, and swept
-        # out now and then
-        self.arrivals: deque[tuple[tuple, End]] = deque()
+        # ends waiting for their other end, in two generations: a few per
+        # 4-tuple, as tuples (nothing here for the collector to walk). New
+        # ends join the young; once it holds half of KEEP_WAITING, the old
+        # generation's ends are given up and the young becomes the old: the
+        # oldest go, at O(1) a session, with no queue of arrivals to keep
+        self.young: dict[tuple, tuple[End, ...]] = {}
+        self.old: dict[tuple, tuple[End, ...]] = {}
+        self.young_count = 0
+        self.old_count = 0
         self.addresses = MatchableAddresses()
         self.table: HeavyHitters[ConversationStats] = HeavyHitters(KEEP_CONVERSATIONS,
                                                                   ConversationStats)
@@ -199,13 +197,18 @@ class Matcher:
         self.matched = 0
         self.given_up = 0
 
+    @property
+    def waiting_count(self) -> int:
+        return self.young_count + self.old_count
+
     def feed(self, host: str, records: Iterable[Any],
              labels: list[tuple[str, str | None]]) -> None:
         """Session records of `host`, each with its (process, group) labels:
         a chunk at a time (by_time's), in one loop: what it touches stays in
         the CPU's caches (record by record, between the report's other work,
-        it cost about 5 µs a session; a chunk at a time about 3)."""
-        waiting, addresses = self.waiting, self.addresses
+        it cost about 5 µs a session; a chunk at a time, about 1.7 in a
+        10-capture fleet)."""
+        addresses = self.addresses
         for r, (process, group) in zip(records, labels):
             laddr, raddr = addresses[r.laddr], addresses[r.raddr]
             if laddr is None or raddr is None:
@@ -218,65 +221,57 @@ class Matcher:
             end = End(host, process, group, side, guessed, laddr, lport, start, stop, r.tx_bytes,
                       r.rx_bytes, r.retrans_segs, r.srtt_us, r.state == "open")
             there = (raddr, rport, laddr, lport)
-            for other in waiting.get(there, ()):
-                # the same connection: other hosts' lifetimes overlapping, and
-                # sides that differ unless one was guessed (both ports ephemeral)
-                if (other.host != host and (guessed or other.guessed or side != other.side)
-                        and other.start <= stop + MATCH_SKEW_S
-                        and start <= other.stop + MATCH_SKEW_S):
-                    self._unwait(there, other)
-                    # the client: as an end that knows says, else as this one's guess
-                    self._pair(end, other, (side == "client") if not guessed or other.guessed
-                               else (other.side != "client"))
-                    break
-            else:
+            # the usual end finds its other end in neither generation, or in the young
+            if not ((there in self.young and self._match(self.young, there, end))
+                    or (there in self.old and self._match(self.old, there, end))):
                 self._wait((laddr, lport, raddr, rport), end)
         self.sessions += len(labels)
 
+    def _match(self, generation: dict[tuple, tuple[End, ...]], there: tuple, end: End) -> bool:
+        """Pair `end` with the first end waiting at `there` that is its other end."""
+        ends = generation[there]
+        for other in ends:
+            # the same connection: other hosts' lifetimes overlapping, and
+            # sides that differ unless one was guessed (both ports ephemeral)
+            if (other.host != end.host and (end.guessed or other.guessed or end.side != other.side)
+                    and other.start <= end.stop + MATCH_SKEW_S
+                    and end.start <= other.stop + MATCH_SKEW_S):
+                if len(ends) == 1:  # the usual case: one end waits per 4-tuple
+                    del generation[there]
+                else:
+                    generation[there] = tuple(e for e in ends if e is not other)
+                if generation is self.young:
+                    self.young_count -= 1
+                else:
+                    self.old_count -= 1
+                # the client: as an end that knows says, else as this one's guess
+                self._pair(end, other, (end.side == "client") if not end.guessed or other.guessed
+                           else (other.side != "client"))
+                return True
+        return False
+
     def _wait(self, key: tuple, end: End) -> None:
-        ends = self.waiting.get(key)
+        if self.young_count == KEEP_WAITING // 2:  # the old generation waited long enough
+            self.given_up += self.old_count
+            self.old, self.old_count = self.young, self.young_count
+            self.young, self.young_count = {}, 0
+        ends = self.young.get(key)
         if ends is None:  # the usual case: one end waits per 4-tuple
-            self.waiting[key] = (end,)
+            self.young[key] = (end,)
+        elif len(ends) == KEEP_PER_TUPLE:
+            self.young[key] = ends[1:] + (end,)
+            self.given_up += 1
+            return
         else:
-            if len(ends) == KEEP_PER_TUPLE:
-                ends[0].gone = True
-                ends = ends[1:]
-                self.given_up += 1
-                self.waiting_count -= 1
-            self.waiting[key] = ends + (end,)
-        self.waiting_count += 1
-        self.arrivals.append((key, end))
-        if self.waiting_count > KEEP_WAITING:
-            self._give_up_oldest()
-        # amortised O(1): a sweep keeps at most half. Kept short, so that an
-        # end matched soon is freed soon (memory reused, not grown)
-        if len(self.arrivals) > 2 * self.waiting_count + SWEEP_AFTER:
-            self.arrivals = deque(a for a in self.arrivals if not a[1].gone)
-
-    def _give_up_oldest(self) -> None:
-        while self.arrivals:
-            key, end = self.arrivals.popleft()
-            if not end.gone:
-                self._unwait(key, end)
-                self.given_up += 1
-                return
-
-    def _unwait(self, key: tuple, end: End) -> None:
-        ends = self.waiting[key]
-        end.gone = True
-        self.waiting_count -= 1
-        if len(ends) == 1:  # the usual case: one end waits per 4-tuple
-            del self.waiting[key]
-        else:
-            self.waiting[key] = tuple(e for e in ends if e is not end)
+            self.young[key] = ends + (end,)
+        self.young_count += 1
 
     def _pair(self, a: End, b: End, a_is_client: bool) -> None:
         """Sum one connection into its conversation (written out, not in
         helpers: once per pair of every fleet)."""
         client, server = (a, b) if a_is_client else (b, a)
         s = self.table.get((client.host, client.process, client.group, server.host,
-                            server.process, server.group,
-                            _local_label(server.laddr, server.lport)))
+                            server.process, server.group, server.laddr, server.lport))
         self.matched += 2
         s.weight += 1
         s.connections += 1
@@ -313,9 +308,10 @@ class Matcher:
 
 
 def _row(key: object, s: ConversationStats) -> Conversation:
-    client_host, client, client_group, server_host, server, server_group, service = key  # type: ignore[misc]
+    client_host, client, client_group, server_host, server, server_group, laddr, lport = key  # type: ignore[misc]
     return Conversation(
-        client_host, client, client_group, server_host, server, server_group, service,
+        client_host, client, client_group, server_host, server, server_group,
+        printable(endpoint(laddr, lport)),
         s.connections, s.open, s.guessed, s.client_tx_bytes, s.client_rx_bytes, s.server_tx_bytes,
         s.server_rx_bytes, s.client_retrans_segs, s.server_retrans_segs, s.client_srtt_us,
         s.server_srtt_us, s.first_ts if math.isfinite(s.first_ts) else None,

@@ -174,8 +174,10 @@ class Tally:
     def group(self, host: str | None, r: Any, connected: float | None) -> GroupStats:
         side, guessed = side_of(r)
         self.guessed_sides += guessed
-        stats = self.groups.get(_group_key(host, r.pid, r.comm, group_label(r), side,
-                                           r.raddr, r.lport, r.rport))
+        # the service's port only: the cache is keyed by what the key is made
+        # of (a client's own ephemeral port would make each session a miss)
+        stats = self.groups.get(_group_key(host, r.pid, r.comm, group_label(r), side, r.raddr,
+                                           r.rport if side == "client" else r.lport))
         stats.weight += 1
         stats.family, stats.guessed = r.family, guessed
         for name in self.names_of(r, host, connected):
@@ -233,9 +235,8 @@ def _durations(sketch: LogSketch | None) -> tuple:
 
 @functools.lru_cache(maxsize=LABEL_CACHE)
 def _group_key(host: str | None, pid: int | None, comm: str, group: str | None, side: str,
-               raddr: str, lport: int, rport: int) -> tuple:
+               raddr: str, service_port: int) -> tuple:
     """(host, process, service, side, remote, service port): a client's remote
     is the server's endpoint; a server's, the client's address."""
-    remote = endpoint(raddr, rport) if side == "client" else raddr
-    return (host, process_label(pid, comm), group, side, printable(remote),
-            rport if side == "client" else lport)
+    remote = endpoint(raddr, service_port) if side == "client" else raddr
+    return (host, process_label(pid, comm), group, side, printable(remote), service_port)

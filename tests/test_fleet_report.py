@@ -214,36 +214,40 @@ def test_hostile_host_names_are_text(fleet: list[Path], tmp_path: Path) -> None:
 
 
 def test_matcher_bounds_give_up_the_oldest_and_keep_matching(monkeypatch) -> None:
-    """At most KEEP_WAITING ends wait (the oldest given up), at most
-    KEEP_PER_TUPLE per 4-tuple; the queue of arrivals stays short while
-    ends keep being matched, and matching goes on after giving up."""
+    """At most KEEP_WAITING ends wait, in two generations (the old one given
+    up whole when the young holds half), at most KEEP_PER_TUPLE per 4-tuple;
+    ends are matched in either generation, and matching goes on after
+    giving up."""
     from types import SimpleNamespace
     from nettrail.report import conversations
     monkeypatch.setattr(conversations, "KEEP_WAITING", 10)
-    monkeypatch.setattr(conversations, "SWEEP_AFTER", 4)
 
     def end(local: tuple[str, int], remote: tuple[str, int], side: str, t: float):
         return SimpleNamespace(**session("h", 1, side, local, remote, side, 1, 2, t, t + 0.1))
 
     m = conversations.Matcher()
-    # 15 clients whose servers never show: the 5 oldest are given up
+    # 15 clients whose servers never show: the oldest generation (5) is given up
     clients = [end(("10.0.0.1", 30000 + i), ("10.0.0.2", 80), "client", T0) for i in range(15)]
     m.feed("web", clients, [("curl", None)] * 15)
     assert (m.waiting_count, m.given_up, m.matched) == (10, 5, 0)
-    # one 4-tuple reused 5 times at once: the oldest of them goes
+    # one 4-tuple reused 5 times at once: the next generation goes (5), and
+    # the oldest of those 5 (past KEEP_PER_TUPLE)
     reused = [end(("10.0.0.1", 40000), ("10.0.0.2", 80), "client", T0 + i) for i in range(5)]
     m.feed("web", reused, [("curl", None)] * 5)
-    assert m.given_up == 5 + 5  # 4 more past KEEP_WAITING, 1 past KEEP_PER_TUPLE
+    assert (m.waiting_count, m.given_up) == (5 + 4, 5 + 5 + 1)
     # one of those still waiting is matched by its server (the one whose
-    # lifetime overlaps); 200 more pairs keep the arrivals queue short
-    m.feed("db", [end(("10.0.0.2", 80), ("10.0.0.1", 40000), "server", T0 + 4)],
-           [("postgres", None)])
+    # lifetime overlaps), one client of the old generation by its server
+    m.feed("db", [end(("10.0.0.2", 80), ("10.0.0.1", 40000), "server", T0 + 4),
+                  end(("10.0.0.2", 80), ("10.0.0.1", 30012), "server", T0)],
+           [("postgres", None)] * 2)
+    assert (m.waiting_count, m.matched) == (4 + 3, 4)
+    # 200 more pairs: each matched at once, nothing more waits
     for i in range(200):
         pair = ((("10.0.0.1", 50000 + i), ("10.0.0.2", 80), "client"),
                 (("10.0.0.2", 80), ("10.0.0.1", 50000 + i), "server"))
         for host, (local, remote, side) in zip(("web", "db"), pair):
             m.feed(host, [end(local, remote, side, T0 + 5)], [(side, None)])
-    assert m.matched == 2 * 201 and m.sessions == 15 + 5 + 1 + 400
-    assert len(m.arrivals) <= 2 * m.waiting_count + conversations.SWEEP_AFTER + 1
+    assert m.matched == 2 * 202 and m.sessions == 15 + 5 + 2 + 400
+    assert (m.waiting_count, m.given_up) == (7, 11)
     assert [(row.client, row.server, row.connections) for row in m.result(10).rows] == [
-        ("client", "server", 200), ("curl", "postgres", 1)]
+        ("client", "server", 200), ("curl", "postgres", 2)]
