@@ -72,12 +72,12 @@ def qualified(host: str | None, label: str) -> str:
 
 
 _KNOWN_SIDES = {side: (side, False) for side in SIDES}
+_CLIENT_GUESSED, _SERVER_GUESSED = ("client", True), ("server", True)
 
 
 def side_of(r: Any) -> tuple[str, bool]:
     """(client|server, guessed). The capture's own flag where it has one;
     else the side whose port is ephemeral is the client."""
-    # a known side needs no cache: keyed by ports, it would miss for every client
     return _KNOWN_SIDES.get(r.side) or _guessed_side(r.lport, r.rport)
 
 
@@ -86,9 +86,9 @@ def ports_side(lport: int, rport: int) -> str:
     return _guessed_side(lport, rport)[0]
 
 
-@functools.lru_cache(maxsize=LABEL_CACHE)
 def _guessed_side(lport: int, rport: int) -> tuple[str, bool]:
+    # not cached: keyed by ports, a cache would miss for every client
     local_ephemeral = lport in EPHEMERAL_PORTS
     if local_ephemeral != (rport in EPHEMERAL_PORTS):
-        return ("client" if local_ephemeral else "server"), True
-    return ("client" if lport > rport else "server"), True
+        return _CLIENT_GUESSED if local_ephemeral else _SERVER_GUESSED
+    return _CLIENT_GUESSED if lport > rport else _SERVER_GUESSED
