@@ -1,6 +1,6 @@
 """nettrail benchmarks (results and method in docs/benchmarks.md).
 
-    sudo .venv/bin/python -m bench.run [throughput|listeners|drops|netstat|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet|fleet-ratio ...]
+    sudo .venv/bin/python -m bench.run [throughput|listeners|drops|netstat|wire|wire-dns|sessions|sockets|lookups|overhead|report|flood|storm|fleet|fleet-ratio|dns-write ...]
 
 Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 (without, then with a capture) and report medians."""
@@ -931,6 +931,51 @@ def bench_storm(runs: int, sessions: int) -> None:
               f"{statistics.median(r['peak_rss_mb'] for r in measured):.0f} MB | {runs} |")
 
 
+# -- DNS records written by user space ------------------------------------------
+
+# struct dns_event bytes -> records -> JSON lines in a capture's dns.jsonl: the
+# capture's whole user-space path for lookups, records per CPU second
+DNS_WRITE = """
+import os, sys, tempfile, time
+from pathlib import Path
+from nettrail.capture.clock import Clock
+from nettrail.capture.events import DNS, RecordContext
+from nettrail.capture.logwriter import LogWriter
+from nettrail.capture.probes.dns import dns_records
+lookups = int(sys.argv[1])
+event = DNS.pack(1_000_000, 1_900_000, 0, os.getpid(), 0, 0, 1, 1, 0, 0, 1, 2, *[0] * 7,
+                 bytes([10, 0, 0, 1]) + bytes(124), b"curl", b"example.com")
+ctx = RecordContext(Clock(), "bench")
+with tempfile.TemporaryDirectory() as tmp:
+    writer = LogWriter(Path(tmp) / "capture")
+    start = time.process_time()
+    for _ in range(lookups // 1000):
+        writer.write("dns", dns_records(event * 1000, ctx, True, lambda pid: 3))
+    writer.flush()
+    print(lookups / (time.process_time() - start))
+"""
+
+
+def bench_dns_write(runs: int, lookups: int, baseline: str) -> None:
+    """A/B in one run: records per CPU second of DNS_WRITE, `baseline`
+    against this tree, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = str(baseline_package(Path(tmp) / "baseline", baseline))
+        rates: dict[str, list[float]] = {baseline: [], "this": []}
+        for _ in range(runs):
+            for name, path in ((baseline, base), ("this", None)):
+                env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
+                out = subprocess.run([PYTHON, "-P", "-c", DNS_WRITE, str(lookups)], env=env,
+                                     capture_output=True, text=True, check=True).stdout
+                rates[name].append(float(out))
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| tree | lookups written per CPU second (median, min-max) | runs |")
+    print("|---|---|---|")
+    for name, done in rates.items():
+        print(f"| {name} | {statistics.median(done):,.0f} ({min(done):,.0f}-{max(done):,.0f}) "
+              f"| {runs} |")
+
+
 # -- fleet reports ----------------------------------------------------------------
 
 def fleet_address(k: int) -> str:
@@ -1068,7 +1113,7 @@ def main() -> None:
                                                 "fleet"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--baseline", default="main", help="fleet: the git revision to compare with")
+    p.add_argument("--baseline", default="main", help="fleet, dns-write: the git revision to compare with")
     p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
     p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
     p.add_argument("--against", help="wire-dns: the dns_wire.bpf.o to compare with "
@@ -1109,6 +1154,8 @@ def main() -> None:
             bench_report(args.runs, 0, 0, 1_000_000, names=1_000_000)
         elif which == "storm":  # a storm renders within 10 s (issue 26)
             bench_storm(args.runs, 500_000)
+        elif which == "dns-write":  # user space turns lookups into lines (issue 27)
+            bench_dns_write(args.runs, 100_000, args.baseline)
         elif which == "fleet-ratio":
             bench_fleet_ratio(args.runs, 200_000, 10, args.timeout)
         elif which == "fleet":  # 10 captures of 200,000 sessions: at most 11x one's time

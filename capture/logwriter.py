@@ -59,7 +59,7 @@ class LogWriter:
         if summary:
             assert log.summary is not None, f"the {probe} log has no summary log"
             log = log.summary
-        data = jsonio.dump_lines([printable_record(r) for r in records])
+        data = jsonio.dump_printable_lines(records)
         with self._writing(), self._guard(log.file):
             if log.file not in self._files:
                 self._files[log.file] = self._dir.new_file(log.file)

@@ -9,7 +9,7 @@ import pytest
 
 from nettrail import jsonio
 from nettrail.errors import ExitStatus, NettrailError, UsageError
-from nettrail.units import human_bytes, human_ms
+from nettrail.units import human_bytes, human_ms, printable_record
 
 def test_human_units() -> None:
     assert [human_bytes(n) for n in (0, 1023, 1024, 1536 * 1024, 5 << 30)] == \
@@ -30,6 +30,17 @@ def test_jsonio_writes_the_same_lines_with_or_without_orjson(
     assert json.loads(jsonio.dumps({"a": [1]}, indent=True)) == {"a": [1]}
     with pytest.raises(ValueError):
         jsonio.loads(b"{bad")
+
+
+@pytest.mark.parametrize("text", ["plain", "caf\u00e9", "\u202eevil", "a\x1b[2Jb", "del\x7f",
+                                  'quote"d', "back\\slash", "line\nbreak", "\udcff"])
+def test_printable_lines_are_the_printable_records_lines(text: str) -> None:
+    """The check on the encoded lines takes the fast way only where
+    printable() would change nothing; either way the lines are the same."""
+    records = [{"name": text, "n": 1, "addresses": [text], "nested": {text: [text]}},
+               {"kind": "x", "ok": True}]
+    assert jsonio.dump_printable_lines(records) == jsonio.dump_lines(
+        [printable_record(r) for r in records])
 
 
 def test_every_error_has_a_distinct_exit_status() -> None:

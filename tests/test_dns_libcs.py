@@ -158,7 +158,10 @@ def test_non_elf_files_are_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, literal", [("10.77.0.2", True), ("10.1", True), ("::1", True),
                                            ("fe80::1%eth0", True), ("example.com", False),
-                                           ("localhost", False), ("10.77.0.2.example", False)])
+                                           ("localhost", False), ("10.77.0.2.example", False),
+                                           ("0x7f.1", True), ("127", True), ("a::b", True),
+                                           ("1password.com", False), ("host:80", False),
+                                           (" 10.0.0.1", False), ("+1.2.3.4", False), ("", False)])
 def test_ip_literals(name: str, literal: bool) -> None:
     assert is_literal(name) is literal
 
