@@ -970,9 +970,9 @@ def bench_dns_write(runs: int, lookups: int, baseline: str) -> None:
         rates: dict[str, list[float]] = {baseline: [], "this": []}
         for _ in range(runs):
             for name, path in ((baseline, base), ("this", None)):
-                env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
-                out = subprocess.run([PYTHON, "-P", "-c", DNS_WRITE, str(lookups)], env=env,
-                                     capture_output=True, text=True, check=True).stdout
+                out = subprocess.run([PYTHON, "-P", "-c", DNS_WRITE, str(lookups)],
+                                     env=env_with(path), capture_output=True, text=True,
+                                     check=True).stdout
                 rates[name].append(float(out))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| tree | lookups written per CPU second (median, min-max) | runs |")
@@ -1044,12 +1044,16 @@ def baseline_package(root: Path, rev: str) -> Path:
     return root
 
 
+def env_with(pythonpath: str | None) -> dict[str, str]:
+    """This environment, with `pythonpath` (a baseline_package) first if given."""
+    return {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+
+
 def render_fleet(directories: list[Path], out: Path, pythonpath: str | None,
                  timeout_s: float) -> dict | None:
     """One render; None when it took longer than `timeout_s`."""
-    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     run = Measured(PYTHON, "-P", "-m", "nettrail", "report", *map(str, directories),
-                   "-o", str(out), stdout=subprocess.DEVNULL, env=env)
+                   "-o", str(out), stdout=subprocess.DEVNULL, env=env_with(pythonpath))
     try:
         run.proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -1119,7 +1123,8 @@ def main() -> None:
                                                 "fleet"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--baseline", default="main", help="fleet, dns-write: the git revision to compare with")
+    p.add_argument("--baseline", default="main",
+                   help="fleet, dns-write: the git revision to compare with")
     p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
     p.add_argument("--timeout", type=float, default=600, help="fleet: seconds per render")
     p.add_argument("--against", help="wire-dns: the dns_wire.bpf.o to compare with "

@@ -42,12 +42,12 @@ def dump_printable_lines(records: list[dict]) -> bytes:
     when a string holds a lone surrogate (undecodable bytes), which UTF-8
     cannot encode."""
     try:
-        data = _LINES.encode_lines(records)
+        data = dump_lines(records)
         if data.isascii() and b"\\" not in data and b"\x7f" not in data:
             return data
     except UnicodeEncodeError:
         pass
-    return _LINES.encode_lines([printable_record(r) for r in records])
+    return dump_lines([printable_record(r) for r in records])
 
 
 def dumps(obj: Any, indent: bool = False) -> bytes:
