@@ -25,7 +25,6 @@ MAX_QUEUED_BYTES = 16 << 20  # past this, the rings keep their events (and count
 READ_BYTES = 1 << 20  # at most per batch: the window's thread decodes a batch at once
 BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30  # a record's header (bpf_ringbuf_hdr.len)
 HEADER_BYTES = 8
-U64 = struct.Struct("<Q")
 U32 = struct.Struct("<I")
 
 
@@ -41,12 +40,17 @@ class Ring:
         self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
                                    offset=page)
         self._data = memoryview(self._producer)[page:]
+        # the positions as 8-byte words, each read and written in one access:
+        # struct packs byte by byte, and the kernel, reading a consumer
+        # position half written, would see the ring full and drop an event
+        self._consumer_pos = memoryview(self._consumer)[:8].cast("Q")
+        self._producer_pos = memoryview(self._producer)[:8].cast("Q")
 
     def read(self, max_bytes: int = READ_BYTES) -> bytes:
         """The records submitted so far (about `max_bytes` of them at most),
         concatenated; their space given back."""
-        start = pos = U64.unpack_from(self._consumer)[0]
-        end = min(U64.unpack_from(self._producer)[0], start + max_bytes)
+        start = pos = self._consumer_pos[0]
+        end = min(self._producer_pos[0], start + max_bytes)
         data, mask, parts = self._data, self.mask, []
         while pos < end:
             offset = pos & mask
@@ -59,10 +63,12 @@ class Ring:
             pos += (size + HEADER_BYTES + 7) & ~7
         blob = b"".join(parts)  # copied out before the space is given back
         if pos != start:
-            U64.pack_into(self._consumer, 0, pos)
+            self._consumer_pos[0] = pos
         return blob
 
     def close(self) -> None:
+        self._consumer_pos.release()
+        self._producer_pos.release()
         self._data.release()
         self._producer.close()
         self._consumer.close()
