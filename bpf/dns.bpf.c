@@ -33,6 +33,15 @@ struct {
 	__type(value, struct dns_lookup);
 } scratch SEC(".maps");
 
+/* Room to build an event, sent as long as its name (bpf_ringbuf_output):
+ * reserving the whole struct would cost a 256-byte name every lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_event);
+} event_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
@@ -74,9 +83,11 @@ static __always_inline __u64 stack_arg(__u64 sp, int slot)
 /* Copy the name; a name that fills the buffer is cut if more follows. */
 static __always_inline void read_name(struct dns_lookup *l, const char *name)
 {
+	long len = bpf_probe_read_user_str(l->host, sizeof(l->host), name);
 	char next = 0;
 
-	if (bpf_probe_read_user_str(l->host, sizeof(l->host), name) < HOST_LEN)
+	l->host_len = len > 0 ? len : 0;
+	if (len < HOST_LEN)
 		return;
 	bpf_probe_read_user(&next, 1, name + HOST_LEN - 1);
 	l->name_truncated = next != 0;
@@ -192,6 +203,7 @@ static __always_inline int lookup_return(long rc)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct dns_lookup *l = bpf_map_lookup_elem(&lookups, &tid);
+	__u32 zero = 0, host_len;
 	struct dns_event *e;
 
 	if (!l)
@@ -206,9 +218,8 @@ static __always_inline int lookup_return(long rc)
 	}
 	// the queries it still waited for are waited for no more
 	give_up_queries(l);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = bpf_map_lookup_elem(&event_scratch, &zero);
 	if (!e) {
-		stat_inc(STAT_RINGBUF_FULL);
 		bpf_map_delete_elem(&lookups, &tid);
 		return 0;
 	}
@@ -222,9 +233,14 @@ static __always_inline int lookup_return(long rc)
 	e->wire_queries = l->wire_queries;
 	__builtin_memcpy(e->comm, l->comm, COMM_LEN);
 	__builtin_memcpy(e->host, l->host, HOST_LEN);
+	host_len = l->host_len < HOST_LEN ? l->host_len : HOST_LEN;
+	e->host_len = host_len;
 	read_outcome(e, l, rc);
-	// no wakeup: user space drains on a timer, sparing the traced task the cost
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	// the event ends with its name; no wakeup: user space drains on a timer,
+	// sparing the traced task the cost
+	if (bpf_ringbuf_output(&events, e, offsetof(struct dns_event, host) + host_len,
+			       BPF_RB_NO_WAKEUP))
+		stat_inc(STAT_RINGBUF_FULL);
 	bpf_map_delete_elem(&lookups, &tid);
 	return 0;
 }

@@ -11,7 +11,7 @@
 
 /* Counters every probe keeps in its `stats` array map. */
 enum stat_index {
-	STAT_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: an event was dropped */
+	STAT_RINGBUF_FULL = 0, /* a ring buffer had no room: an event was dropped */
 	STAT_MAP_FULL = 1,     /* a hash map refused an insert: data was not tracked */
 	STAT_QUERY_TABLE_FULL = 2, /* dns_wire: the pending-query table was full */
 	STAT_QUERY_QUOTA = 3,  /* dns_wire: the sender's owner had its share of the table */
@@ -155,6 +155,7 @@ struct dns_event {
 	__u8 name_truncated;
 	__u8 pad;
 	__u32 wire_queries; /* DNS queries this call sent (counted by dns_wire) */
+	__u16 host_len;     /* bytes of host sent, its NUL included: the event ends there */
 	__u16 families[MAX_ADDRS];
 	__u8 addrs[MAX_ADDRS][16];
 	char comm[COMM_LEN];
@@ -178,7 +179,8 @@ struct dns_lookup {
 	__u32 wire_queries;
 	__u8 function;
 	__u8 name_truncated;
-	__u8 pad[6];
+	__u16 host_len;       /* bytes of host, its NUL included */
+	__u8 pad[4];
 	__u64 wire_sock;      /* socket cookie of the latest queries it sent */
 	__u16 wire_ids[WIRE_IDS]; /* their transaction ids (glibc: A and AAAA) */
 	__u32 wire_nids;

@@ -66,7 +66,7 @@ class DnsEvent(ctypes.Structure):
     _fields_ = [("start_ns", c_uint64), ("end_ns", c_uint64), ("cgroup_id", c_uint64),
                 ("pid", c_uint32), ("ret", c_int32), ("h_errno", c_int32),
                 ("function", c_uint8), ("naddrs", c_uint8), ("name_truncated", c_uint8),
-                ("pad", c_uint8), ("wire_queries", c_uint32),
+                ("pad", c_uint8), ("wire_queries", c_uint32), ("host_len", c_uint16),
                 ("families", c_uint16 * MAX_ADDRS), ("addrs", (c_uint8 * 16) * MAX_ADDRS),
                 ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
@@ -76,7 +76,8 @@ class DnsLookup(ctypes.Structure):
                 ("inner_herrno_p", c_uint64), ("cgroup_id", c_uint64),
                 ("inner_herrno", c_int32), ("depth", c_uint32), ("pid", c_uint32),
                 ("wire_queries", c_uint32), ("function", c_uint8),
-                ("name_truncated", c_uint8), ("pad", c_uint8 * 6), ("wire_sock", c_uint64),
+                ("name_truncated", c_uint8), ("host_len", c_uint16), ("pad", c_uint8 * 4),
+                ("wire_sock", c_uint64),
                 ("wire_ids", c_uint16 * WIRE_IDS), ("wire_nids", c_uint32), ("pad2", c_uint32),
                 ("comm", c_char * COMM_LEN), ("host", c_char * HOST_LEN)]
 
@@ -160,14 +161,16 @@ MIRRORS = {"conn_key": ConnKey, "conn_val": ConnVal, "conn_row": ConnRow,
 _SCALARS = {c_uint64: "Q", c_uint32: "I", c_int32: "i", c_uint16: "H", c_uint8: "B"}
 
 
-def _layout(ctype: type[ctypes.Structure]) -> str:
+def _layout(ctype: type[ctypes.Structure], until: str | None = None) -> str:
     """A struct-module format with exactly a mirror's layout (so the mirror
     stays the one description of each C struct): bytes for byte arrays,
-    explicit padding where C aligns."""
+    explicit padding where C aligns; with `until`, the fields before that one."""
     fmt, pos = "", 0
     for name, ftype in ctype._fields_:
         offset = getattr(ctype, name).offset
         fmt += f"{offset - pos}x" if offset > pos else ""
+        if name == until:
+            return fmt
         if issubclass(ftype, ctypes.Structure):
             fmt += _layout(ftype)
         elif issubclass(ftype, ctypes.Array):
@@ -184,7 +187,8 @@ CONN_KEY = struct.Struct("<" + _layout(ConnKey))
 CONN_VAL = struct.Struct("<" + _layout(ConnVal))
 CONN_ROW = struct.Struct("<" + _layout(ConnRow))
 SESSION = struct.Struct("<" + _layout(SessionEvent))
-DNS = struct.Struct("<" + _layout(DnsEvent))
+# a dns_event is sent as long as its name: what comes before it, then host_len bytes
+DNS_HEAD = struct.Struct("<" + _layout(DnsEvent, until="host"))
 DNS_EXEC = struct.Struct("<" + _layout(DnsExecEvent))
 UDP_FLOW_KEY = struct.Struct("<" + _layout(UdpFlowKey))
 UDP_FLOW = struct.Struct("<" + _layout(UdpFlow))

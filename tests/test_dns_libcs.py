@@ -6,6 +6,7 @@ messages), root-free."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import shutil
@@ -18,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from nettrail.capture.clock import Clock
-from nettrail.capture.events import RecordContext
+from nettrail.capture.events import DnsEvent, RecordContext
 from nettrail.capture.libcs import MAX_FILES, NotProbeable, function_offsets
 from nettrail.capture.loader import HookSet
 from nettrail.capture.preflight import kernel_has_uprobe_multi
-from nettrail.capture.probes.dns import MULTI, SINGLE, DnsProbe, is_literal, resolved_by
+from nettrail.capture.probes.dns import (MULTI, SINGLE, DnsProbe, dns_records, is_literal,
+                                        resolved_by)
 from nettrail.capture.probes.dns_wire import cgroup2_root, parse_message
 from nettrail.arguments import _probe_list
 from nettrail.headline import Headline
@@ -172,6 +174,26 @@ def test_resolved_by() -> None:
     assert resolved_by("db.example", True, 2, wire_on=True) == "dns"
     assert resolved_by("db.example", True, 0, wire_on=True) == "hosts"
     assert resolved_by("db.example", True, 0, wire_on=False) is None
+
+
+def sent_event(host: bytes, pid: int, address: bytes = b"") -> bytes:
+    """A dns_event as the BPF program sends it: cut after its name's NUL."""
+    e = DnsEvent(start_ns=1_000_000, end_ns=3_500_000, pid=pid, function=1, host=host,
+                 host_len=len(host) + 1, naddrs=1 if address else 0)
+    if address:
+        e.families[0] = socket.AF_INET
+        ctypes.memmove(e.addrs[0], address, 4)
+    return bytes(e)[:DnsEvent.host.offset + e.host_len]
+
+
+def test_events_as_long_as_their_names_are_decoded_in_turn() -> None:
+    names = [b"", b"a", b"db.example", b"x" * 255, "caf\u00e9.example".encode()]
+    blob = b"".join(sent_event(name, pid=100 + i, address=socket.inet_aton("192.0.2.9"))
+                    for i, name in enumerate(names))
+    assert len(blob) == sum(DnsEvent.host.offset + len(name) + 1 for name in names)
+    records = dns_records(blob, RecordContext(Clock(), "test"), False, lambda pid: None)
+    assert [(r["pid"], r["name"], r["latency_ms"], r["addresses"]) for r in records] == [
+        (100 + i, name.decode(), 2.5, ["192.0.2.9"]) for i, name in enumerate(names)]
 
 
 def dns_message(name: bytes, flags: int = 0x0100, answers: bytes = b"", ancount: int = 0,

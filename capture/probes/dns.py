@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from nettrail.capture.clock import boot_ns
-from nettrail.capture.events import (DNS, DNS_EXEC, MAX_ADDRS, STAT_MAP_FULL,
+from nettrail.capture.events import (DNS_EXEC, DNS_HEAD, MAX_ADDRS, STAT_MAP_FULL,
                                      STAT_RINGBUF_FULL, DnsLookup, RecordContext, address, ms,
                                      text)
 from nettrail.capture.libbpf import BPF_TRACE_UPROBE_MULTI, BpfObject, RingBuffers, map_items
@@ -116,12 +116,16 @@ def lookup_record(ctx: RecordContext, start_ns: int, pid: int, comm: bytes, name
 
 def dns_records(blob: bytes, ctx: RecordContext, wire_on: bool,
                 resolv_conf: Callable[[int], int | None]) -> list[dict]:
-    """Records from struct dns_event bytes; `resolv_conf`: the id of a pid's
-    resolver configuration."""
-    out = []
-    for (start, end, cgroup_id, pid, ret, h_errno, function, naddrs, truncated, _pad,
-         wire_queries, *rest) in DNS.iter_unpack(blob):
-        families, (addrs, comm, host) = rest[:MAX_ADDRS], rest[MAX_ADDRS:]
+    """Records from struct dns_events, each as long as its name (host_len
+    bytes after the fixed fields); `resolv_conf`: the id of a pid's resolver
+    configuration."""
+    out, pos, head = [], 0, DNS_HEAD.size
+    while pos < len(blob):
+        (start, end, cgroup_id, pid, ret, h_errno, function, naddrs, truncated, _pad,
+         wire_queries, host_len, *rest) = DNS_HEAD.unpack_from(blob, pos)
+        host = blob[pos + head:pos + head + host_len]
+        pos += head + host_len
+        families, (addrs, comm) = rest[:MAX_ADDRS], rest[MAX_ADDRS:]
         addresses: list[str] = []
         for i in range(min(naddrs, MAX_ADDRS)):
             addr = address(families[i], addrs[16 * i:16 * i + 16])
