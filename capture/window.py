@@ -13,7 +13,7 @@ import platform
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +34,7 @@ from nettrail.headline import Headline
 from nettrail.hostlock import capture_lock
 from nettrail.format import DEFAULT_PROBES, FORMAT, PROBE_OPTIONS, PROBES
 from nettrail.format.logs.sessions import INTERVAL_LINES
+from nettrail.format.meta import CAPTURE_NICE
 
 POLL_MS = 100
 WRITE_CHUNK = 4096
@@ -70,6 +71,7 @@ class CaptureOptions:
     pods: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     session_lines: int = INTERVAL_LINES  # per interval; past them, summaries (capture/budget.py)
+    nice: int = CAPTURE_NICE  # during the window (its threads inherit it)
 
 
 @dataclass
@@ -89,6 +91,23 @@ class View(Protocol):
     def interval_end(self, capture: Capture) -> None: ...
     def rendering(self, capture: Capture) -> None: ...
     def end(self, capture: Capture) -> None: ...
+
+
+@contextlib.contextmanager
+def priority(nice: int) -> Iterator[int]:
+    """This thread, and the threads it starts, at `nice`, then at its own
+    again; yields the nice value it runs at: its own where it may not raise
+    its priority (no CAP_SYS_NICE). Linux keeps a nice value per thread."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError:
+        nice = own
+    try:
+        yield nice
+    finally:
+        with contextlib.suppress(PermissionError):  # back down from a nicer value
+            os.setpriority(os.PRIO_PROCESS, 0, own)
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt()
@@ -136,6 +155,7 @@ class Capture:
         self.meta: dict | None = None  # as last written to meta.json
         self.keep = record_filter(opts.containers, opts.pods, opts.namespaces)
         self.budgets = {"sessions": SessionBudget(opts.session_lines, socket.gethostname())}
+        self.nice = opts.nice  # as the window runs (priority())
 
     # -- set-up -------------------------------------------------------------
 
@@ -148,7 +168,8 @@ class Capture:
                 "ended_at": self.ended_at, "interval_s": self.opts.interval_s,
                 "count": self.opts.count, "intervals_done": self.intervals_done,
                 "intervals_late": self.intervals_late,
-                "interrupted": self.interrupted, "trigger": self.opts.trigger,
+                "interrupted": self.interrupted, "nice": self.nice,
+                "trigger": self.opts.trigger,
                 "filters": {"pids": list(self.opts.pids), "probes": list(self.opts.probes),
                             "containers": list(self.opts.containers),
                             "pods": list(self.opts.pods),
@@ -210,17 +231,22 @@ class Capture:
         self.dir_fd = os.dup(self.writer.dir_fd)
         rings = Drainer()
         try:
-            self._start_probes()
-            self.writer.write_meta(self._meta())
-            if not self._running():
-                raise ProbeError("no probe could start: " + "; ".join(
-                    f"{n}: {p.status.error}" for n, p in self.probes.items()))
-            self._subscribe(rings)
-            rings.start()
-            self.view.begin(self)
-            self._intervals(rings)
+            with priority(self.opts.nice) as self.nice:
+                try:
+                    self._start_probes()
+                    self.writer.write_meta(self._meta())
+                    if not self._running():
+                        raise ProbeError("no probe could start: " + "; ".join(
+                            f"{n}: {p.status.error}" for n, p in self.probes.items()))
+                    self._subscribe(rings)
+                    rings.start()
+                    self.view.begin(self)
+                    self._intervals(rings)
+                finally:
+                    self._finish(rings)
+            self._render()
         finally:
-            self._finish(rings)
+            os.close(self.dir_fd)
         self.view.end(self)
         return self.directory
 
@@ -279,12 +305,12 @@ class Capture:
             for probe in self.probes.values():
                 probe.close()
             self.writer.close()
-        try:
-            if self.opts.report and self.render:
-                self.view.rendering(self)
-                try:
-                    self.report_path = self.render(self.directory, self.dir_fd)
-                except NettrailError as exc:
-                    self.report_error = exc.one_line()
-        finally:
-            os.close(self.dir_fd)
+
+    def _render(self) -> None:
+        """The report, at the caller's priority again: the window is over."""
+        if self.opts.report and self.render:
+            self.view.rendering(self)
+            try:
+                self.report_path = self.render(self.directory, self.dir_fd)
+            except NettrailError as exc:
+                self.report_error = exc.one_line()

@@ -17,6 +17,7 @@ from nettrail.capture.events import MAX_PIDS
 from nettrail.errors import ExitStatus
 from nettrail.format import DEFAULT_PROBES, MAX_COUNT, MAX_INTERVAL_S, PROBE_OPTIONS, PROBES
 from nettrail.format.logs.sessions import INTERVAL_LINES
+from nettrail.format.meta import CAPTURE_NICE, MAX_NICE, MIN_NICE
 
 PID_MAX_LIMIT = 1 << 22  # the kernel's ceiling for /proc/sys/kernel/pid_max
 # A longer window needs --long: a stray number (an unquoted second PID) must
@@ -58,6 +59,16 @@ def _count(text: str) -> int:
     if not 1 <= value <= MAX_COUNT:
         raise ValueError(text)
     return value
+
+
+def _nice(text: str) -> int:
+    value = int(text)
+    if not MIN_NICE <= value <= MAX_NICE:
+        raise ValueError(text)
+    return value
+
+
+_nice.__name__ = f"nice value ({MIN_NICE} to {MAX_NICE})"
 
 
 def _positive_number(text: str) -> float:
@@ -122,6 +133,10 @@ def add_window_arguments(p: argparse.ArgumentParser, interval_s: float = 5.0,
                         f"{','.join(DEFAULT_PROBES)}); +wire adds wire-level DNS (DNS "
                         "packets of resolvers that bypass libc), +udp per-process UDP flows "
                         "(a per-packet program: docs/probes.md)")
+    p.add_argument("--nice", type=_nice, default=CAPTURE_NICE, metavar="N",
+                   help=f"the capture's nice value during the window (default {CAPTURE_NICE}: "
+                        "on a saturated host it would otherwise fall behind and lose events; "
+                        "0 or more yields to the workload)")
 
 
 def add_debug(p: argparse.ArgumentParser) -> None:

@@ -60,7 +60,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
                           pids=tuple(args.pids), probes=args.probes,
                           report=not args.no_report, title=args.title, note=args.note,
                           containers=tuple(args.containers), pods=tuple(args.pods),
-                          namespaces=tuple(args.namespaces), session_lines=args.session_lines)
+                          namespaces=tuple(args.namespaces), session_lines=args.session_lines,
+                          nice=args.nice)
     if args.metrics_file:
         check_textfile_dir(args.metrics_file)  # before capturing, not after
     live = not args.quiet and sys.stderr.isatty()
@@ -101,7 +102,7 @@ def cmd_text_view(args: argparse.Namespace) -> int:
                               open_ended=args.count is None, out_dir=out_dir,
                               pids=tuple(args.pids), probes=args.probes,
                               report=not (args.no_report or args.no_logs), title=args.title,
-                              note=args.note)
+                              note=args.note, nice=args.nice)
         clear = args.view == "top" and not args.noclear and sys.stdout.isatty()
         view = TextView(args.view, filters_of(args, pids=False), getattr(args, "sort", "all"),
                         getattr(args, "rows", 20), clear)
@@ -210,7 +211,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                if args.cron else None)
     require_capture_ok()
     opts = CaptureOptions(interval_s=args.interval, count=args.count, pids=tuple(args.pids),
-                          probes=args.probes)
+                          probes=args.probes, nice=args.nice)
     retention = Retention(args.keep, args.max_age, args.max_disk)
     service = ScheduleService(args.dir, opts, retention, trigger, render_report,
                               metrics_file=args.metrics_file)

@@ -20,6 +20,10 @@ FILE = "meta.json"
 MAX_BYTES = 1 << 20
 MAX_TEXT = 1 << 16
 MAX_COUNT = 100_000
+# the capture's nice value during the window unless --nice says otherwise:
+# on a saturated host its threads get several times a default process's share
+CAPTURE_NICE = -10
+MIN_NICE, MAX_NICE = -20, 19
 PROBE_STATUSES = ("ok", "failed", "skipped")
 TRIGGERS = ("manual", "scheduled", "triggered")
 # capture/loader.py and the dns probe count them
@@ -98,6 +102,9 @@ def fields(probes: tuple[str, ...], probe_options: tuple[str, ...],
               "Captures made before it lack it", max=MAX_COUNT, required=False),
         flag("interrupted", "`true` if Ctrl-C / SIGTERM ended the window early. The capture "
              "is still complete and valid"),
+        Field("nice", int, "the capture's nice value during the window (`--nice`, default "
+              f"{CAPTURE_NICE}; the caller's when it may not raise its priority). Captures "
+              "made before it lack it", min=MIN_NICE, max=MAX_NICE, required=False),
         text("trigger", "`manual` (nettrail capture), `scheduled` or `triggered` (nettrail "
              "schedule)", vocabulary=TRIGGERS),
         Field("filters", dict, "`pids`: the `-p` PIDs (empty: all processes); `probes`: the "
