@@ -185,8 +185,9 @@ class Probe:
         event bytes into records."""
         return []
 
-    def interval_records(self, interval: int, last: bool) -> list[dict]:
-        """Records at the end of an interval (`last`: the window's end)."""
+    def interval_records(self, interval: int, last: bool) -> Iterable[dict]:
+        """Records at the end of an interval (`last`: the window's end),
+        written as they are made, a chunk at a time."""
         return []
 
     def interval_end(self) -> tuple[float, float]:

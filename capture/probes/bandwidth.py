@@ -4,7 +4,7 @@ from the kernel's own per-socket TCP counters (bpf/bandwidth.bpf.c)."""
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from nettrail.capture.events import (CONN_CHRONO, CONN_KEY, CONN_ROW, CONN_RTO, CONN_VAL,
@@ -191,10 +191,11 @@ class BandwidthProbe(Probe):
         """The last interval: everything left, every held socket read."""
         return self.take_interval(last=True) + self._read_map(self._slot, delete=True)
 
-    def interval_records(self, interval: int, last: bool) -> list[dict]:
+    def interval_records(self, interval: int, last: bool) -> Iterator[dict]:
         conns = merge(self.take_final()) if last else self.take_interval()
         ts, length_s = self.interval_end()
-        return [bandwidth_record(self.ctx, c, ts, interval, length_s) for c in conns]
+        # made as they are written: a churning interval has tens of thousands
+        return (bandwidth_record(self.ctx, c, ts, interval, length_s) for c in conns)
 
     def peek(self) -> list[Conn]:
         """The current interval so far, without taking it (live view)."""
