@@ -11,27 +11,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "pace.h"
 
 #define SERVERS 2
 #define CLIENTS 4
-
-static long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-static void sleep_until(long due_ns)
-{
-	struct timespec ts = {.tv_sec = due_ns / 1000000000L, .tv_nsec = due_ns % 1000000000L};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL))
-		;
-}
 
 static void serve(int listener)
 {

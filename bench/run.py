@@ -8,6 +8,7 @@ Each benchmark prints markdown rows. A/B comparisons run as pairs in one run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -28,14 +29,15 @@ if TYPE_CHECKING:
     from nettrail.capture.libbpf import BpfObject
 
 ROOT = Path(__file__).resolve().parent.parent
-CONNSTORM = Path(tempfile.gettempdir()) / "nettrail-connstorm"
 PYTHON = sys.executable
 
 
-def build_connstorm() -> str:
-    subprocess.run(["cc", "-O2", "-Wall", "-o", str(CONNSTORM),
-                    str(ROOT / "bench" / "connstorm.c")], check=True)
-    return str(CONNSTORM)
+def build_tool(name: str) -> str:
+    """bench/NAME.c compiled into the temporary directory: its path."""
+    binary = Path(tempfile.gettempdir()) / f"nettrail-{name}"
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(binary), str(ROOT / "bench" / f"{name}.c")],
+                   check=True)
+    return str(binary)
 
 
 class Measured:
@@ -556,16 +558,28 @@ def tracefs() -> Iterator[None]:
             subprocess.run(["umount", "/sys/kernel/tracing"], check=True)
 
 
-def bench_sessions(rate: int, seconds: int) -> None:
-    storm = build_connstorm()
+def bench_sessions(rate: int, seconds: int, loaded: bool = False, *extra: str) -> None:
+    """`rate` sessions/s for `seconds` under a default full capture (`extra`:
+    its further options) and tcplife; `loaded`: with two CPU hogs and a
+    second storm of the same rate running through it."""
+    storm = build_tool("connstorm")
     tcplife = shutil.which("tcplife")
-    with tracefs(), capture("1", str(seconds + 60)) as cap, \
-            tempfile.TemporaryFile("w+") as peer_out:
+    with tracefs(), capture("1", str(seconds + 60), *extra) as cap, \
+            tempfile.TemporaryFile("w+") as peer_out, contextlib.ExitStack() as load:
         peer = subprocess.Popen([tcplife], stdout=peer_out, stderr=subprocess.DEVNULL) \
             if tcplife else None
         time.sleep(2)
+        if loaded:
+            print(f"loaded: 2 CPU hogs and a second storm of {rate}/s for {seconds + 2} s")
+            for _ in range(2):
+                hog = load.enter_context(subprocess.Popen(["yes"], stdout=subprocess.DEVNULL))
+                load.callback(hog.kill)
+            # waited for, not killed: it ends its own server processes
+            load.enter_context(subprocess.Popen([storm, str(rate), str(seconds + 2)],
+                                                stdout=subprocess.DEVNULL))
         done, port = map(int, subprocess.run([storm, str(rate), str(seconds)], capture_output=True,
                                              text=True, check=True).stdout.split())
+        load.close()
         time.sleep(2)
         result = cap.stop()
         ours, ours_wrong, inexact = our_sessions(cap.directory / "tcplife.jsonl", port)
@@ -724,13 +738,64 @@ def bench_lookups(rate: int, seconds: int) -> None:
           f"{result['meta']['lost_events']['dns']} |")
 
 
+def bench_lookup_burst(base_python: str | None, runs: int, count: int, rate: int) -> None:
+    """A burst of `count` getaddrinfo("localhost") calls at `rate`/s (C,
+    2 processes) under a default full capture: lookups logged and lost, by
+    cause. With `base_python`, A/B in one run against that nettrail."""
+    storm = build_tool("lookstorm")
+    trees = [("base", base_python), ("this", PYTHON)] if base_python else [("this", PYTHON)]
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| tree | lookups made | achieved rate | logged | missing | lost by cause | "
+          "capture CPU | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for _ in range(runs):
+        for tree, python in trees:
+            with capture("1", "60", python=python) as cap:
+                out = subprocess.run([storm, "localhost", str(count), str(rate), "2"],
+                                     capture_output=True, text=True, check=True).stdout.split()
+                done, seconds, pids = int(out[0]), float(out[1]), {int(p) for p in out[2:]}
+                result = cap.stop()
+                logged = sum(1 for r in lines(cap.directory / "dns.jsonl")
+                             if r["pid"] in pids and r["name"] == "localhost")
+            lost = {f"{probe} {cause}": n for probe, causes in
+                    result["meta"]["lost_events_by_cause"].items()
+                    for cause, n in causes.items() if n}
+            print(f"| {tree} | {done} | {done / seconds:,.0f}/s | {logged} | {done - logged} | "
+                  f"{lost or 0} | {result['cpu_s']:.1f} s | {result['peak_rss_mb']:.0f} MB |")
+            sys.stdout.flush()
+
+
+def bench_lookup_cost(base_python: str | None, runs: int, count: int) -> None:
+    """µs per getaddrinfo("localhost") of one process calling it `count` times
+    as fast as it can: without a capture, under `base_python`'s default full
+    capture and under this tree's, alternating in one run."""
+    storm = build_tool("lookstorm")
+    trees = [("no capture", None), *([("base", base_python)] if base_python else []),
+             ("this", PYTHON)]
+    per_lookup_us: dict[str, list[float]] = {tree: [] for tree, _ in trees}
+    for _ in range(runs):
+        for tree, python in trees:
+            with contextlib.ExitStack() as stack:
+                cap = stack.enter_context(capture("1", "60", python=python)) if python else None
+                out = subprocess.run([storm, "localhost", str(count), "1e9", "1"],
+                                     capture_output=True, text=True, check=True).stdout.split()
+                if cap:
+                    cap.stop()
+            per_lookup_us[tree].append(float(out[1]) * 1e6 / count)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| tree | µs per lookup, median (min–max) | runs |")
+    print("|---|---|---|")
+    for tree, values in per_lookup_us.items():
+        print(f"| {tree} | {_spread(values)} | {runs} |")
+
+
 # -- capture process cost ---------------------------------------------------------
 
 def bench_overhead(connections_per_s: list[int], seconds: int, runs: int) -> None:
     """CPU and peak RSS of the capture process under short-connection load.
     Each connection is two session records (one per end) and, per interval,
     two bandwidth rows."""
-    storm = build_connstorm()
+    storm = build_tool("connstorm")
     print("| load | records written/s | capture CPU (% of one core, median) | "
           "peak RSS (MB, median) | runs |")
     print("|---|---|---|---|---|")
@@ -945,12 +1010,17 @@ DNS_WRITE = """
 import os, sys, tempfile, time
 from pathlib import Path
 from nettrail.capture.clock import Clock
-from nettrail.capture.events import DNS, RecordContext
+from nettrail.capture.events import DnsEvent, RecordContext
 from nettrail.capture.logwriter import LogWriter
 from nettrail.capture.probes.dns import dns_records
 lookups = int(sys.argv[1])
-event = DNS.pack(1_000_000, 1_900_000, 0, os.getpid(), 0, 0, 1, 1, 0, 0, 1, 2, *[0] * 7,
-                 bytes([10, 0, 0, 1]) + bytes(124), b"curl", b"example.com")
+e = DnsEvent(start_ns=1_000_000, end_ns=1_900_000, pid=os.getpid(), function=1, naddrs=1,
+             wire_queries=1, comm=b"curl", host=b"example.com")
+e.families[0], e.addrs[0][:4] = 2, [10, 0, 0, 1]
+event = bytes(e)
+if hasattr(DnsEvent, "host_len"):  # sent as long as its name
+    e.host_len = len(b"example.com") + 1
+    event = bytes(e)[:DnsEvent.host.offset + e.host_len]
 ctx = RecordContext(Clock(), "bench")
 with tempfile.TemporaryDirectory() as tmp:
     writer = LogWriter(Path(tmp) / "capture")
@@ -1123,6 +1193,7 @@ def main() -> None:
                                                 "fleet"])
     p.add_argument("--pairs", type=int, default=9)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seconds", type=int, default=10, help="sessions: the storm's length")
     p.add_argument("--baseline", default="main",
                    help="fleet, dns-write: the git revision to compare with")
     p.add_argument("--fleet-sizes", default="1,2,10", help="fleet: captures per report")
@@ -1152,11 +1223,19 @@ def main() -> None:
         elif which == "wire-dns":
             bench_wire_dns(args.runs, queries=5_000, against=args.against)
         elif which == "sessions":
-            bench_sessions(rate=20_000, seconds=10)
+            bench_sessions(rate=20_000, seconds=args.seconds)
+        elif which == "sessions-loaded":  # 0 lost with the host loaded (issue 27)
+            bench_sessions(20_000, args.seconds, True)
+        elif which == "sessions-loaded-nice0":  # the same at the caller's priority
+            bench_sessions(20_000, args.seconds, True, "--nice", "0")
         elif which == "sockets":
             bench_sockets(namespaces=10, sockets=100_000, seconds=30, runs=args.runs)
         elif which == "lookups":
             bench_lookups(rate=2_000, seconds=10)
+        elif which == "lookup-burst":  # 100,000 lookups at 130k/s: 0 lost (issue 27)
+            bench_lookup_burst(args.base_python, args.runs, 100_000, 150_000)
+        elif which == "lookup-cost":  # what the dns probe adds to each lookup
+            bench_lookup_cost(args.base_python, args.runs, 100_000)
         elif which == "overhead":
             bench_overhead([2_500, 5_000], seconds=10, runs=args.runs)
         elif which == "report":
