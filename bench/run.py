@@ -789,6 +789,35 @@ def bench_lookup_cost(base_python: str | None, runs: int, count: int) -> None:
         print(f"| {tree} | {_spread(values)} | {runs} |")
 
 
+def bench_connect_cost(base_python: str | None, runs: int, rate: int, seconds: int) -> None:
+    """CPU per connection of a connecting workload (connstorm, its processes'
+    user and system time) without a capture, under `--probes sessions` and
+    under the default full capture (this tree's, and `base_python`'s),
+    alternating in one run."""
+    storm = build_tool("connstorm")
+    arms = [("no capture", None, ()), ("sessions only", PYTHON, ("--probes", "sessions")),
+            *([("full capture, base", base_python, ())] if base_python else []),
+            ("full capture, this tree", PYTHON, ()),
+            ("full capture, this tree, --nice 0", PYTHON, ("--nice", "0"))]
+    per_connection_us: dict[str, list[float]] = {arm: [] for arm, _, _ in arms}
+    for _ in range(runs):
+        for arm, python, extra in arms:
+            with contextlib.ExitStack() as stack:
+                if python:
+                    cap = stack.enter_context(capture("1", "60", *extra, python=python))
+                    stack.callback(cap.stop)
+                run = Measured(storm, str(rate), str(seconds), stdout=subprocess.PIPE, text=True)
+                done = int(run.proc.stdout.read().split()[0])
+                per_connection_us[arm].append(run.wait()["cpu_s"] * 1e6 / done)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| capture | workload CPU per connection, µs: median (min–max) | vs none | runs |")
+    print("|---|---|---|---|")
+    none = statistics.median(per_connection_us["no capture"])
+    for arm, values in per_connection_us.items():
+        print(f"| {arm} | {_spread(values)} | {100 * (statistics.median(values) / none - 1):+.1f} % "
+              f"| {runs} |")
+
+
 # -- capture process cost ---------------------------------------------------------
 
 def bench_overhead(connections_per_s: list[int], seconds: int, runs: int) -> None:
@@ -1234,6 +1263,8 @@ def main() -> None:
             bench_lookups(rate=2_000, seconds=10)
         elif which == "lookup-burst":  # 100,000 lookups at 130k/s: 0 lost (issue 27)
             bench_lookup_burst(args.base_python, args.runs, 100_000, 150_000)
+        elif which == "connect-cost":  # at most +10 % per connection (issue 27)
+            bench_connect_cost(args.base_python, args.runs, 5_000, 5)
         elif which == "lookup-cost":  # what the dns probe adds to each lookup
             bench_lookup_cost(args.base_python, args.runs, 100_000)
         elif which == "overhead":
