@@ -2,18 +2,26 @@
 logged whole with nothing counted lost (issue 27), against the real kernel:
 the drainer writes the ring's consumer position in one store (written byte
 by byte, the kernel could read it half written, see the ring full and drop
-about one lookup in 100,000), and each event is as long as its name."""
+about one lookup in 100,000), and each event is as long as its name.
+Host only: a rate under qemu TCG is not one (emulated, the window's thread
+decodes at a fraction of the speed two emulated producers send: 61,000 and
+69,000 of 100,000 on 6.1 and 6.12); what it tests is the same on every
+kernel, and the VMs run the variable-size events through the other DNS
+tests."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from nettrail.format import DNS
 from helpers import ROOT, CaptureRun, NetNs
 
-BURST, RATE = 100_000, 150_000  # the acceptance: 130k/s or more (slower under qemu TCG)
+BURST, RATE = 100_000, 150_000  # the acceptance: 130k/s or more
 WORKERS = 2  # producers on both cores, reserving in the ring while it is drained
+pytestmark = pytest.mark.host_only
 
 
 def test_a_burst_from_two_processes_is_logged_whole(tmp_path: Path, dns_netns: NetNs) -> None:
