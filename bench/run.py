@@ -100,6 +100,22 @@ def capture(*args: str, python: str = PYTHON) -> Iterator[Background]:
         yield Background(Path(tmp) / "capture", *args, python=python)
 
 
+@contextmanager
+def capture_by(python: str | None, *extra: str) -> Iterator[None]:
+    """A default capture (`extra`: more options) by `python`'s nettrail
+    while the block runs, stopped after it; none when `python` is None."""
+    if python is None:
+        yield
+        return
+    with capture("1", "60", *extra, python=python) as cap:
+        yield
+        cap.stop()
+
+
+def load_average() -> str:
+    return f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+
+
 def lines(path: Path) -> Iterator[dict]:
     with path.open() as f:
         for line in f:
@@ -744,7 +760,7 @@ def bench_lookup_burst(base_python: str | None, runs: int, count: int, rate: int
     cause. With `base_python`, A/B in one run against that nettrail."""
     storm = build_tool("lookstorm")
     trees = [("base", base_python), ("this", PYTHON)] if base_python else [("this", PYTHON)]
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"{load_average()}\n")
     print("| tree | lookups made | achieved rate | logged | missing | lost by cause | "
           "capture CPU | peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
@@ -775,14 +791,11 @@ def bench_lookup_cost(base_python: str | None, runs: int, count: int) -> None:
     per_lookup_us: dict[str, list[float]] = {tree: [] for tree, _ in trees}
     for _ in range(runs):
         for tree, python in trees:
-            with contextlib.ExitStack() as stack:
-                cap = stack.enter_context(capture("1", "60", python=python)) if python else None
+            with capture_by(python):
                 out = subprocess.run([storm, "localhost", str(count), "1e9", "1"],
                                      capture_output=True, text=True, check=True).stdout.split()
-                if cap:
-                    cap.stop()
             per_lookup_us[tree].append(float(out[1]) * 1e6 / count)
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"{load_average()}\n")
     print("| tree | µs per lookup, median (min–max) | runs |")
     print("|---|---|---|")
     for tree, values in per_lookup_us.items():
@@ -802,14 +815,11 @@ def bench_connect_cost(base_python: str | None, runs: int, rate: int, seconds: i
     per_connection_us: dict[str, list[float]] = {arm: [] for arm, _, _ in arms}
     for _ in range(runs):
         for arm, python, extra in arms:
-            with contextlib.ExitStack() as stack:
-                if python:
-                    cap = stack.enter_context(capture("1", "60", *extra, python=python))
-                    stack.callback(cap.stop)
+            with capture_by(python, *extra):
                 run = Measured(storm, str(rate), str(seconds), stdout=subprocess.PIPE, text=True)
                 done = int(run.proc.stdout.read().split()[0])
                 per_connection_us[arm].append(run.wait()["cpu_s"] * 1e6 / done)
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"{load_average()}\n")
     print("| capture | workload CPU per connection, µs: median (min–max) | vs none | runs |")
     print("|---|---|---|---|")
     none = statistics.median(per_connection_us["no capture"])
@@ -935,7 +945,7 @@ def bench_report(runs: int, bandwidth: int, sessions: int, lookups: int,
             ratios.append(result["cpu_s"] / parsed["cpu_s"])
         size = (directory / "report.html").stat().st_size / 1e6
         total = sum(Path(n).stat().st_size for n in logs) / 1e6
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_average())
     print("| capture (rows: bandwidth / sessions / lookups, distinct names) | logs | "
           "render CPU (median) | orjson parse CPU (median) | render / parse (median of pairs) "
           "| peak RSS (median) | report size | runs |")
@@ -1019,7 +1029,7 @@ def bench_storm(runs: int, sessions: int) -> None:
                                   stdout=subprocess.DEVNULL).wait()
                 assert result["returncode"] == 0
                 results[name].append(result)
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_average())
     print(f"{sessions:,} sessions at {STORM_RATE:,}/s in 5 s intervals\n")
     print("| logs | session lines | log size | render wall (median) | render CPU (median) "
           "| peak RSS (median) | runs |")
@@ -1073,7 +1083,7 @@ def bench_dns_write(runs: int, lookups: int, baseline: str) -> None:
                                      env=env_with(path), capture_output=True, text=True,
                                      check=True).stdout
                 rates[name].append(float(out))
-    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(load_average())
     print("| tree | lookups written per CPU second (median, min-max) | runs |")
     print("|---|---|---|")
     for name, done in rates.items():
